@@ -1,0 +1,41 @@
+"""Typed values passed between stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class NoteEvent:
+    """A note-on (``on=True``, velocity 1..127) or note-off (velocity 0).
+
+    ``time_s`` is the audio time of the frame the event belongs to (seconds from
+    the first sample of the stream); ``frame`` is that frame's index.
+    """
+
+    time_s: float
+    pitch: int
+    velocity: int
+    on: bool
+    frame: int
+
+
+@dataclass(frozen=True)
+class Activations:
+    """Model outputs for frames ``first_frame .. first_frame + n - 1``.
+
+    frame, onset: probabilities, float32 (n, 88), key 0 = MIDI 21 (A0).
+    velocity: float32 (n, 88) in [0, 1] (MIDI velocity / 127), or None.
+    """
+
+    first_frame: int
+    frame: np.ndarray
+    onset: np.ndarray
+    velocity: Optional[np.ndarray] = None
+
+    @property
+    def n_frames(self) -> int:
+        return self.frame.shape[0]

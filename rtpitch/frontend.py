@@ -1,0 +1,196 @@
+"""Streaming log-mel frontend (numba).
+
+Frame ``k`` is the Hann-windowed FFT of samples ``[k*hop - n_fft/2, k*hop + n_fft/2)``
+of the signal padded with zeros on both sides, i.e. ``librosa`` with
+``center=True, pad_mode="constant"``; its time stamp is its centre, ``k*hop/sr``
+seconds, and it can be computed once sample ``k*hop + n_fft/2`` has arrived.
+Each frame is computed by the same kernel from the same samples whatever the
+block sizes, so streaming output is bit-identical to whole-signal output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numba
+import numpy as np
+import rocket_fft  # noqa: F401  (registers np.fft for numba)
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class FrontendSpec:
+    """Log-mel parameters, read from a model's JSON (``"frontend"``)."""
+
+    sample_rate: int
+    n_fft: int
+    hop_length: int
+    n_mels: int
+    fmin: float
+    fmax: float
+    log_offset: float = 1e-4
+    htk: bool = False
+
+    def __post_init__(self):
+        if self.n_fft % 2 or self.hop_length <= 0 or self.hop_length > self.n_fft:
+            raise ConfigError(f"frontend: bad n_fft={self.n_fft} / hop_length={self.hop_length}")
+        if not 0 <= self.fmin < self.fmax <= self.sample_rate / 2:
+            raise ConfigError(f"frontend: need 0 <= fmin < fmax <= sr/2, got {self.fmin}, {self.fmax}")
+
+    @property
+    def hop_s(self) -> float:
+        """Hop in seconds."""
+        return self.hop_length / self.sample_rate
+
+    @property
+    def alignment_s(self) -> float:
+        """Delay from a frame's time stamp to the last sample it needs (s)."""
+        return self.n_fft / 2 / self.sample_rate
+
+
+def _hz_to_mel(f, htk):
+    f = np.asarray(f, dtype=np.float64)
+    if htk:
+        return 2595.0 * np.log10(1.0 + f / 700.0)
+    f_sp = 200.0 / 3
+    mels = f / f_sp
+    min_log_hz = 1000.0
+    logstep = np.log(6.4) / 27.0
+    return np.where(f >= min_log_hz, min_log_hz / f_sp + np.log(np.maximum(f, 1e-10) / min_log_hz) / logstep, mels)
+
+
+def _mel_to_hz(m, htk):
+    m = np.asarray(m, dtype=np.float64)
+    if htk:
+        return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+    f_sp = 200.0 / 3
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+
+
+@lru_cache(maxsize=8)
+def mel_filterbank(spec: FrontendSpec) -> np.ndarray:
+    """Slaney-normalised triangular mel filters, shape (n_mels, n_fft//2 + 1).
+
+    Same construction as ``librosa.filters.mel(norm="slaney")``; the result is
+    cached and read-only.
+    """
+    n_bins = spec.n_fft // 2 + 1
+    fft_hz = np.linspace(0.0, spec.sample_rate / 2, n_bins)
+    mel_hz = _mel_to_hz(np.linspace(_hz_to_mel(spec.fmin, spec.htk), _hz_to_mel(spec.fmax, spec.htk), spec.n_mels + 2), spec.htk)
+    fdiff = np.diff(mel_hz)
+    ramps = mel_hz[:, None] - fft_hz[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_hz[2:] - mel_hz[:-2]))[:, None]
+    weights = weights.astype(np.float32)
+    weights.setflags(write=False)
+    return weights
+
+
+def _sparse_bands(weights: np.ndarray):
+    """Non-zero span of each filter: (starts, stops) int64, shape (n_mels,)."""
+    nz = weights > 0
+    starts = np.where(nz.any(1), nz.argmax(1), 0).astype(np.int64)
+    stops = np.where(nz.any(1), weights.shape[1] - nz[:, ::-1].argmax(1), 0).astype(np.int64)
+    return starts, stops
+
+
+@numba.njit(nogil=True, cache=True)
+def _logmel_frames(buf, n_frames, hop, window, weights, starts, stops, log_offset, out):
+    """Write ``n_frames`` log-mel frames of ``buf`` into ``out[:n_frames]``.
+
+    buf: float32 samples, frame i covers buf[i*hop : i*hop + n_fft].
+    out: float32 (>= n_frames, n_mels), allocated by the caller.
+    """
+    n_fft = window.shape[0]
+    frame = np.empty(n_fft, dtype=np.float64)
+    for i in range(n_frames):
+        base = i * hop
+        for j in range(n_fft):
+            frame[j] = buf[base + j] * window[j]
+        spec = np.fft.rfft(frame)
+        for m in range(weights.shape[0]):
+            acc = 0.0
+            for b in range(starts[m], stops[m]):
+                acc += weights[m, b] * np.abs(spec[b])
+            out[i, m] = np.log(acc + log_offset)
+
+
+class MelFrontend:
+    """Streaming log-mel spectrogram: samples in, frames out.
+
+    ``process(block)`` takes mono float32 samples at ``spec.sample_rate`` and
+    returns the frames completed by them, float32 (n_frames, n_mels).
+    ``flush()`` pads the end with n_fft/2 zeros and returns the last frames.
+    """
+
+    def __init__(self, spec: FrontendSpec):
+        self.spec = spec
+        n = spec.n_fft
+        # periodic Hann, as scipy.signal.get_window("hann", n) / librosa
+        self._window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)).astype(np.float64)
+        self._weights = mel_filterbank(spec).astype(np.float64)
+        self._starts, self._stops = _sparse_bands(self._weights)
+        self._buf = np.zeros(n, dtype=np.float32)
+        self.reset()
+
+    @property
+    def latency_frames(self) -> float:
+        """Delay from a frame's stamp to when it is computed, in hops."""
+        return self.spec.n_fft / 2 / self.spec.hop_length
+
+    def reset(self) -> None:
+        """Forget all input: the next sample is sample 0 of a new signal."""
+        self._fill = self.spec.n_fft // 2  # the leading zero pad
+        self._buf[: self._fill] = 0.0
+        self.frames_out = 0
+
+    def _ensure(self, size: int) -> None:
+        if self._buf.shape[0] < size:
+            grown = np.zeros(max(size, 2 * self._buf.shape[0]), dtype=np.float32)
+            grown[: self._fill] = self._buf[: self._fill]
+            self._buf = grown
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        """Append samples (n,) float32; return the completed frames (k, n_mels)."""
+        n = block.shape[0]
+        self._ensure(self._fill + n)
+        self._buf[self._fill : self._fill + n] = block
+        self._fill += n
+        return self._emit()
+
+    def flush(self) -> np.ndarray:
+        """End the signal: zero-pad n_fft/2 samples and return the last frames."""
+        half = self.spec.n_fft // 2
+        self._ensure(self._fill + half)
+        self._buf[self._fill : self._fill + half] = 0.0
+        self._fill += half
+        return self._emit()
+
+    def _emit(self) -> np.ndarray:
+        spec = self.spec
+        if self._fill < spec.n_fft:
+            return np.empty((0, spec.n_mels), dtype=np.float32)
+        k = (self._fill - spec.n_fft) // spec.hop_length + 1
+        out = np.empty((k, spec.n_mels), dtype=np.float32)
+        _logmel_frames(self._buf, k, spec.hop_length, self._window, self._weights,
+                       self._starts, self._stops, spec.log_offset, out)
+        used = k * spec.hop_length
+        rest = self._fill - used
+        self._buf[:rest] = self._buf[used : self._fill]
+        self._fill = rest
+        self.frames_out += k
+        return out
+
+
+def logmel(samples: np.ndarray, spec: FrontendSpec) -> np.ndarray:
+    """Whole-signal log-mel, (1 + n//hop, n_mels): the streaming frontend run once."""
+    fe = MelFrontend(spec)
+    head = fe.process(np.ascontiguousarray(samples, dtype=np.float32))
+    return np.concatenate([head, fe.flush()])

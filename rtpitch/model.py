@@ -1,0 +1,120 @@
+"""Model files: ``models/<name>.onnx`` described by ``models/<name>.json``.
+
+The JSON holds every parameter the engine needs (frontend, window, tensor
+names, decoder thresholds) plus provenance and measured figures.  Nothing about
+a model is hard-coded elsewhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ModelError
+from .frontend import FrontendSpec
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+DEFAULT_MODEL = "seed-cnn"
+N_KEYS = 88
+LOWEST_MIDI = 21
+
+
+@dataclass(frozen=True)
+class DecoderSpec:
+    """Thresholds of the note decoder (probabilities, ms)."""
+
+    onset_threshold: float = 0.5
+    frame_threshold: float = 0.5
+    off_threshold: float = 0.3
+    min_duration_ms: float = 30.0
+    restrike_gap_ms: float = 60.0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything the engine reads about one model.
+
+    ``window_frames`` frames go in, the prediction is for the frame
+    ``lookahead_frames`` before the last one.  ``input_name`` is a
+    (batch, time, n_mels) float32 tensor; each output in ``outputs`` (head name
+    -> tensor name) is (batch, time - window_frames + 1, 88).
+    """
+
+    name: str
+    onnx_path: Path
+    onnx_sha256: str
+    frontend: FrontendSpec
+    window_frames: int
+    lookahead_frames: int
+    input_name: str
+    outputs: dict
+    decoder: DecoderSpec
+    info: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def context_frames(self) -> int:
+        """Frames before the predicted one."""
+        return self.window_frames - 1 - self.lookahead_frames
+
+    def onnx_bytes(self) -> bytes:
+        """The ONNX file, checked against the hash in the JSON."""
+        try:
+            data = self.onnx_path.read_bytes()
+        except OSError as exc:
+            raise ModelError(f"model '{self.name}': cannot read {self.onnx_path}: {exc.strerror}") from None
+        if hashlib.sha256(data).hexdigest() != self.onnx_sha256:
+            raise ModelError(
+                f"model '{self.name}': {self.onnx_path.name} does not match the sha256 in its JSON "
+                "(mismatched or corrupt model file)"
+            )
+        return data
+
+
+def resolve_model_path(name_or_path: str) -> Path:
+    """A model name in models/ or a path to a .json/.onnx file -> the JSON path."""
+    p = Path(name_or_path)
+    if p.suffix in (".json", ".onnx"):
+        return p.with_suffix(".json")
+    return MODELS_DIR / f"{name_or_path}.json"
+
+
+def available_models() -> list[str]:
+    """Names of the models shipped in models/."""
+    return sorted(p.stem for p in MODELS_DIR.glob("*.json"))
+
+
+def load_model_spec(name_or_path: str = DEFAULT_MODEL) -> ModelSpec:
+    """Read and check a model's JSON; raises ModelError with a one-line reason."""
+    path = resolve_model_path(name_or_path)
+    if not path.is_file():
+        known = ", ".join(available_models()) or "none"
+        raise ModelError(f"model '{name_or_path}' not found ({path}); shipped models: {known}")
+    try:
+        meta = json.loads(path.read_text())
+        fe = meta["frontend"]
+        frontend = FrontendSpec(
+            sample_rate=int(fe["sample_rate"]), n_fft=int(fe["n_fft"]), hop_length=int(fe["hop_length"]),
+            n_mels=int(fe["n_mels"]), fmin=float(fe["fmin"]), fmax=float(fe["fmax"]),
+            log_offset=float(fe["log_offset"]), htk=bool(fe.get("htk", False)),
+        )
+        spec = ModelSpec(
+            name=meta["name"],
+            onnx_path=path.with_name(meta["onnx"]),
+            onnx_sha256=meta["onnx_sha256"],
+            frontend=frontend,
+            window_frames=int(meta["window"]["frames"]),
+            lookahead_frames=int(meta["window"]["lookahead_frames"]),
+            input_name=meta["input"],
+            outputs=dict(meta["outputs"]),
+            decoder=DecoderSpec(**meta.get("decoder", {})),
+            info=meta,
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"model '{name_or_path}': {path.name} is not a valid model description ({exc!r})") from None
+    if not 0 <= spec.lookahead_frames < spec.window_frames:
+        raise ModelError(f"model '{spec.name}': lookahead_frames must be in [0, window_frames)")
+    if "frame" not in spec.outputs or "onset" not in spec.outputs:
+        raise ModelError(f"model '{spec.name}': outputs must name at least 'frame' and 'onset' heads")
+    return spec
