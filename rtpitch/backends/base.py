@@ -1,0 +1,144 @@
+"""The interface every inference backend implements, and the checks they share.
+
+A backend runs a model's ONNX graph on one window (or a run of windows) of
+log-mel frames.  Input: ``mel`` float32 ``(1, T, n_mels)`` with
+``T >= window_frames``.  Output: one float32 array ``(T - window_frames + 1, 88)``
+per head (``"frame"``, ``"onset"``, optionally ``"velocity"``), row ``i`` being
+the prediction for the window ``mel[0, i : i + window_frames]``.
+
+Tensor names, dtypes and ranks are read from the model itself (the runtime's
+view of the ONNX file) and checked against the model's JSON once, at
+construction, so :meth:`Backend.infer` has no checks on its hot path.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ModelError
+from ..model import N_KEYS, ModelSpec
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One graph input or output as a runtime reports it.
+
+    ``dtype`` is ``None`` for element types numpy has no name for; each entry of
+    ``shape`` is an ``int`` for a fixed dimension or ``None`` for a dynamic one.
+    """
+
+    name: str
+    dtype: np.dtype | None
+    shape: tuple
+
+
+class Backend(ABC):
+    """An inference runtime holding one model.
+
+    Subclasses set :attr:`name`, load the model in ``__init__`` (raising
+    :class:`~rtpitch.errors.ModelError` or :class:`~rtpitch.errors.BackendError`
+    with a one-line message), call :func:`check_io` and :meth:`_self_check`.
+    """
+
+    #: Registry name of the runtime ("onnxruntime", "tensorrt").
+    name: str = ""
+
+    def __init__(self, spec: ModelSpec):
+        self.spec = spec
+
+    @abstractmethod
+    def infer(self, mel: np.ndarray) -> dict[str, np.ndarray]:
+        """Run the model.
+
+        Parameters
+        ----------
+        mel : float32 array (1, T, n_mels), C-contiguous, ``T >= window_frames``
+            Log-mel frames.
+
+        Returns
+        -------
+        dict head -> float32 array (T - window_frames + 1, 88)
+            Activations (probabilities) per head, freshly allocated (the caller
+            may keep them).
+        """
+
+    @abstractmethod
+    def describe(self) -> str:
+        """One line for logs and the CLI: runtime, version, device, settings."""
+
+    def close(self) -> None:
+        """Release the runtime's resources; the backend cannot be used after."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _self_check(self) -> None:
+        """Run one all-zero window and check the output shapes.
+
+        Catches a JSON whose ``window.frames`` disagrees with the model's
+        receptive field, and warms the runtime up before the first real hop.
+        """
+        spec = self.spec
+        w = spec.window_frames
+        out = self.infer(np.zeros((1, w, spec.frontend.n_mels), np.float32))
+        for head, arr in out.items():
+            if arr.shape != (1, N_KEYS):
+                raise ModelError(
+                    f"model '{spec.name}': a {w}-frame window gave '{head}' output shape {arr.shape}, "
+                    f"expected (1, {N_KEYS}) (does the JSON's window.frames match the model?)"
+                )
+
+
+def _dims(shape: tuple) -> str:
+    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
+
+
+def check_io(spec: ModelSpec, inputs: list[TensorInfo], outputs: list[TensorInfo]) -> None:
+    """Check a model's graph inputs/outputs, as a runtime reads them, against its JSON.
+
+    Raises
+    ------
+    ModelError
+        One line naming the first disagreement.
+    """
+    where = f"model '{spec.name}': ONNX"
+    by_name = {t.name: t for t in inputs}
+    if spec.input_name not in by_name:
+        have = ", ".join(repr(t.name) for t in inputs) or "none"
+        raise ModelError(f"{where} has no input '{spec.input_name}' named in the JSON (inputs: {have})")
+    if len(inputs) != 1:
+        raise ModelError(f"{where} has {len(inputs)} inputs, expected one ('{spec.input_name}')")
+    inp = by_name[spec.input_name]
+    if inp.dtype != np.float32:
+        raise ModelError(f"{where} input '{inp.name}' is {inp.dtype or 'a non-numpy type'}, expected float32")
+    if len(inp.shape) != 3:
+        raise ModelError(f"{where} input '{inp.name}' has shape {_dims(inp.shape)}, expected (batch, time, n_mels)")
+    batch, time, n_mels = inp.shape
+    if n_mels != spec.frontend.n_mels:
+        got = "a dynamic number of" if n_mels is None else str(n_mels)
+        raise ModelError(f"{where} input '{inp.name}' has {got} mel bins, JSON says {spec.frontend.n_mels}")
+    if time is not None:
+        raise ModelError(
+            f"{where} input '{inp.name}' has a fixed time dimension ({time}); export it with a dynamic time axis"
+        )
+    if batch not in (None, 1):
+        raise ModelError(f"{where} input '{inp.name}' has a fixed batch size {batch}, expected 1 or dynamic")
+
+    outs = {t.name: t for t in outputs}
+    for head, tensor in spec.outputs.items():
+        if tensor not in outs:
+            have = ", ".join(repr(t.name) for t in outputs) or "none"
+            raise ModelError(f"{where} has no output '{tensor}' for head '{head}' (outputs: {have})")
+        out = outs[tensor]
+        if out.dtype != np.float32:
+            raise ModelError(f"{where} output '{tensor}' is {out.dtype or 'a non-numpy type'}, expected float32")
+        if len(out.shape) != 3 or out.shape[2] not in (None, N_KEYS):
+            raise ModelError(
+                f"{where} output '{tensor}' has shape {_dims(out.shape)}, expected (batch, time, {N_KEYS})"
+            )

@@ -1,0 +1,278 @@
+"""Live audio capture: a PortAudio input stream into a ring buffer.
+
+The PortAudio callback makes one call into a numba kernel that downmixes (or
+picks a channel) straight into a preallocated :class:`~rtpitch.ringbuffer.RingBuffer`,
+counts status flags and records the callback's PortAudio time stamps; it never
+locks, logs, raises or signals. Python-level allocation in the callback is
+limited to what sounddevice/cffi create for its arguments (the ``indata`` view,
+``time_info`` fields, the status object) plus numba's call dispatch.
+The reader polls the ring every 2 ms.
+
+PortAudio enumerates devices only when it is initialised, so a
+:class:`DeviceSource` re-initialises it (``sounddevice._terminate()`` /
+``_initialize()``) before resolving its device: a JACK server started after
+``import sounddevice`` is then visible. Do not construct one while another
+PortAudio stream of this process is open.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numba
+import numpy as np
+import sounddevice as sd
+
+from .devices import list_input_devices
+from .errors import ConfigError, DeviceError
+from .ringbuffer import Block, RingBuffer, _write_block
+
+__all__ = ["Block", "DeviceSource"]
+
+MIN_RATE = 8000
+MAX_RATE = 96000
+_PA_INPUT_OVERFLOW = 2  # paInputOverflow
+_N_TIMES = 1024  # callback time stamps kept for jitter statistics
+_POLL_S = 0.002
+
+# callback counters (int64 slots)
+_CB_CALLS = 0
+_CB_OVERFLOWS = 1
+_CB_FLAGGED = 2
+_CB_FRAMES = 3  # frames in the last callback
+_N_CB = 4
+
+
+@numba.njit(nogil=True, cache=True)
+def _on_callback(indata, channel, ring, markers, state, cb, times, flags, t_now, t_adc):
+    """Whole body of the PortAudio callback: store, count, time-stamp."""
+    _write_block(indata, channel, ring, markers, state)
+    k = cb[_CB_CALLS]
+    row = k % times.shape[0]
+    times[row, 0] = t_now
+    times[row, 1] = t_adc
+    if flags & _PA_INPUT_OVERFLOW:
+        cb[_CB_OVERFLOWS] += 1
+    if flags != 0:
+        cb[_CB_FLAGGED] += 1
+    cb[_CB_FRAMES] = indata.shape[0]
+    cb[_CB_CALLS] = k + 1
+
+
+def _describe(inputs: list[dict]) -> str:
+    return ", ".join(f"{d['index']} '{d['name']}' ({d['hostapi']})" for d in inputs) or "none"
+
+
+def resolve_input_device(device, inputs: list[dict]) -> dict:
+    """Pick an input device by index, by a digit string, by case-insensitive
+    substring of its name, or the default (None). Raises DeviceError."""
+    if device is None:
+        try:
+            default = sd.query_devices(kind="input")["index"]
+        except (sd.PortAudioError, ValueError):
+            default = -1
+        for d in inputs:
+            if d["index"] == default:
+                return d
+        if len(inputs) >= 1:
+            return inputs[0]
+        raise DeviceError("no audio input device; start JACK or plug in a microphone")
+    if isinstance(device, str) and device.strip().isdigit():
+        device = int(device)
+    if isinstance(device, int):
+        for d in inputs:
+            if d["index"] == device:
+                return d
+        raise DeviceError(f"no input device with index {device}; inputs: {_describe(inputs)}")
+    key = str(device).lower()
+    hits = [d for d in inputs if key in d["name"].lower()]
+    exact = [d for d in hits if d["name"].lower() == key]
+    if len(hits) == 1:
+        return hits[0]
+    if len(exact) == 1:
+        return exact[0]
+    if not hits:
+        raise DeviceError(f"no input device matches {device!r}; inputs: {_describe(inputs)}")
+    raise DeviceError(f"input device {device!r} is ambiguous; matches: {_describe(hits)}; give an index")
+
+
+class DeviceSource:
+    """Mono blocks from an audio input device (Source interface).
+
+    Parameters
+    ----------
+    device : int, str or None
+        Index, case-insensitive name substring, or None for the default input.
+    channel : int or None
+        None downmixes all input channels (mean), else that channel (0-based).
+    blocksize : int
+        Frames per callback; 0 lets PortAudio choose (what it chose is in
+        :attr:`blocksize` after :meth:`start`).
+    latency : str or float
+        PortAudio suggested latency ("low", "high" or seconds).
+    ring_seconds : float
+        Ring buffer length (s). When the reader falls this far behind, whole
+        callback blocks are dropped and counted in :attr:`overrun_samples`.
+
+    Attributes
+    ----------
+    sample_rate : int
+        The device's default rate (Hz); capture runs at it.
+    device_name, hostapi_name : str
+    channels : int
+        Channels opened on the device.
+    blocksize : int
+        Frames per callback: the requested size, or with ``blocksize=0`` the
+        size of the last callback PortAudio made (0 before the first).
+    input_latency_s : float or None
+        PortAudio's input latency (``stream.latency``) after :meth:`start`.
+    """
+
+    def __init__(self, device: int | str | None = None, channel: int | None = None, *,
+                 blocksize: int = 0, latency="low", ring_seconds: float = 2.0):
+        inputs = list_input_devices(rescan=True)
+        info = resolve_input_device(device, inputs)
+        self.device_index = info["index"]
+        self.device_name = info["name"]
+        self.hostapi_name = info["hostapi"]
+        max_ch = info["max_input_channels"]
+        if channel is not None and not 0 <= channel < max_ch:
+            raise ConfigError(f"channel {channel} does not exist: '{self.device_name}' has "
+                              f"{max_ch} input channel(s) (0..{max_ch - 1})")
+        rate = info["default_samplerate"]
+        if not MIN_RATE <= rate <= MAX_RATE or rate != int(rate):
+            raise ConfigError(f"'{self.device_name}' runs at {rate:g} Hz; need an integer rate in "
+                              f"{MIN_RATE}-{MAX_RATE} Hz")
+        if blocksize < 0 or ring_seconds <= 0:
+            raise ConfigError(f"blocksize must be >= 0 and ring_seconds > 0, got {blocksize}, {ring_seconds}")
+        self.sample_rate = int(rate)
+        self.channels = max_ch if channel is None else channel + 1
+        self._channel = -1 if channel is None else int(channel)
+        self._req_blocksize = int(blocksize)
+        self._latency = latency
+        self.ring = RingBuffer(int(ring_seconds * self.sample_rate))
+        self._cb = np.zeros(_N_CB, dtype=np.int64)
+        self._times = np.zeros((_N_TIMES, 2), dtype=np.float64)
+        self._stream = None
+        self._stopped = False
+        self.input_latency_s = None
+        # compile / load the kernel now, not in the first callback
+        scratch = RingBuffer(4)
+        _on_callback(np.zeros((1, self.channels), dtype=np.float32), self._channel, scratch._ring,
+                     scratch._markers, scratch._state, np.zeros(_N_CB, dtype=np.int64),
+                     np.zeros((1, 2), dtype=np.float64), 0, 0.0, 0.0)
+
+    def _make_callback(self):
+        ring, markers, state = self.ring._ring, self.ring._markers, self.ring._state
+        ch, cb, times, kernel = self._channel, self._cb, self._times, _on_callback
+
+        def callback(indata, frames, time_info, status):
+            kernel(indata, ch, ring, markers, state, cb, times, status._flags,
+                   time_info.currentTime, time_info.inputBufferAdcTime)
+
+        return callback
+
+    def start(self) -> None:
+        """Open and start the input stream. Raises DeviceError (busy, gone)."""
+        try:
+            self._stream = sd.InputStream(
+                samplerate=self.sample_rate, blocksize=self._req_blocksize, device=self.device_index,
+                channels=self.channels, dtype="float32", latency=self._latency,
+                callback=self._make_callback())
+            self._stream.start()
+        except sd.PortAudioError as err:
+            self._stream = None
+            text = " ".join(str(err).split())
+            raise DeviceError(f"cannot open input device {self.device_index} '{self.device_name}' "
+                              f"({self.hostapi_name}): {text}; is it busy or gone?") from None
+        self.input_latency_s = float(self._stream.latency)
+
+    def read(self, timeout_s: float) -> Block | None:
+        """Every stored sample up to the next gap, or None if none arrived in ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        ring = self.ring
+        while True:
+            avail = ring.available()
+            if avail > 0:
+                out = np.empty(avail, dtype=np.float32)
+                pos, n = ring.read_into(out)
+                return Block(pos, out[:n])
+            if self._stream is None or self._stopped or not self._stream.active:
+                return None
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(_POLL_S)
+
+    def stop(self) -> None:
+        """Stop and close the stream; stored samples can still be read."""
+        if self._stream is not None and not self._stopped:
+            self._stopped = True
+            self._stream.stop()
+            self._stream.close()
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def finished(self) -> bool:
+        """True when the stream has stopped (by :meth:`stop`, or by itself when
+        the device went away) and every stored sample has been read."""
+        if self._stream is None:
+            return False
+        ended = self._stopped or not self._stream.active
+        return ended and self.ring.available() == 0
+
+    @property
+    def blocksize(self) -> int:
+        """Frames per callback (see class docstring)."""
+        return self._req_blocksize or int(self._cb[_CB_FRAMES])
+
+    @property
+    def overrun_samples(self) -> int:
+        """Samples dropped because the ring buffer was full."""
+        return self.ring.overrun_samples
+
+    @property
+    def overrun_blocks(self) -> int:
+        """Callback blocks dropped because the ring buffer was full."""
+        return self.ring.overrun_blocks
+
+    @property
+    def nonfinite_samples(self) -> int:
+        """NaN/Inf samples replaced by 0."""
+        return self.ring.nonfinite_samples
+
+    @property
+    def callbacks(self) -> int:
+        """Callbacks so far."""
+        return int(self._cb[_CB_CALLS])
+
+    @property
+    def input_overflows(self) -> int:
+        """Callbacks PortAudio flagged input overflow (data lost before us)."""
+        return int(self._cb[_CB_OVERFLOWS])
+
+    def callback_times(self) -> np.ndarray:
+        """PortAudio time stamps of the last <= 1024 callbacks, oldest first,
+        float64 (k, 2): ``time_info.currentTime`` and ``.inputBufferAdcTime`` (s,
+        the stream's clock, ``stream.time``; what it tracks depends on the host
+        API, and some report 0)."""
+        k = int(self._cb[_CB_CALLS])
+        if k <= _N_TIMES:
+            return self._times[:k].copy()
+        i = k % _N_TIMES
+        return np.concatenate([self._times[i:], self._times[:i]])
+
+    def jitter_stats(self) -> dict:
+        """Callback interval statistics from :meth:`callback_times` (ms):
+        mean, std, min, max of the ``currentTime`` differences."""
+        t = self.callback_times()[:, 0]
+        d = np.diff(t) * 1e3
+        if d.size == 0:
+            return {"callbacks": self.callbacks, "mean_ms": 0.0, "std_ms": 0.0, "min_ms": 0.0, "max_ms": 0.0}
+        return {"callbacks": self.callbacks, "mean_ms": float(d.mean()), "std_ms": float(d.std()),
+                "min_ms": float(d.min()), "max_ms": float(d.max())}

@@ -1,0 +1,170 @@
+"""Streaming note decoder: per-frame activations -> MIDI note events.
+
+Onsets-and-Frames style, decided frame by frame with no lookahead of its own
+(``latency_frames == 0``): everything it sees about frame ``k`` it decides at
+frame ``k``.  All 88 keys are handled at once with numpy.
+
+Rules for key ``p`` at frame ``k`` (thresholds from :class:`DecoderSpec`):
+
+* **Onset trigger**: ``onset[k] >= onset_threshold`` and ``onset[k] > onset[k-1]``
+  and the key is *armed*.  A key is armed at the start, and re-armed by any frame
+  whose onset falls (``onset[k] < onset[k-1]``) or is below the threshold.  A
+  trigger that is used (or ignored because of the re-strike gap) disarms the key,
+  so one onset peak gives at most one note: the note starts on the first rising
+  frame over the threshold, not on the peak (which would add a frame of delay).
+* **Note-on**: a trigger on a silent key whose ``frame[k] >= off_threshold``
+  (onset-gated, with weak frame support, so an onset with no sounding evidence is
+  dropped; the key stays armed, so if frame activity catches up while the onset
+  still rises, the note starts then).
+* **Re-strike**: a trigger on a sounding key, at least ``restrike_gap_ms`` after
+  that note's on, and with ``frame[k] >= off_threshold``: note-off then note-on at
+  frame ``k`` (off first).  A trigger inside the gap is ignored.
+* **Note-off** (hysteresis): a note is *latched* once its frame activation has
+  reached ``frame_threshold``; a latched note ends at the first frame with
+  ``frame < off_threshold``, a note not (yet) latched at the first frame with
+  ``frame < frame_threshold``.  Never earlier than ``min_duration_ms`` after its
+  on (at least one frame); a re-strike may end a note earlier than that when
+  ``restrike_gap_ms < min_duration_ms``.
+* **Velocity**: ``round(127 * velocity[k])`` when the model has a velocity head,
+  else ``round(127 * onset[k])`` (so a just-over-threshold onset gives about 64);
+  clipped to 1..127.  Note-offs have velocity 0.
+
+Events carry ``time_s = frame * hop_s``; within a frame offs come before ons,
+each group sorted by pitch.  ``close()`` ends every sounding note, so every on
+has exactly one off.  Output for a stream cut in any chunk sizes is identical to
+the output for the whole stream.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .events import Activations, NoteEvent
+from .model import LOWEST_MIDI, N_KEYS, DecoderSpec
+
+
+def _ms_to_frames(ms: float, hop_s: float) -> int:
+    """Smallest frame count covering ``ms`` milliseconds (tolerant to float noise)."""
+    return max(0, math.ceil(ms / 1000.0 / hop_s - 1e-9))
+
+
+class NoteDecoder:
+    """Turn streamed :class:`Activations` into :class:`NoteEvent` lists.
+
+    Parameters
+    ----------
+    spec : DecoderSpec
+        Thresholds (probabilities) and durations (ms).
+    hop_s : float
+        Seconds between frames; event times are ``frame * hop_s``.
+    """
+
+    latency_frames = 0
+
+    def __init__(self, spec: DecoderSpec, hop_s: float):
+        if not hop_s > 0:
+            raise ValueError(f"hop_s must be > 0, got {hop_s}")
+        self.spec = spec
+        self.hop_s = float(hop_s)
+        self._min_frames = max(1, _ms_to_frames(spec.min_duration_ms, hop_s))
+        self._gap_frames = _ms_to_frames(spec.restrike_gap_ms, hop_s)
+        self._on_thr = np.float32(spec.onset_threshold)
+        self._frame_thr = np.float32(spec.frame_threshold)
+        self._off_thr = np.float32(spec.off_threshold)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all notes and history (no events are emitted)."""
+        self._sounding = np.zeros(N_KEYS, dtype=bool)
+        self._latched = np.zeros(N_KEYS, dtype=bool)
+        self._armed = np.ones(N_KEYS, dtype=bool)
+        self._on_frame = np.zeros(N_KEYS, dtype=np.int64)
+        self._prev_onset = np.zeros(N_KEYS, dtype=np.float32)
+        self._next_frame = 0  # index of the next frame to decide
+        self._started = False
+
+    @property
+    def sounding(self) -> set[int]:
+        """MIDI pitches of the notes currently on."""
+        return {int(i) + LOWEST_MIDI for i in np.flatnonzero(self._sounding)}
+
+    @property
+    def next_frame(self) -> int:
+        """Index of the frame after the last one processed."""
+        return self._next_frame
+
+    def process(self, acts: Activations) -> list[NoteEvent]:
+        """Decide frames ``acts.first_frame ..``; returns their events in time order.
+
+        Frames already processed (index < :attr:`next_frame`) are skipped; a gap
+        in frame indices is accepted (the state carries over).
+        """
+        frame = np.asarray(acts.frame, dtype=np.float32)
+        onset = np.asarray(acts.onset, dtype=np.float32)
+        vel = None if acts.velocity is None else np.asarray(acts.velocity, dtype=np.float32)
+        if frame.ndim != 2 or frame.shape[1] != N_KEYS or onset.shape != frame.shape:
+            raise ValueError(f"activations must be (n, {N_KEYS}); got frame {frame.shape}, onset {onset.shape}")
+        if vel is not None and vel.shape != frame.shape:
+            raise ValueError(f"velocity must be {frame.shape}, got {vel.shape}")
+        events: list[NoteEvent] = []
+        start = 0
+        if self._started and acts.first_frame < self._next_frame:
+            start = self._next_frame - acts.first_frame
+        for i in range(start, frame.shape[0]):
+            k = acts.first_frame + i
+            self._step(k, frame[i], onset[i], onset[i] if vel is None else vel[i], events)
+            self._next_frame = k + 1
+            self._started = True
+        return events
+
+    def _step(self, k: int, f: np.ndarray, o: np.ndarray, v: np.ndarray, out: list) -> None:
+        trig = self._armed & (o >= self._on_thr) & (o > self._prev_onset)
+        gate = f >= self._off_thr
+        age = k - self._on_frame
+        sounding = self._sounding
+        in_gap = trig & sounding & (age < self._gap_frames)
+        restrike = trig & sounding & ~in_gap & gate
+        new_on = trig & ~sounding & gate
+        self._latched |= sounding & (f >= self._frame_thr)
+        keep_thr = np.where(self._latched, self._off_thr, self._frame_thr)
+        frame_off = sounding & ~restrike & (age >= self._min_frames) & (f < keep_thr)
+
+        consumed = restrike | new_on | in_gap
+        self._armed = (self._armed & ~consumed) | (o < self._prev_onset) | (o < self._on_thr)
+        self._prev_onset = o.copy()
+
+        offs = np.flatnonzero(frame_off | restrike)
+        ons = np.flatnonzero(new_on | restrike)
+        if offs.size == 0 and ons.size == 0:
+            return
+        t = k * self.hop_s
+        for p in offs:
+            out.append(NoteEvent(t, int(p) + LOWEST_MIDI, 0, False, k))
+        if ons.size:
+            vels = np.clip(np.rint(v[ons] * 127.0), 1, 127).astype(int)
+            for p, vel in zip(ons, vels):
+                out.append(NoteEvent(t, int(p) + LOWEST_MIDI, int(vel), True, k))
+            self._on_frame[ons] = k
+            self._latched[ons] = f[ons] >= self._frame_thr
+        self._sounding = (sounding & ~frame_off) | new_on
+
+    def close(self, time_s: float | None = None) -> list[NoteEvent]:
+        """Note-offs for every sounding note, sorted by pitch.
+
+        ``time_s`` defaults to the frame after the last processed one; an earlier
+        time is moved to that frame so that no off precedes its on.  The
+        decoder's history is kept (call :meth:`reset` to start a new stream).
+        """
+        if not self._sounding.any():
+            return []
+        k = self._next_frame
+        t = k * self.hop_s
+        if time_s is not None and time_s > t:
+            t = float(time_s)
+            k = max(k, int(round(t / self.hop_s)))
+        events = [NoteEvent(t, int(p) + LOWEST_MIDI, 0, False, k) for p in np.flatnonzero(self._sounding)]
+        self._sounding[:] = False
+        self._latched[:] = False
+        return events

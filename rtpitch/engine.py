@@ -1,0 +1,116 @@
+"""The streaming engine: samples in, note events out, one path for live and files.
+
+    samples (source rate) -> StreamResampler -> MelFrontend -> FrameWindow
+        -> Backend.infer -> NoteDecoder -> events (audio time, seconds)
+
+``Engine.feed`` takes mono float32 blocks at the source rate; ``Engine.finish``
+flushes every stage and closes sounding notes.  Compute time per stage is kept
+in ``Engine.timings`` for the latency report and benchmarks.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .decoder import NoteDecoder
+from .events import Activations, NoteEvent
+from .frontend import MelFrontend
+from .model import ModelSpec
+from .resample import StreamResampler
+from .window import FrameWindow
+
+
+@dataclass
+class StageTimes:
+    """Per-call compute times in seconds, one list per stage."""
+
+    frontend: list = field(default_factory=list)
+    inference: list = field(default_factory=list)
+    decoder: list = field(default_factory=list)
+    frames: list = field(default_factory=list)  # frames handled by each inference call
+
+
+class Engine:
+    """Turns a stream of samples into note events.
+
+    Parameters
+    ----------
+    spec : the model description (frontend, window, decoder thresholds).
+    backend : an object with ``infer(mel (1, T, n_mels)) -> {head: (T-w+1, 88)}``.
+    source_rate : sample rate of the samples given to ``feed`` (Hz).
+    keep_timings : record per-stage compute times (for reports and benchmarks).
+    """
+
+    def __init__(self, spec: ModelSpec, backend, *, source_rate: int, keep_timings: bool = False):
+        self.spec = spec
+        self.backend = backend
+        self.source_rate = int(source_rate)
+        fe = spec.frontend
+        self.resampler = StreamResampler(self.source_rate, fe.sample_rate)
+        self.frontend = MelFrontend(fe)
+        self.window = FrameWindow(
+            n_mels=fe.n_mels, window_frames=spec.window_frames,
+            lookahead_frames=spec.lookahead_frames, pad_value=float(np.log(fe.log_offset)),
+        )
+        self.decoder = NoteDecoder(spec.decoder, fe.hop_s)
+        self.timings = StageTimes() if keep_timings else None
+        self._heads = tuple(spec.outputs)
+        self.time_offset_s = 0.0
+        self.dropped_samples = 0
+        self._fed = 0  # samples fed since the last restart (source rate)
+
+    def feed(self, samples: np.ndarray) -> list[NoteEvent]:
+        """Process mono float32 samples at the source rate; return new events."""
+        self._fed += samples.shape[0]
+        t0 = time.perf_counter()
+        frames = self.frontend.process(self.resampler.process(samples))
+        t1 = time.perf_counter()
+        if self.timings is not None and frames.shape[0]:
+            self.timings.frontend.append(t1 - t0)
+        return self._run(*self.window.push(frames))
+
+    def finish(self) -> list[NoteEvent]:
+        """End of stream: flush all stages, close every sounding note."""
+        frames = self.frontend.process(self.resampler.flush())
+        frames = np.concatenate([frames, self.frontend.flush()])
+        events = self._run(*self.window.push(frames))
+        events += self._run(*self.window.flush())
+        events += self._shift(self.decoder.close())
+        return events
+
+    def skip(self, n_samples: int) -> list[NoteEvent]:
+        """Audio was lost (overrun): close sounding notes, restart the stages
+        and move the clock past the gap of ``n_samples`` (source rate)."""
+        events = self._shift(self.decoder.close())
+        self.time_offset_s += (self._fed + n_samples) / self.source_rate
+        self.dropped_samples += n_samples
+        for stage in (self.resampler, self.frontend, self.window, self.decoder):
+            stage.reset()
+        self._fed = 0
+        return events
+
+    def _run(self, first: int, mel) -> list[NoteEvent]:
+        if mel is None:
+            return []
+        t0 = time.perf_counter()
+        out = self.backend.infer(mel)
+        t1 = time.perf_counter()
+        acts = Activations(
+            first_frame=first,
+            frame=out["frame"], onset=out["onset"], velocity=out.get("velocity"),
+        )
+        events = self.decoder.process(acts)
+        t2 = time.perf_counter()
+        if self.timings is not None:
+            self.timings.inference.append(t1 - t0)
+            self.timings.decoder.append(t2 - t1)
+            self.timings.frames.append(acts.n_frames)
+        return self._shift(events)
+
+    def _shift(self, events: list[NoteEvent]) -> list[NoteEvent]:
+        if not self.time_offset_s:
+            return events
+        return [NoteEvent(e.time_s + self.time_offset_s, e.pitch, e.velocity, e.on, e.frame) for e in events]

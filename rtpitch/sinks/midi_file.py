@@ -1,0 +1,146 @@
+"""Record note events to a Standard MIDI File (mido).
+
+Type 0, one track named ``rtpitch``, 480 ticks per beat at 120 bpm
+(tempo 500000 us/beat), so one tick is 1/960 s and event times map exactly
+to ``round(time_s * 960)`` ticks.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import MidiError
+from ..events import NoteEvent
+
+TICKS_PER_BEAT = 480
+TEMPO_US = 500_000
+TICKS_PER_S = TICKS_PER_BEAT * 1_000_000 / TEMPO_US  # 960
+TRACK_NAME = "rtpitch"
+
+
+def _build_file(events: Sequence[NoteEvent], channel: int):
+    import mido
+
+    mid = mido.MidiFile(type=0, ticks_per_beat=TICKS_PER_BEAT)
+    track = mido.MidiTrack()
+    mid.tracks.append(track)
+    track.append(mido.MetaMessage("track_name", name=TRACK_NAME, time=0))
+    track.append(mido.MetaMessage("set_tempo", tempo=TEMPO_US, time=0))
+    # stable sort: time order, offs before ons at one tick (as the decoder emits them)
+    order = sorted(events, key=lambda e: (round(e.time_s * TICKS_PER_S), e.on))
+    now = 0
+    for ev in order:
+        tick = max(0, round(ev.time_s * TICKS_PER_S))
+        delta, now = tick - now, tick
+        if ev.on:
+            track.append(mido.Message("note_on", channel=channel, note=ev.pitch, velocity=ev.velocity, time=delta))
+        else:
+            track.append(mido.Message("note_off", channel=channel, note=ev.pitch, velocity=0, time=delta))
+    track.append(mido.MetaMessage("end_of_track", time=0))
+    return mid
+
+
+class MidiFileSink:
+    """Collect note events; ``close()`` writes them to ``path`` atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+        The .mid file to write (replaced if it exists).
+    channel : int
+        MIDI channel, 1..16.
+    """
+
+    def __init__(self, path, channel: int = 1):
+        self.path = Path(path)
+        self.channel = channel
+        self.events: list[NoteEvent] = []
+        self.saved_path: Path | None = None
+        self._closed = False
+
+    def send(self, events: Sequence[NoteEvent]) -> None:
+        if not self._closed:
+            self.events.extend(events)
+
+    def close(self) -> None:
+        """Write the file (tmp file + rename).  Idempotent.
+
+        Raises
+        ------
+        MidiError
+            The file cannot be written; the message names the path, the reason,
+            and where a rescue copy was saved (the system temp dir) if that worked.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        mid = _build_file(self.events, self.channel - 1)
+        try:
+            self._write_atomic(mid, self.path)
+            self.saved_path = self.path
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            rescue = self._rescue(mid)
+            kept = f"; the notes were saved to {rescue} instead" if rescue else ""
+            raise MidiError(f"cannot write MIDI file {self.path}: {reason}{kept}") from None
+
+    @staticmethod
+    def _write_atomic(mid, path: Path) -> None:
+        directory = path.parent if str(path.parent) else Path(".")
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                mid.save(file=fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+
+    def _rescue(self, mid) -> Path | None:
+        """Keep what was recorded: write it to the temp dir when the target fails."""
+        if not self.events:
+            return None
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f"rtpitch-{self.path.stem}-", suffix=".mid")
+            with os.fdopen(fd, "wb") as fh:
+                mid.save(file=fh)
+        except OSError:
+            return None
+        self.saved_path = Path(tmp)
+        return self.saved_path
+
+
+def read_midi_notes(path) -> list[tuple[float, float, int, int]]:
+    """(onset_s, offset_s, pitch, velocity) for each note of a MIDI file, sorted by onset.
+
+    A note_on with velocity 0 counts as a note-off.  Notes left open at the end
+    are closed at the file's end time.
+    """
+    import mido
+
+    mid = mido.MidiFile(str(path))
+    open_notes: dict[tuple[int, int], list[tuple[float, int]]] = {}
+    notes = []
+    t = 0.0
+    for msg in mid:  # merged tracks, time in seconds (tempo aware)
+        t += msg.time
+        if msg.type == "note_on" and msg.velocity > 0:
+            open_notes.setdefault((msg.channel, msg.note), []).append((t, msg.velocity))
+        elif msg.type in ("note_off", "note_on"):
+            stack = open_notes.get((msg.channel, msg.note))
+            if stack:
+                on_t, vel = stack.pop(0)
+                notes.append((on_t, t, msg.note, vel))
+    for (_, pitch), stack in open_notes.items():
+        for on_t, vel in stack:
+            notes.append((on_t, t, pitch, vel))
+    notes.sort(key=lambda n: (n[0], n[2]))
+    return notes

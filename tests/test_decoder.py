@@ -1,0 +1,258 @@
+"""NoteDecoder on synthetic activations (no model)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rtpitch.decoder import NoteDecoder
+from rtpitch.events import Activations
+from rtpitch.model import DecoderSpec
+
+HOP = 0.01  # 10 ms frames
+SPEC = DecoderSpec(onset_threshold=0.5, frame_threshold=0.5, off_threshold=0.3, min_duration_ms=30.0,
+                   restrike_gap_ms=60.0)
+C4 = 60
+KEY = C4 - 21
+
+
+def blank(n):
+    return np.zeros((n, 88), np.float32), np.zeros((n, 88), np.float32), np.zeros((n, 88), np.float32)
+
+
+def run(frame, onset, velocity=None, spec=SPEC, first=0):
+    dec = NoteDecoder(spec, HOP)
+    ev = dec.process(Activations(first, frame, onset, velocity))
+    return ev + dec.close(), dec
+
+
+def summary(events):
+    return [(e.frame, e.pitch, e.on, e.velocity) for e in events]
+
+
+def test_single_note_with_velocity():
+    frame, onset, vel = blank(30)
+    onset[5, KEY], onset[6, KEY], onset[7, KEY] = 0.7, 0.9, 0.2
+    frame[5:15, KEY] = 0.9
+    vel[5, KEY] = 0.5
+    events, _ = run(frame, onset, vel)
+    assert summary(events) == [(5, C4, True, 64), (15, C4, False, 0)]
+    assert events[0].time_s == pytest.approx(0.05)
+    assert events[1].time_s == pytest.approx(0.15)
+
+
+def test_velocity_from_onset_without_head():
+    frame, onset, _ = blank(20)
+    onset[3, KEY] = 0.6
+    frame[3:10, KEY] = 0.9
+    events, _ = run(frame, onset, None)
+    assert events[0].velocity == round(127 * 0.6)
+    onset[3, KEY] = 1.0
+    assert run(frame, onset)[0][0].velocity == 127
+
+
+def test_velocity_clipped_to_1():
+    frame, onset, vel = blank(20)
+    onset[3, KEY] = 0.9
+    frame[3:10, KEY] = 0.9
+    events, _ = run(frame, onset, vel)  # velocity head says 0
+    assert events[0].velocity == 1
+
+
+def test_onset_without_frame_support_is_dropped():
+    frame, onset, _ = blank(20)
+    onset[3, KEY] = 0.9
+    frame[3:10, KEY] = 0.1
+    assert run(frame, onset)[0] == []
+
+
+def test_plateau_gives_one_note_and_dip_gives_restrike():
+    frame, onset, _ = blank(40)
+    onset[2:6, KEY] = [0.6, 0.7, 0.8, 0.9]  # rising plateau: one trigger
+    frame[2:40, KEY] = 0.9
+    events, _ = run(frame, onset)
+    assert [e.frame for e in events if e.on] == [2]
+    # a second peak after a dip and after the gap -> off then on at the same frame
+    onset[6:12, KEY] = 0.6
+    onset[12, KEY] = 0.9
+    events, _ = run(frame, onset)
+    assert summary(events)[:3] == [(2, C4, True, 76), (12, C4, False, 0), (12, C4, True, 114)]
+    assert events[1].time_s == events[2].time_s
+
+
+def test_restrike_inside_gap_is_ignored():
+    frame, onset, _ = blank(40)
+    onset[2, KEY] = 0.9
+    onset[5, KEY] = 0.9  # 30 ms later < 60 ms gap
+    onset[10, KEY] = 0.9  # 80 ms later: restrike
+    frame[2:30, KEY] = 0.9
+    events, _ = run(frame, onset)
+    assert summary(events) == [(2, C4, True, 114), (10, C4, False, 0), (10, C4, True, 114), (30, C4, False, 0)]
+
+
+def test_min_duration():
+    frame, onset, _ = blank(20)
+    onset[2, KEY] = 0.9
+    frame[2, KEY] = 0.9  # one frame of activity only
+    events, _ = run(frame, onset)
+    assert summary(events) == [(2, C4, True, 114), (5, C4, False, 0)]  # 30 ms = 3 frames
+
+
+def test_hysteresis():
+    frame, onset, _ = blank(30)
+    onset[2, KEY] = 0.9
+    frame[2:6, KEY] = 0.9
+    frame[6:12, KEY] = 0.4  # below frame_threshold, above off_threshold: note held
+    frame[12:, KEY] = 0.2
+    events, _ = run(frame, onset)
+    assert summary(events) == [(2, C4, True, 114), (12, C4, False, 0)]
+
+
+def test_note_that_never_latches_ends_below_frame_threshold():
+    frame, onset, _ = blank(30)
+    onset[2, KEY] = 0.9
+    frame[2:20, KEY] = 0.4  # never reaches frame_threshold
+    events, _ = run(frame, onset)
+    assert summary(events) == [(2, C4, True, 114), (5, C4, False, 0)]
+
+
+def test_close_closes_all_and_default_time():
+    frame, onset, _ = blank(10)
+    keys = [0, 39, 87]
+    onset[4, keys] = 0.9
+    frame[4:, keys] = 0.9
+    dec = NoteDecoder(SPEC, HOP)
+    ons = dec.process(Activations(0, frame, onset))
+    assert [e.pitch for e in ons] == [21, 60, 108]
+    assert dec.sounding == {21, 60, 108}
+    offs = dec.close()
+    assert [(e.pitch, e.on, e.frame) for e in offs] == [(21, False, 10), (60, False, 10), (108, False, 10)]
+    assert all(e.time_s == pytest.approx(0.10) for e in offs)
+    assert dec.sounding == set() and dec.close() == []
+
+
+def test_close_time_never_before_last_frame():
+    frame, onset, _ = blank(10)
+    onset[4, KEY] = 0.9
+    frame[4:, KEY] = 0.9
+    dec = NoteDecoder(SPEC, HOP)
+    dec.process(Activations(0, frame, onset))
+    assert dec.close(0.02)[0].time_s == pytest.approx(0.10)
+    dec.reset()
+    dec.process(Activations(0, frame, onset))
+    off = dec.close(0.5)[0]
+    assert off.time_s == 0.5 and off.frame == 50
+
+
+def test_reset_restores_start_state():
+    frame, onset, vel = random_acts(np.random.default_rng(3), 200)
+    dec = NoteDecoder(SPEC, HOP)
+    a = dec.process(Activations(0, frame, onset, vel)) + dec.close()
+    dec.reset()
+    b = dec.process(Activations(0, frame, onset, vel)) + dec.close()
+    assert a == b and a
+
+
+def test_latency_frames():
+    assert NoteDecoder(SPEC, HOP).latency_frames == 0
+
+
+def random_acts(rng, n, keys=(0, 30, 39, 40, 87)):
+    """Bursty activations: onsets as sparse spikes, frames as decaying holds."""
+    frame, onset, vel = blank(n)
+    for k in keys:
+        t = 0
+        while t < n:
+            t += int(rng.integers(1, 25))
+            if t >= n:
+                break
+            length = int(rng.integers(1, 30))
+            onset[t:t + 2, k] = rng.uniform(0.3, 1.0, size=len(onset[t:t + 2, k]))
+            frame[t:t + length, k] = np.linspace(1.0, rng.uniform(0, 0.6), len(frame[t:t + length, k]))
+            vel[t:t + 2, k] = rng.uniform(0, 1)
+    frame += rng.uniform(0, 0.35, size=frame.shape).astype(np.float32)
+    onset += rng.uniform(0, 0.1, size=onset.shape).astype(np.float32)
+    return np.clip(frame, 0, 1), np.clip(onset, 0, 1), vel
+
+
+def test_chunked_equals_one_shot():
+    rng = np.random.default_rng(0)
+    frame, onset, vel = random_acts(rng, 600)
+    whole = NoteDecoder(SPEC, HOP)
+    expected = whole.process(Activations(0, frame, onset, vel)) + whole.close()
+    assert len(expected) > 50
+    for _ in range(5):
+        dec = NoteDecoder(SPEC, HOP)
+        got, i = [], 0
+        while i < len(frame):
+            n = int(rng.integers(1, 40))
+            got += dec.process(Activations(i, frame[i:i + n], onset[i:i + n], vel[i:i + n]))
+            i += n
+        got += dec.close()
+        assert got == expected
+
+
+def test_frames_already_processed_are_skipped():
+    rng = np.random.default_rng(1)
+    frame, onset, vel = random_acts(rng, 100)
+    whole = NoteDecoder(SPEC, HOP)
+    expected = whole.process(Activations(0, frame, onset, vel))
+    dec = NoteDecoder(SPEC, HOP)
+    got = dec.process(Activations(0, frame[:60], onset[:60], vel[:60]))
+    got += dec.process(Activations(50, frame[50:], onset[50:], vel[50:]))  # 10 frames overlap
+    assert got == expected
+
+
+def test_bad_shapes():
+    dec = NoteDecoder(SPEC, HOP)
+    with pytest.raises(ValueError):
+        dec.process(Activations(0, np.zeros((3, 87), np.float32), np.zeros((3, 87), np.float32)))
+
+
+def check_invariants(events, spec, hop, end_frame):
+    times = [(e.frame, not e.on) for e in events]
+    # time order; offs before ons within a frame
+    assert [(f, not off) for f, off in times] == sorted((f, not off) for f, off in times)
+    assert all(e.time_s == pytest.approx(e.frame * hop) for e in events)
+    on_at: dict[int, int] = {}
+    min_frames = max(1, int(np.ceil(spec.min_duration_ms / 1000 / hop - 1e-9)))
+    gap = int(np.ceil(spec.restrike_gap_ms / 1000 / hop - 1e-9))
+    for e in events:
+        if e.on:
+            assert e.pitch not in on_at, "overlapping notes of one pitch"
+            assert 1 <= e.velocity <= 127
+            on_at[e.pitch] = e.frame
+        else:
+            assert e.pitch in on_at, "off without on"
+            assert e.velocity == 0
+            dur = e.frame - on_at.pop(e.pitch)
+            if e.frame != end_frame:  # close() may end a note early
+                assert dur >= min(min_frames, max(gap, 1))
+    assert not on_at, "note left on after close()"
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n=st.integers(1, 150),
+    on_thr=st.floats(0.2, 0.9),
+    frame_thr=st.floats(0.2, 0.9),
+    off_frac=st.floats(0.1, 1.0),
+    min_ms=st.floats(0, 80),
+    gap_ms=st.floats(0, 120),
+)
+def test_invariants_property(seed, n, on_thr, frame_thr, off_frac, min_ms, gap_ms):
+    spec = DecoderSpec(onset_threshold=on_thr, frame_threshold=frame_thr, off_threshold=frame_thr * off_frac,
+                       min_duration_ms=min_ms, restrike_gap_ms=gap_ms)
+    rng = np.random.default_rng(seed)
+    frame, onset, vel = random_acts(rng, n, keys=(0, 5, 87))
+    dec = NoteDecoder(spec, HOP)
+    events, i = [], 0
+    while i < n:
+        k = int(rng.integers(1, 20))
+        events += dec.process(Activations(i, frame[i:i + k], onset[i:i + k], vel[i:i + k]))
+        i += k
+    events += dec.close()
+    check_invariants(events, spec, HOP, n)

@@ -1,0 +1,107 @@
+"""Export a training run to models/<name>.onnx + models/<name>.json.
+
+    python train/export.py --run work/runs/seed-cnn --name seed-cnn
+
+The ONNX graph takes mel (batch, time, n_mels) and gives each head as
+(batch, time - window + 1, 88); it is checked against Keras on random input.
+The JSON carries every parameter the engine reads (see rtpitch/model.py) and
+the training provenance; evaluate.py adds the measured figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+
+import numpy as np
+import tensorflow as tf
+import tf2onnx
+
+sys.path.insert(0, os.path.dirname(__file__))
+from model import build_model  # noqa: E402
+
+HEADS = ("frame", "onset", "velocity")
+
+
+def restore(run: str, n_mels: int, window: int):
+    with np.load(os.path.join(run, "mel_stats.npz")) as z:
+        mean, std = z["mean"], z["std"]
+    model = build_model(n_mels, window=window, mean=mean, std=std)
+    ckpt = tf.train.Checkpoint(model=model)
+    latest = tf.train.latest_checkpoint(os.path.join(run, "ckpt"))
+    if latest is None:
+        sys.exit(f"no checkpoint in {run}/ckpt")
+    ckpt.restore(latest).expect_partial()
+    return model, latest
+
+
+def export_onnx(model, n_mels: int, path: str) -> None:
+    @tf.function(input_signature=[tf.TensorSpec((None, None, n_mels), tf.float32, name="mel")])
+    def serve(mel):
+        out = model(mel, training=False)
+        return {h: tf.identity(out[h], name=h) for h in HEADS}
+
+    tf2onnx.convert.from_function(serve, input_signature=serve.input_signature, opset=17, output_path=path)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", default="work/runs/seed-cnn")
+    ap.add_argument("--name", default="seed-cnn")
+    ap.add_argument("--models", default=os.path.join(os.path.dirname(__file__), "..", "models"))
+    ap.add_argument("--frontend", default=os.path.join(os.path.dirname(__file__), "frontend.json"))
+    ap.add_argument("--window", type=int, default=20)
+    ap.add_argument("--lookahead", type=int, default=9)
+    args = ap.parse_args(argv)
+
+    frontend = json.load(open(args.frontend))
+    n_mels = frontend["n_mels"]
+    model, ckpt = restore(args.run, n_mels, args.window)
+    os.makedirs(args.models, exist_ok=True)
+    onnx_path = os.path.join(args.models, f"{args.name}.onnx")
+    export_onnx(model, n_mels, onnx_path)
+
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+    names = {o.name: o.name for o in sess.get_outputs()}
+    x = np.random.default_rng(0).normal(-4, 2, (1, 57, n_mels)).astype(np.float32)
+    ref = model(x, training=False)
+    got = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {sess.get_inputs()[0].name: x})))
+    err = max(float(np.abs(got[h] - ref[h].numpy()).max()) for h in HEADS)
+    print(f"ONNX vs Keras max abs diff: {err:.2e}")
+    if err > 1e-4:
+        sys.exit("export mismatch")
+
+    json_path = os.path.join(args.models, f"{args.name}.json")
+    old = json.load(open(json_path)) if os.path.exists(json_path) else {}
+    state = json.load(open(os.path.join(args.run, "state.json")))
+    data_info = json.load(open(os.path.join(args.run, "data.json"))) if os.path.exists(os.path.join(args.run, "data.json")) else {}
+    meta = {
+        "name": args.name,
+        "format_version": 1,
+        "onnx": os.path.basename(onnx_path),
+        "onnx_sha256": hashlib.sha256(open(onnx_path, "rb").read()).hexdigest(),
+        "input": sess.get_inputs()[0].name,
+        "outputs": {h: names[h] for h in HEADS},
+        "frontend": frontend,
+        "window": {"frames": args.window, "lookahead_frames": args.lookahead},
+        "decoder": old.get("decoder", {}),
+        "architecture": "seed CNN: 2 blocks of 2 3x3 conv (16, 32 ch) + freq max-pool, dense 256 over the "
+                        "remaining 12 frames, heads frame/onset/velocity (88 sigmoid each)",
+        "parameters": int(model.count_params()),
+        "training": {"checkpoint": os.path.basename(ckpt), **state, "data": data_info},
+        "license": "Weights trained on audio rendered from ASAP (CC BY-NC-SA 4.0), Batik, Vienna 4x22 "
+                   "and POP909 (MIT) performances: non-commercial use only (CC BY-NC-SA 4.0).",
+        "evaluation": old.get("evaluation", {}),
+    }
+    with open(json_path, "w") as f:
+        json.dump(meta, f, indent=2)
+    print(f"wrote {onnx_path} and {json_path}")
+
+
+if __name__ == "__main__":
+    main()

