@@ -1,0 +1,102 @@
+"""Choose the decoder thresholds on rendered validation audio; store them in the model JSON.
+
+    python train/tune_decoder.py --model seed-cnn --rendered work/data/val
+
+The model's activations for every validation recording are computed once,
+through the engine (``transcribe_file`` with a backend that keeps its outputs),
+then the NoteDecoder is rerun over a grid of thresholds.  The setting with the
+best mean of note onset F1 and frame F1 is written to ``"decoder"``.  The real
+recordings are never used here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from evaluate import events_to_notes, read_tsv, rendered_pairs, score  # noqa: E402
+
+from rtpitch.backends import make_backend  # noqa: E402
+from rtpitch.decoder import NoteDecoder  # noqa: E402
+from rtpitch.events import Activations  # noqa: E402
+from rtpitch.model import load_model_spec, resolve_model_path  # noqa: E402
+from rtpitch.runner import transcribe_file  # noqa: E402
+
+
+class RecordingBackend:
+    """Wraps a backend and keeps every output it returns."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.outputs = []
+
+    def infer(self, mel):
+        out = self.inner.infer(mel)
+        self.outputs.append(out)
+        return out
+
+
+def activations(spec, backend, audio: str) -> Activations:
+    rec = RecordingBackend(backend)
+    transcribe_file(audio, spec, rec)
+    cat = {h: np.concatenate([o[h] for o in rec.outputs]) for h in rec.outputs[0]}
+    return Activations(0, cat["frame"], cat["onset"], cat.get("velocity"))
+
+
+def decode(spec_decoder, hop_s: float, acts: Activations) -> np.ndarray:
+    dec = NoteDecoder(spec_decoder, hop_s)
+    return events_to_notes(dec.process(acts) + dec.close())
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="seed-cnn")
+    ap.add_argument("--rendered", default="work/data/val")
+    ap.add_argument("--limit", type=int, default=40, help="validation recordings to use")
+    args = ap.parse_args(argv)
+
+    spec = load_model_spec(args.model)
+    backend = make_backend("onnxruntime", spec, threads=1)
+    pairs = rendered_pairs(args.rendered, args.limit)
+    if not pairs:
+        sys.exit(f"no rendered validation audio in {args.rendered}")
+    data = [(activations(spec, backend, a), read_tsv(t)) for a, t in pairs]
+    hop_s = spec.frontend.hop_s
+    grid = {
+        "onset_threshold": [0.3, 0.4, 0.5, 0.6],
+        "frame_threshold": [0.4, 0.5],
+        "off_threshold": [0.2, 0.3, 0.4],
+    }
+    best = None
+    for values in itertools.product(*grid.values()):
+        cand = dataclasses.replace(spec.decoder, **dict(zip(grid, values)))
+        if cand.off_threshold > cand.frame_threshold:
+            continue
+        scores = [score(ref, decode(cand, hop_s, acts)) for acts, ref in data]
+        note = float(np.mean([s["note_f1"] for s in scores]))
+        frame = float(np.mean([s["frame_f1"] for s in scores]))
+        print(f"{dict(zip(grid, values))}: note F1 {note:.3f} frame F1 {frame:.3f}", flush=True)
+        if best is None or note + frame > best[0]:
+            best = (note + frame, cand, note, frame)
+    _, cand, note, frame = best
+    path = resolve_model_path(args.model)
+    meta = json.load(open(path))
+    meta["decoder"] = dataclasses.asdict(cand)
+    meta.setdefault("evaluation", {})["decoder_tuning"] = {
+        "data": f"{len(pairs)} rendered validation segments (held-out pieces)",
+        "grid": grid, "note_f1": round(note, 4), "frame_f1": round(frame, 4),
+    }
+    with open(path, "w") as f:
+        json.dump(meta, f, indent=2)
+    print(f"chose {dataclasses.asdict(cand)}: note F1 {note:.3f}, frame F1 {frame:.3f} -> {path}")
+
+
+if __name__ == "__main__":
+    main()
