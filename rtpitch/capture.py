@@ -156,6 +156,7 @@ class DeviceSource:
         self._stream = None
         self._stopped = False
         self.input_latency_s = None
+        self._origin = None
         # compile / load the kernel now, not in the first callback
         scratch = RingBuffer(4)
         _on_callback(np.zeros((1, self.channels), dtype=np.float32), self._channel, scratch._ring,
@@ -266,6 +267,31 @@ class DeviceSource:
             return self._times[:k].copy()
         i = k % _N_TIMES
         return np.concatenate([self._times[i:], self._times[:i]])
+
+    def origin_monotonic(self) -> float | None:
+        """``time.monotonic()`` (s) of the callback that delivered sample 0
+        (block position 0), or None (no callback yet, or the host API reports
+        no stream time).
+
+        Computed once from that callback's PortAudio ``currentTime`` and one
+        back-to-back reading of the stream clock (``stream.time``) and
+        ``time.monotonic()``, then cached. The first time stamp is kept only
+        until 1024 callbacks have run, so call it soon after the first block
+        (:func:`rtpitch.runner.run_stream` does). It puts audio time on the
+        wall clock, e.g. to align a take with another JACK client's frame
+        counter in end-to-end tests.
+        """
+        if self._origin is not None:
+            return self._origin
+        if self._stream is None or self._stopped or not 0 < self.callbacks <= _N_TIMES:
+            return None
+        now_stream = float(self._stream.time)
+        now = time.monotonic()
+        first = float(self._times[0, 0])
+        if now_stream == 0.0 and first == 0.0:
+            return None
+        self._origin = now - (now_stream - first)
+        return self._origin
 
     def jitter_stats(self) -> dict:
         """Callback interval statistics from :meth:`callback_times` (ms):

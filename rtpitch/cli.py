@@ -131,7 +131,11 @@ def cmd_listen(args) -> int:
     total_ms = sum(ms for _, ms in terms)
     print(f"input: {source_desc}, {source.sample_rate} Hz", file=sys.stderr)
     print(f"model: {spec.name}; latency budget:\n{format_budget(terms)}", file=sys.stderr)
-    view = None if args.no_view else TerminalView(latency_ms=total_ms, print_notes=args.print_notes or None)
+    view = None
+    if not args.no_view:
+        view = TerminalView(latency_ms=total_ms, print_notes=args.print_notes or None)
+    elif args.print_notes:  # no live view: only the note lines, on stdout (as transcribe prints them)
+        view = TerminalView(stream=sys.stdout, print_notes=True, enabled=False)
     if view is not None:
         sinks.append(view)
 
@@ -143,6 +147,10 @@ def cmd_listen(args) -> int:
         timer.start()
     print("listening: Ctrl-C to stop", file=sys.stderr)
     summary = run_stream(source, engine, sinks, stop=stop, view=view)
+    if summary.origin_monotonic_s is not None:
+        # audio time 0 on the wall clock: lets a test or benchmark align the
+        # take's audio-time stamps with another clock (see tests/test_e2e_jack.py)
+        print(f"capture: sample 0 at monotonic {summary.origin_monotonic_s:.6f} s", file=sys.stderr)
     _report(summary, args.record)
     return 1 if summary.sink_errors else 0
 

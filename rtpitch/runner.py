@@ -27,6 +27,7 @@ class RunSummary:
     notes: int = 0
     overrun_samples: int = 0
     nonfinite_samples: int = 0
+    origin_monotonic_s: float | None = None  # time.monotonic() of source sample 0 (device sources)
     events: list = field(default_factory=list, repr=False)
     sink_errors: list = field(default_factory=list)
 
@@ -47,12 +48,15 @@ def run_stream(source, engine: Engine, sinks: list, *, stop: threading.Event, vi
     Events go to every sink as soon as they are decoded; ``view`` (also one of
     the sinks, if given) additionally gets input levels and counters.  A jump in block
     positions (samples lost to an overrun) closes sounding notes and moves the
-    engine's clock past the gap (:meth:`Engine.skip`).
+    engine's clock past the gap (:meth:`Engine.skip`).  For a device source
+    the wall-clock time of sample 0 is kept in ``origin_monotonic_s`` (read
+    with the first blocks, while the source still has that time stamp).
     """
     summary = RunSummary()
     t0 = time.monotonic()
     expected = 0  # next source position we expect
     rate = source.sample_rate
+    want_origin = hasattr(source, "origin_monotonic")
     source.start()
     try:
         while not stop.is_set():
@@ -62,6 +66,9 @@ def run_stream(source, engine: Engine, sinks: list, *, stop: threading.Event, vi
                     break
                 _update_view(view, source, expected / rate, None)
                 continue
+            if want_origin:  # once, at the first block
+                want_origin = False
+                summary.origin_monotonic_s = source.origin_monotonic()
             events = []
             if block.position > expected:
                 events += engine.skip(block.position - expected)

@@ -38,6 +38,22 @@ def restore(run: str, n_mels: int, window: int):
     return model, latest
 
 
+def data_summary(manifest: str) -> dict:
+    """Hours of rendered audio per split, collection and timbre."""
+    hours: dict = {}
+    for line in open(manifest):
+        seg = json.loads(line)
+        split = hours.setdefault(seg["split"], {"total": 0.0, "collection": {}, "timbre": {}})
+        h = seg["dur_s"] / 3600
+        split["total"] += h
+        for key in ("collection", "timbre"):
+            split[key][seg[key]] = split[key].get(seg[key], 0.0) + h
+    round_all = lambda d: {k: round_all(v) if isinstance(v, dict) else round(v, 3) for k, v in d.items()}  # noqa: E731
+    return {"hours": round_all(hours), "rendering": "train/build_dataset.py (Salamander Grand V3 samples, "
+            "FluidR3 / MuseScore General / TimGM6mb soundfonts; synthetic room, mic EQ, noise, gain)",
+            "split": "by piece"}
+
+
 def export_onnx(model, n_mels: int, path: str) -> None:
     @tf.function(input_signature=[tf.TensorSpec((None, None, n_mels), tf.float32, name="mel")])
     def serve(mel):
@@ -53,6 +69,7 @@ def main(argv=None):
     ap.add_argument("--name", default="seed-cnn")
     ap.add_argument("--models", default=os.path.join(os.path.dirname(__file__), "..", "models"))
     ap.add_argument("--frontend", default=os.path.join(os.path.dirname(__file__), "frontend.json"))
+    ap.add_argument("--data", default="work/data", help="dataset folder (for the data summary)")
     ap.add_argument("--window", type=int, default=20)
     ap.add_argument("--lookahead", type=int, default=9)
     args = ap.parse_args(argv)
@@ -79,7 +96,7 @@ def main(argv=None):
     json_path = os.path.join(args.models, f"{args.name}.json")
     old = json.load(open(json_path)) if os.path.exists(json_path) else {}
     state = json.load(open(os.path.join(args.run, "state.json")))
-    data_info = json.load(open(os.path.join(args.run, "data.json"))) if os.path.exists(os.path.join(args.run, "data.json")) else {}
+    data_info = data_summary(os.path.join(args.data, "manifest.jsonl"))
     meta = {
         "name": args.name,
         "format_version": 1,
