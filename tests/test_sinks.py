@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
-import subprocess
 import time
 
 import pytest
@@ -139,45 +137,6 @@ def test_midi_port_bad_options():
 
 
 # -- MIDI port: real JACK ports --------------------------------------------------
-# TEMPORARY: until tests/conftest.py provides the session-scoped `jack_server`
-# fixture; delete this one then (a module fixture would shadow conftest's).
-def _jack_up() -> bool:
-    import rtmidi
-
-    from rtpitch.sinks.midi_port import _quiet_stderr_fd
-
-    try:
-        with _quiet_stderr_fd():
-            m = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="rtpitch-probe")
-    except rtmidi.RtMidiError:
-        return False
-    m.delete()
-    return True
-
-
-@pytest.fixture(scope="module")
-def jack_server():
-    pytest.importorskip("rtmidi")
-    if _jack_up():
-        yield None
-        return
-    jackd = shutil.which("jackd")
-    if jackd is None:
-        pytest.skip("jackd not installed")
-    env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
-    proc = subprocess.Popen([jackd, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not _jack_up():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.skip("jackd did not start")
-        time.sleep(0.1)
-    yield proc
-    proc.terminate()
-    proc.wait(5)
-
-
 def _receiver(port_substring):
     import rtmidi
 
