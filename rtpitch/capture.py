@@ -34,6 +34,7 @@ MAX_RATE = 96000
 _PA_INPUT_OVERFLOW = 2  # paInputOverflow
 _N_TIMES = 1024  # callback time stamps kept for jitter statistics
 _POLL_S = 0.002
+_N_ORIGIN = 8  # latest callbacks whose time stamps give origin_monotonic()
 
 # callback counters (int64 slots)
 _CB_CALLS = 0
@@ -156,7 +157,6 @@ class DeviceSource:
         self._stream = None
         self._stopped = False
         self.input_latency_s = None
-        self._origin = None
         # compile / load the kernel now, not in the first callback
         scratch = RingBuffer(4)
         _on_callback(np.zeros((1, self.channels), dtype=np.float32), self._channel, scratch._ring,
@@ -269,29 +269,42 @@ class DeviceSource:
         return np.concatenate([self._times[i:], self._times[:i]])
 
     def origin_monotonic(self) -> float | None:
-        """``time.monotonic()`` (s) of the callback that delivered sample 0
-        (block position 0), or None (no callback yet, or the host API reports
-        no stream time).
+        """The ``time.monotonic()`` (s) of audio time 0 (block position 0),
+        measured on the stream's clock at the latest callbacks; None when no
+        callback ran yet, the stream is not running, or the host API keeps no
+        stream time.
 
-        Computed once from that callback's PortAudio ``currentTime`` and one
-        back-to-back reading of the stream clock (``stream.time``) and
-        ``time.monotonic()``, then cached. The first time stamp is kept only
-        until 1024 callbacks have run, so call it soon after the first block
-        (:func:`rtpitch.runner.run_stream` does). It puts audio time on the
-        wall clock, e.g. to align a take with another JACK client's frame
-        counter in end-to-end tests.
+        Callback ``k`` (0-based) delivers the samples from ``k * blocksize`` on,
+        so its time stamp ``t_k`` (PortAudio ``currentTime``) puts sample 0 at
+        stream time ``t_k - k * blocksize / sample_rate``; this is the median
+        over the last 8 callbacks (one late callback does not move it), put on
+        the monotonic clock with one back-to-back reading of ``stream.time`` and
+        ``time.monotonic()``. Assumes callbacks of equal size (JACK, or a fixed
+        ``blocksize``). If the host dropped cycles of this stream earlier (JACK
+        skips a client that is late), the samples counted since then are fewer
+        than the time that passed: the value holds for the recent audio, and
+        is later than the true start by what was lost. Call it before
+        :meth:`stop` (:func:`rtpitch.runner.run_stream` does, at the end of a
+        run). Used to put audio-time stamps on another clock, e.g. a JACK
+        client's frame counter in end-to-end tests (within about a millisecond).
         """
-        if self._origin is not None:
-            return self._origin
-        if self._stream is None or self._stopped or not 0 < self.callbacks <= _N_TIMES:
+        k = self.callbacks  # rows of callbacks < k are complete (the count is published last)
+        if self._stream is None or self._stopped or k == 0:
             return None
-        now_stream = float(self._stream.time)
-        now = time.monotonic()
-        first = float(self._times[0, 0])
-        if now_stream == 0.0 and first == 0.0:
+        frames = int(self._cb[_CB_FRAMES])
+        try:
+            if not self._stream.active:
+                return None
+            now_stream = float(self._stream.time)
+            now = time.monotonic()
+        except sd.PortAudioError:  # the device went away: no clock to read
             return None
-        self._origin = now - (now_stream - first)
-        return self._origin
+        idx = np.arange(max(0, k - _N_ORIGIN), k)
+        stamps = self._times[idx % _N_TIMES, 0]
+        if now_stream == 0.0 and not stamps.any():
+            return None
+        origin = float(np.median(stamps - idx * (frames / self.sample_rate)))
+        return now - (now_stream - origin)
 
     def jitter_stats(self) -> dict:
         """Callback interval statistics from :meth:`callback_times` (ms):

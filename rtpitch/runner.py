@@ -27,7 +27,7 @@ class RunSummary:
     notes: int = 0
     overrun_samples: int = 0
     nonfinite_samples: int = 0
-    origin_monotonic_s: float | None = None  # time.monotonic() of source sample 0 (device sources)
+    origin_monotonic_s: float | None = None  # time.monotonic() of audio time 0 (device sources)
     events: list = field(default_factory=list, repr=False)
     sink_errors: list = field(default_factory=list)
 
@@ -49,14 +49,13 @@ def run_stream(source, engine: Engine, sinks: list, *, stop: threading.Event, vi
     the sinks, if given) additionally gets input levels and counters.  A jump in block
     positions (samples lost to an overrun) closes sounding notes and moves the
     engine's clock past the gap (:meth:`Engine.skip`).  For a device source
-    the wall-clock time of sample 0 is kept in ``origin_monotonic_s`` (read
-    with the first blocks, while the source still has that time stamp).
+    ``origin_monotonic_s`` is the ``time.monotonic()`` of audio time 0, read
+    from the stream's clock at the end of the run.
     """
     summary = RunSummary()
     t0 = time.monotonic()
     expected = 0  # next source position we expect
     rate = source.sample_rate
-    want_origin = hasattr(source, "origin_monotonic")
     source.start()
     try:
         while not stop.is_set():
@@ -66,9 +65,6 @@ def run_stream(source, engine: Engine, sinks: list, *, stop: threading.Event, vi
                     break
                 _update_view(view, source, expected / rate, None)
                 continue
-            if want_origin:  # once, at the first block
-                want_origin = False
-                summary.origin_monotonic_s = source.origin_monotonic()
             events = []
             if block.position > expected:
                 events += engine.skip(block.position - expected)
@@ -77,6 +73,8 @@ def run_stream(source, engine: Engine, sinks: list, *, stop: threading.Event, vi
             _dispatch(events, sinks, summary, keep_events)
             _update_view(view, source, expected / rate, block.samples)
     finally:
+        if hasattr(source, "origin_monotonic"):  # while the stream still runs
+            summary.origin_monotonic_s = source.origin_monotonic()
         source.stop()
         events = engine.finish()
         _dispatch(events, sinks, summary, keep_events)
@@ -90,6 +88,20 @@ def run_stream(source, engine: Engine, sinks: list, *, stop: threading.Event, vi
             except Exception as exc:  # noqa: BLE001 - every sink gets closed; errors are reported
                 summary.sink_errors.append(str(exc))
     return summary
+
+
+def warm_up(engine: Engine, seconds: float = 0.5) -> None:
+    """Pay the engine's first-call costs (numba cache loads, ONNX Runtime's
+    first runs) before a live stream starts, on a throwaway copy of ``engine``.
+
+    While the engine thread holds the GIL the capture callback cannot run, and
+    JACK drops the cycles of a late client: without this, the first blocks of
+    a live stream can lose tens of ms of audio that no counter sees, shifting
+    every audio-time stamp after them.
+    """
+    scratch = Engine(engine.spec, engine.backend, source_rate=engine.source_rate)
+    scratch.feed(np.zeros(int(seconds * engine.source_rate), dtype=np.float32))
+    scratch.finish()
 
 
 def _dispatch(events: list[NoteEvent], sinks: list, summary: RunSummary, keep: bool) -> None:
