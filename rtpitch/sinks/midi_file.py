@@ -43,6 +43,12 @@ def _build_file(events: Sequence[NoteEvent], channel: int):
     return mid
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 class MidiFileSink:
     """Collect note events; ``close()`` writes them to ``path`` atomically.
 
@@ -96,6 +102,7 @@ class MidiFileSink:
                 mid.save(file=fh)
                 fh.flush()
                 os.fsync(fh.fileno())
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a take is an ordinary file
             os.replace(tmp, path)
         except BaseException:
             try:

@@ -1,0 +1,127 @@
+"""FrameWindow and Engine with a fake backend: streaming invariants, timing, gaps."""
+
+import numpy as np
+import pytest
+
+from rtpitch.engine import Engine
+from rtpitch.frontend import FrontendSpec
+from rtpitch.model import DecoderSpec, ModelSpec
+from rtpitch.window import FrameWindow
+
+FE = FrontendSpec(sample_rate=16000, n_fft=512, hop_length=160, n_mels=32, fmin=30.0, fmax=8000.0)
+
+
+def make_spec(window=20, lookahead=9):
+    return ModelSpec(
+        name="fake", onnx_path=None, onnx_sha256="", frontend=FE, window_frames=window,
+        lookahead_frames=lookahead, input_name="mel", outputs={"frame": "frame", "onset": "onset"},
+        decoder=DecoderSpec(onset_threshold=0.5, frame_threshold=0.5, off_threshold=0.3,
+                            min_duration_ms=0.0, restrike_gap_ms=60.0),
+    )
+
+
+class LoudnessBackend:
+    """A 'model' that hears a note on key 60 while the predicted frame is loud.
+
+    The predicted frame is ``window - 1 - lookahead`` frames into each window; it
+    reports onset on the first loud frame and frame while loud.
+    """
+
+    def __init__(self, spec):
+        self.ctx = spec.context_frames
+        self.w = spec.window_frames
+        self.calls = 0
+
+    def infer(self, mel):
+        self.calls += 1
+        x = mel[0]
+        n = x.shape[0] - self.w + 1
+        loud = x.max(1) > -4.0
+        frame = np.zeros((n, 88), np.float32)
+        onset = np.zeros((n, 88), np.float32)
+        for i in range(n):
+            j = i + self.ctx  # the predicted frame inside this window
+            frame[i, 39] = float(loud[j])
+            onset[i, 39] = float(loud[j] and not loud[j - 1])
+        return {"frame": frame, "onset": onset}
+
+
+def tone_bursts(sr=16000):
+    """1.5 s: a loud 262 Hz tone from 0.30 to 0.80 s, silence elsewhere."""
+    t = np.arange(int(1.5 * sr)) / sr
+    x = np.where((t >= 0.3) & (t < 0.8), 0.5 * np.sin(2 * np.pi * 262 * t), 0.0)
+    return x.astype(np.float32)
+
+
+def run(engine, x, blocks):
+    events, i = [], 0
+    for n in blocks:
+        events += engine.feed(x[i : i + n])
+        i += n
+    return events + engine.finish()
+
+
+def test_window_predicts_every_frame_once_for_any_chunking():
+    rng = np.random.default_rng(1)
+    frames = rng.normal(size=(57, 4)).astype(np.float32)
+    for lookahead in (0, 3, 9):
+        w = FrameWindow(n_mels=4, window_frames=20, lookahead_frames=lookahead, pad_value=-9.0)
+        got, i = [], 0
+        while i < 57:
+            k = int(rng.integers(0, 6))
+            first, mel = w.push(frames[i : i + k])
+            i += k
+            if mel is not None:
+                got.append((first, mel[0].shape[0] - 19, mel[0]))
+        first, mel = w.flush()
+        if mel is not None:
+            got.append((first, mel[0].shape[0] - 19, mel[0]))
+        # frames 0..56 predicted once each, in order
+        idx = np.concatenate([np.arange(f, f + n) for f, n, _ in got])
+        assert np.array_equal(idx, np.arange(57))
+        # window for frame j holds frames j-ctx .. j+lookahead (pad outside)
+        ctx = 19 - lookahead
+        padded = np.concatenate([np.full((ctx, 4), -9.0, np.float32), frames, np.full((lookahead, 4), -9.0, np.float32)])
+        for f, n, mel in got:
+            assert np.array_equal(mel, padded[f : f + n + 19])
+
+
+def test_engine_events_have_audio_time_and_block_size_does_not_matter():
+    spec = make_spec()
+    x = tone_bursts()
+    ref = run(Engine(spec, LoudnessBackend(spec), source_rate=16000), x, [x.size])
+    assert [(e.pitch, e.on) for e in ref] == [(60, True), (60, False)]
+    on, off = ref[0].time_s, ref[1].time_s
+    assert abs(on - 0.30) <= 0.02 and abs(off - 0.80) <= 0.03
+    rng = np.random.default_rng(2)
+    blocks = []
+    while sum(blocks) < x.size:
+        blocks.append(int(rng.integers(1, 700)))
+    assert run(Engine(spec, LoudnessBackend(spec), source_rate=16000), x, blocks) == ref
+
+
+def test_engine_resamples_other_rates_with_the_same_timing():
+    spec = make_spec()
+    x16 = tone_bursts()
+    import soxr
+
+    x48 = soxr.resample(x16, 16000, 48000).astype(np.float32)
+    ev = run(Engine(spec, LoudnessBackend(spec), source_rate=48000), x48, [256] * (x48.size // 256 + 1))
+    assert [(e.pitch, e.on) for e in ev] == [(60, True), (60, False)]
+    assert abs(ev[0].time_s - 0.30) <= 0.02
+
+
+def test_skip_closes_notes_and_keeps_the_clock():
+    spec = make_spec()
+    x = tone_bursts()
+    engine = Engine(spec, LoudnessBackend(spec), source_rate=16000)
+    events = engine.feed(x[: int(0.6 * 16000)])  # the tone is sounding at 0.6 s
+    events += engine.skip(16000)                  # one second lost
+    closed = [e for e in events if not e.on]
+    assert len(closed) == 1 and closed[0].time_s <= 0.6 + 1e-9
+    # the same tone again after the gap: its note-on is stamped 1 s later than in the stream
+    events = engine.feed(x) + engine.finish()
+    ons = [e for e in events if e.on]
+    assert len(ons) == 1
+    assert ons[0].time_s == pytest.approx(0.6 + 1.0 + 0.30, abs=0.02)
+    assert engine.dropped_samples == 16000
