@@ -13,10 +13,25 @@ PortAudio enumerates devices only when it is initialised, so a
 ``_initialize()``) before resolving its device: a JACK server started after
 ``import sounddevice`` is then visible. Do not construct one while another
 PortAudio stream of this process is open.
+
+A device that goes away
+-----------------------
+When the stream stops by itself (the JACK server died, a USB interface was
+unplugged) :attr:`DeviceSource.lost` becomes True, :attr:`~DeviceSource.finished`
+once the stored samples are read, and :attr:`~DeviceSource.error` says what
+happened. PortAudio cannot then be shut down safely under JACK: ``Pa_StopStream``
+waits 10 minutes for a process cycle that never comes, and ``Pa_CloseStream`` /
+``Pa_Terminate`` abort the process (``assert`` on ``jack_port_unregister`` /
+``jack_client_close`` failing in pa_jack.c). So :meth:`DeviceSource.stop` leaves
+a lost stream alone and removes sounddevice's exit handler (which would stop
+the stream and terminate PortAudio). The process should save its work and end
+with ``os._exit`` (``rtpitch listen`` does), so that no library's exit code
+touches the dead server.
 """
 
 from __future__ import annotations
 
+import atexit
 import time
 
 import numba
@@ -156,6 +171,7 @@ class DeviceSource:
         self._times = np.zeros((_N_TIMES, 2), dtype=np.float64)
         self._stream = None
         self._stopped = False
+        self._lost = False
         self.input_latency_s = None
         # compile / load the kernel now, not in the first callback
         scratch = RingBuffer(4)
@@ -205,11 +221,25 @@ class DeviceSource:
             time.sleep(_POLL_S)
 
     def stop(self) -> None:
-        """Stop and close the stream; stored samples can still be read."""
-        if self._stream is not None and not self._stopped:
+        """Stop and close the stream; stored samples can still be read.
+
+        A :attr:`lost` stream is not touched (see the module docstring: under
+        JACK that would hang or abort the process); sounddevice's exit handler,
+        which would do the same at interpreter exit, is unregistered.
+        """
+        if self._stream is None or self._stopped:
+            return
+        if self.lost:
             self._stopped = True
+            atexit.unregister(getattr(sd, "_exit_handler", lambda: None))
+            return
+        self._stopped = True
+        try:
             self._stream.stop()
             self._stream.close()
+        except sd.PortAudioError as err:
+            text = " ".join(str(err).split())
+            raise DeviceError(f"closing input device {self.device_index} '{self.device_name}': {text}") from None
 
     def __enter__(self):
         self.start()
@@ -224,8 +254,24 @@ class DeviceSource:
         the device went away) and every stored sample has been read."""
         if self._stream is None:
             return False
-        ended = self._stopped or not self._stream.active
+        ended = self._stopped or self.lost
         return ended and self.ring.available() == 0
+
+    @property
+    def lost(self) -> bool:
+        """True once the stream has stopped by itself (not by :meth:`stop`):
+        the device went away or its JACK server died. It stays True."""
+        if not self._lost and self._stream is not None and not self._stopped:
+            self._lost = not self._stream.active
+        return self._lost
+
+    @property
+    def error(self) -> str | None:
+        """One line when the device was :attr:`lost`, else None."""
+        if not self.lost:
+            return None
+        why = "JACK server gone?" if "JACK" in self.hostapi_name else "unplugged or taken by another program?"
+        return f"audio device '{self.device_name}' stopped ({why})"
 
     @property
     def blocksize(self) -> int:

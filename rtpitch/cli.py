@@ -1,4 +1,4 @@
-"""Command line: ``rtpitch devices | listen | transcribe``.
+"""Command line: ``rtpitch devices | listen | transcribe | bench``.
 
 Every error a user can act on is an :class:`RtpitchError`; it is printed as one
 line (``rtpitch: error: ...``) with exit status 1, never as a traceback.
@@ -62,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("input", help="audio file (WAV, FLAC, OGG, MP3; any rate 8-192 kHz, any channels)")
     tr.add_argument("-o", "--output", default=None, help="MIDI file to write (default: input name with .mid)")
     _add_engine_args(tr)
+
+    from . import bench
+
+    bench.add_arguments(sub.add_parser(
+        "bench", help="measure the latency budget, per-hop compute, CPU and memory on this machine"))
     return ap
 
 
@@ -194,7 +199,13 @@ def _report(summary, record_path) -> None:
         print(f"wrote {record_path}", file=sys.stderr)
 
 
-COMMANDS = {"devices": cmd_devices, "listen": cmd_listen, "transcribe": cmd_transcribe}
+def cmd_bench(args) -> int:
+    from .bench import main as bench_main
+
+    return bench_main(args)
+
+
+COMMANDS = {"devices": cmd_devices, "listen": cmd_listen, "transcribe": cmd_transcribe, "bench": cmd_bench}
 
 
 def main(argv=None) -> int:

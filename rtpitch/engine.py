@@ -74,22 +74,40 @@ class Engine:
 
     def finish(self) -> list[NoteEvent]:
         """End of stream: flush all stages, close every sounding note."""
-        frames = self.frontend.process(self.resampler.flush())
-        frames = np.concatenate([frames, self.frontend.flush()])
-        events = self._run(*self.window.push(frames))
-        events += self._run(*self.window.flush())
+        events = self._flush_stages()
         events += self._shift(self.decoder.close())
         return events
 
+    def close_notes(self) -> list[NoteEvent]:
+        """Note-offs for every sounding note, without running the model again
+        (the way out when the backend itself failed)."""
+        return self._shift(self.decoder.close())
+
     def skip(self, n_samples: int) -> list[NoteEvent]:
-        """Audio was lost (overrun): close sounding notes, restart the stages
-        and move the clock past the gap of ``n_samples`` (source rate)."""
-        events = self._shift(self.decoder.close())
+        """Audio was lost (overrun): ``n_samples`` (source rate) are missing
+        after the samples fed so far.
+
+        The audio before the gap is finished as if the stream ended there (its
+        last frames are predicted with silence after them), every note still
+        sounding is closed at the gap (at most one hop after its start), the
+        stages restart, and the clock moves past the gap: events after it carry
+        the audio time they would have had without the loss.
+        """
+        events = self._flush_stages() if self._fed else []
+        events += self._shift(self.decoder.close(self._fed / self.source_rate))
         self.time_offset_s += (self._fed + n_samples) / self.source_rate
         self.dropped_samples += n_samples
         for stage in (self.resampler, self.frontend, self.window, self.decoder):
             stage.reset()
         self._fed = 0
+        return events
+
+    def _flush_stages(self) -> list[NoteEvent]:
+        """Push the held-back samples and frames through; decode the last frames."""
+        frames = self.frontend.process(self.resampler.flush())
+        frames = np.concatenate([frames, self.frontend.flush()])
+        events = self._run(*self.window.push(frames))
+        events += self._run(*self.window.flush())
         return events
 
     def _run(self, first: int, mel) -> list[NoteEvent]:

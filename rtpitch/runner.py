@@ -2,34 +2,75 @@
 
 ``listen`` (device or paced file) and ``transcribe`` (file, as fast as
 possible) both call :func:`run_stream`; they differ only in their source and
-sinks.  The loop ends when the source finishes or ``stop`` is set; it then
-flushes the engine, so every note-on gets its note-off, and closes the sinks.
+sinks.  The loop ends when the source finishes, the source is lost (its device
+went away) or ``stop`` is set; it then flushes the engine, so every note-on gets
+its note-off, and closes the sinks.
+
+Faults never lose the take
+--------------------------
+Once the source has started, nothing that goes wrong escapes the loop before
+the sinks are closed:
+
+* a sink whose ``send`` raises is reported once (``RunSummary.sink_errors``)
+  and gets no more events; the other sinks carry on;
+* an error in the engine or the source (a backend failure, a file that cannot
+  be read further) ends the loop and is reported in ``RunSummary.errors``;
+  the recorded events are still flushed and written;
+* a source that stops by itself (``source.lost``: the JACK server died, the
+  device was unplugged) ends the loop with its ``source.error`` in
+  ``RunSummary.errors``.
+
+Shutdown order: flush the engine (notes sounding are closed), close the sinks in
+list order (put the MIDI file first: it must survive whatever follows), then
+stop the source. Stopping a lost PortAudio stream can hang or abort; by then
+the take is on disk.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .engine import Engine
+from .errors import RtpitchError
 from .events import NoteEvent
 
 
 @dataclass
 class RunSummary:
-    """What happened in one run."""
+    """What happened in one run.
+
+    ``overrun_samples``: samples the ring buffer dropped (the engine closed the
+    notes sounding across each gap and kept audio time right).
+    ``input_overflows``: callbacks PortAudio flagged as input overflow (audio
+    lost before rtpitch saw it; audio time after it is early by that much).
+    ``errors``: one line per fault of the source or the engine (the run
+    ended early); ``sink_errors``: one line per failing sink.
+    ``failure``: the exception behind the first of ``errors``, if any.
+    """
 
     audio_s: float = 0.0
     wall_s: float = 0.0
     notes: int = 0
     overrun_samples: int = 0
+    overrun_blocks: int = 0
+    input_overflows: int = 0
     nonfinite_samples: int = 0
     origin_monotonic_s: float | None = None  # time.monotonic() of audio time 0 (device sources)
+    source_lost: bool = False
     events: list = field(default_factory=list, repr=False)
+    errors: list = field(default_factory=list)
     sink_errors: list = field(default_factory=list)
+    failure: BaseException | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        """No fault of the source, the engine or a sink."""
+        return not self.errors and not self.sink_errors
 
 
 def _level(samples: np.ndarray) -> tuple[float, float]:
@@ -41,9 +82,60 @@ def _level(samples: np.ndarray) -> tuple[float, float]:
     return 20 * np.log10(max(peak, 1e-6)), 20 * np.log10(max(rms, 1e-6))
 
 
+def _describe_failure(exc: BaseException, where: str) -> str:
+    """One line for an exception: an RtpitchError's own message, else its type
+    and text (a bug: the traceback is kept in ``RunSummary.failure``)."""
+    if isinstance(exc, RtpitchError):
+        return str(exc)
+    text = " ".join(str(exc).split())
+    return f"internal error in the {where}: {type(exc).__name__}: {text}"
+
+
+class _Dispatcher:
+    """Sends events to every sink; a sink that raises is reported once and skipped after."""
+
+    def __init__(self, sinks: list, summary: RunSummary, keep: bool):
+        self.sinks = list(sinks)
+        self.summary = summary
+        self.keep = keep
+        self.failed: set[int] = set()
+
+    def __call__(self, events: list[NoteEvent]) -> None:
+        if not events:
+            return
+        self.summary.notes += sum(1 for e in events if e.on)
+        if self.keep:
+            self.summary.events.extend(events)
+        for i, sink in enumerate(self.sinks):
+            if i in self.failed:
+                continue
+            try:
+                sink.send(events)
+            except Exception as exc:  # noqa: BLE001 - one sink must not stop the others
+                self.failed.add(i)
+                self._report(sink, exc)
+
+    def close_all(self) -> None:
+        """Close every sink (failed ones too: a MIDI port still tries all-notes-off)."""
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception as exc:  # noqa: BLE001 - every sink gets closed; errors are reported
+                self._report(sink, exc)
+            late = getattr(sink, "error", None)  # MidiPortSink records instead of raising
+            if late and late not in self.summary.sink_errors:
+                self.summary.sink_errors.append(late)
+
+    def _report(self, sink, exc: BaseException) -> None:
+        line = str(exc) if isinstance(exc, RtpitchError) else \
+            f"{type(sink).__name__}: {type(exc).__name__}: {' '.join(str(exc).split())}"
+        if line not in self.summary.sink_errors:
+            self.summary.sink_errors.append(line)
+
+
 def run_stream(source, engine: Engine, sinks: list, *, stop: threading.Event, view=None,
                keep_events: bool = True, read_timeout_s: float = 0.05) -> RunSummary:
-    """Read blocks from ``source`` until it finishes or ``stop`` is set.
+    """Read blocks from ``source`` until it finishes, is lost, or ``stop`` is set.
 
     Events go to every sink as soon as they are decoded; ``view`` (also one of
     the sinks, if given) additionally gets input levels and counters.  A jump in block
@@ -51,8 +143,12 @@ def run_stream(source, engine: Engine, sinks: list, *, stop: threading.Event, vi
     engine's clock past the gap (:meth:`Engine.skip`).  For a device source
     ``origin_monotonic_s`` is the ``time.monotonic()`` of audio time 0, read
     from the stream's clock at the end of the run.
+
+    Raises only if ``source.start()`` fails (nothing was recorded then);
+    every later fault is reported in the summary (module docstring).
     """
     summary = RunSummary()
+    dispatch = _Dispatcher(sinks, summary, keep_events)
     t0 = time.monotonic()
     expected = 0  # next source position we expect
     rate = source.sample_rate
@@ -70,24 +166,54 @@ def run_stream(source, engine: Engine, sinks: list, *, stop: threading.Event, vi
                 events += engine.skip(block.position - expected)
             expected = block.position + block.samples.shape[0]
             events += engine.feed(block.samples)
-            _dispatch(events, sinks, summary, keep_events)
+            dispatch(events)
             _update_view(view, source, expected / rate, block.samples)
+    except Exception as exc:  # noqa: BLE001 - keep what was recorded, report the fault
+        summary.failure = exc
+        summary.errors.append(_describe_failure(exc, "engine"))
     finally:
-        if hasattr(source, "origin_monotonic"):  # while the stream still runs
-            summary.origin_monotonic_s = source.origin_monotonic()
-        source.stop()
-        events = engine.finish()
-        _dispatch(events, sinks, summary, keep_events)
-        summary.audio_s = expected / rate
+        _shut_down(source, engine, dispatch, summary, expected, rate)
         summary.wall_s = time.monotonic() - t0
-        summary.overrun_samples = source.overrun_samples
-        summary.nonfinite_samples = getattr(source, "nonfinite_samples", 0)
-        for sink in sinks:
-            try:
-                sink.close()
-            except Exception as exc:  # noqa: BLE001 - every sink gets closed; errors are reported
-                summary.sink_errors.append(str(exc))
     return summary
+
+
+def _shut_down(source, engine: Engine, dispatch: _Dispatcher, summary: RunSummary, expected: int,
+               rate: int) -> None:
+    """Flush, close the sinks, stop the source; every step runs whatever the others did."""
+    summary.source_lost = bool(getattr(source, "lost", False))
+    if summary.source_lost:
+        summary.errors.insert(0, getattr(source, "error", None) or "the audio source stopped by itself")
+    if hasattr(source, "origin_monotonic"):  # while the stream still runs
+        try:
+            summary.origin_monotonic_s = source.origin_monotonic()
+        except Exception:  # noqa: BLE001 - a clock we cannot read is only a missing figure
+            summary.origin_monotonic_s = None
+    try:
+        events = engine.finish()
+    except Exception as exc:  # noqa: BLE001 - the backend failed: still close the notes
+        if summary.failure is None:
+            summary.failure = exc
+            summary.errors.append(_describe_failure(exc, "engine"))
+        events = engine.close_notes()
+    dispatch(events)
+    summary.audio_s = expected / rate
+    summary.overrun_samples = int(getattr(source, "overrun_samples", 0))
+    summary.overrun_blocks = int(getattr(source, "overrun_blocks", 0))
+    summary.input_overflows = int(getattr(source, "input_overflows", 0))
+    summary.nonfinite_samples = int(getattr(source, "nonfinite_samples", 0))
+    dispatch.close_all()
+    try:
+        source.stop()
+    except Exception as exc:  # noqa: BLE001 - the take is written; report and go on
+        summary.errors.append(_describe_failure(exc, "audio source"))
+
+
+def format_failure(summary: RunSummary) -> str:
+    """The traceback of ``summary.failure`` (for ``RTPITCH_DEBUG``), or ''."""
+    exc = summary.failure
+    if exc is None:
+        return ""
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 
 
 def warm_up(engine: Engine, seconds: float = 0.5) -> None:
@@ -104,29 +230,27 @@ def warm_up(engine: Engine, seconds: float = 0.5) -> None:
     scratch.finish()
 
 
-def _dispatch(events: list[NoteEvent], sinks: list, summary: RunSummary, keep: bool) -> None:
-    if not events:
-        return
-    summary.notes += sum(1 for e in events if e.on)
-    if keep:
-        summary.events.extend(events)
-    for sink in sinks:
-        sink.send(events)
-
-
 def _update_view(view, source, audio_time_s, samples) -> None:
     """Levels and counters for the live view (it gets the events as a sink)."""
     if view is None:
         return
     peak, rms = _level(samples) if samples is not None else (None, None)
-    view.update(level_peak=peak, level_rms=rms, overruns=source.overrun_samples, audio_time_s=audio_time_s)
+    view.update(level_peak=peak, level_rms=rms, overruns=source.overrun_samples,
+                input_overflows=getattr(source, "input_overflows", None), audio_time_s=audio_time_s)
 
 
 def transcribe_file(path, spec, backend, *, channel: int | None = None, blocksize: int = 8192,
-                    sinks: list | None = None) -> RunSummary:
-    """Run a file through the engine as fast as possible (the ``transcribe`` path)."""
+                    sinks: list | None = None, raise_errors: bool = True) -> RunSummary:
+    """Run a file through the engine as fast as possible (the ``transcribe`` path).
+
+    With ``raise_errors`` (default) a fault during the run is raised after the
+    sinks were closed; else it is left in ``summary.errors`` for the caller.
+    """
     from .filesource import FileSource
 
     source = FileSource(path, realtime=False, blocksize=blocksize, channel=channel)
     engine = Engine(spec, backend, source_rate=source.sample_rate)
-    return run_stream(source, engine, sinks or [], stop=threading.Event())
+    summary = run_stream(source, engine, sinks or [], stop=threading.Event())
+    if raise_errors and summary.failure is not None:
+        raise summary.failure
+    return summary

@@ -7,31 +7,10 @@ and an rtmidi JACK input connected to ``rtpitch:rtpitch`` records what arrives.
 After SIGINT the command must exit 0 and its MIDI file must hold the notes that
 went out of the port; the notes must match the annotations in audio time.
 
-Audio-time alignment (how an annotated onset is placed in rtpitch's clock)
---------------------------------------------------------------------------
-rtpitch stamps events in *audio time*: seconds since sample 0 of its capture
-stream. JACK runs every client of a cycle on the same frames, so a sample the
-player writes at JACK frame ``F`` reaches rtpitch's input at frame ``F`` too.
-
-* The player's process callback stores ``last_frame_time`` of every cycle in
-  which it plays a block: recording sample ``i`` went out at JACK frame
-  ``F(i)`` (normally ``P + i``, ``P`` being the first block's frame; the table
-  also covers a cycle JACK skipped for a late player).
-* ``rtpitch listen`` prints ``capture clock: audio time 0 = monotonic T s``
-  at exit: the ``time.monotonic()`` of its audio time 0, from the PortAudio
-  time stamps of its last callbacks (``DeviceSource.origin_monotonic``; it is
-  measured at the end so that a JACK cycle lost while this test rewires the
-  ports before playback does not count). The test maps ``T`` to JACK frames
-  with back-to-back readings of ``time.monotonic()`` and ``Client.frame_time``
-  (JACK's clock is CLOCK_MONOTONIC) and snaps the result ``C_est`` to the
-  nearest cycle start ``C = P + k * period`` (observed ``|C_est - C|``: a few
-  to 60 frames; near ``period / 2`` the snap could pick a neighbouring cycle,
-  an error of one period, 5 ms).
-* Recording time ``t`` is rtpitch audio time ``(F(t * sr) - C) / sr``. The
-  annotations are put into rtpitch's audio time that way and compared with the
-  ``--record`` file's stamps. If rtpitch's callback missed JACK cycles during
-  the take (JACK drops a late client's cycles), the stamps before the loss are
-  early by that much: a real error of the live path, which this measures.
+Audio-time alignment: how an annotated onset is placed in rtpitch's clock (the
+player's block table, rtpitch's ``capture clock`` line, JACK's frame clock) is
+described in :mod:`benchmarks.jackutil`, which holds the player, the MIDI
+monitor and the live-take machinery shared with ``benchmarks/latency.py``.
 
 :func:`test_capture_origin_is_sample_zero` checks the mapping without a model:
 a click played at a known frame into a :class:`~rtpitch.capture.DeviceSource`
@@ -43,20 +22,18 @@ a .json path) and ``RTPITCH_SHARED_DATA`` (default ``<repo>/../shared/data``).
 
 from __future__ import annotations
 
-import bisect
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from benchmarks.jackutil import (TICK_S, JackError, LiveTake, Player, connections, frame_clock_offset,
+                                 load_signal, match_onsets, portaudio_inputs, rtmidi_has_jack, run_live_take)
 from rtpitch.model import resolve_model_path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -70,7 +47,6 @@ MIN_MATCHED = 6           # of the 8 annotated notes
 TRAILING_SILENCE_S = 1.5  # played after the recording, before SIGINT
 STARTUP_TIMEOUT_S = 60.0  # interpreter + model load on a loaded 2-core machine
 EXIT_TIMEOUT_S = 10.0
-TICK_S = 1 / 960          # MIDI file resolution (rtpitch.sinks.midi_file)
 
 needs_data = pytest.mark.skipif(not FIXTURE.is_file() or not ANNOTATIONS.is_file(),
                                 reason=f"shared test data absent ({FIXTURE}); set RTPITCH_SHARED_DATA")
@@ -90,256 +66,21 @@ def read_annotations(path: Path = ANNOTATIONS) -> list[tuple[float, int]]:
     return sorted(notes)
 
 
-def match_onsets(ref, est, tol_s: float) -> list[tuple[int, int]]:
-    """One-to-one matches (i_ref, j_est) of (onset, pitch) lists: same pitch,
-    ``|onset difference| <= tol_s``; each reference takes the closest free estimate."""
-    used, pairs = set(), []
-    for i, (t, p) in enumerate(ref):
-        best = None
-        for j, (u, q) in enumerate(est):
-            if j in used or q != p or abs(u - t) > tol_s:
-                continue
-            if best is None or abs(u - t) < abs(est[best][0] - t):
-                best = j
-        if best is not None:
-            used.add(best)
-            pairs.append((i, best))
-    return pairs
-
-
-def frame_clock_offset(client, n: int = 25) -> float:
-    """JACK frames minus ``time.monotonic() * sr`` (median of back-to-back readings)."""
-    sr = client.samplerate
-    offsets = []
-    for _ in range(n):
-        a = time.monotonic()
-        f = client.frame_time
-        b = time.monotonic()
-        offsets.append(f - 0.5 * (a + b) * sr)
-        time.sleep(0.001)
-    return float(np.median(offsets))
-
-
-def load_signal(sr: int) -> np.ndarray:
-    """The fixture as JACK plays it: mean of both channels (what rtpitch's default
-    downmix and ``transcribe`` use too), 44.1 kHz -> ``sr`` with soxr (HQ)."""
-    import soundfile as sf
-    import soxr
-
-    x, rate = sf.read(str(FIXTURE), dtype="float32", always_2d=True)
-    mono = x.mean(axis=1)
-    return np.ascontiguousarray(soxr.resample(mono, rate, sr, quality="HQ"), dtype=np.float32)
-
-
-class Player:
-    """A JACK client with one output port that plays ``samples`` once when armed
-    (``st.armed = True``), silence before and after. ``st.start_frame``: the JACK
-    frame of the first sample; ``st.blocks``: (sample position, JACK frame) of
-    every block played; ``st.done`` when all was played."""
-
-    def __init__(self, name: str, samples: np.ndarray):
-        import jack
-
-        self.client = jack.Client(name, no_start_server=True)
-        self.port = self.client.outports.register("out")
-        self.signal = samples
-        self.st = SimpleNamespace(armed=False, pos=0, start_frame=None, done=False, xruns=0, blocks=[])
-        self.client.set_process_callback(self._process)
-        self.client.set_xrun_callback(self._xrun)
-
-    def _process(self, frames):
-        buf = self.port.get_array()
-        st = self.st
-        if not st.armed or st.done:
-            buf.fill(0.0)
-            return
-        if st.start_frame is None:
-            st.start_frame = self.client.last_frame_time
-        st.blocks.append((st.pos, self.client.last_frame_time))
-        k = min(frames, self.signal.shape[0] - st.pos)
-        buf[:k] = self.signal[st.pos:st.pos + k]
-        buf[k:] = 0.0
-        st.pos += k
-        st.done = st.pos >= self.signal.shape[0]
-
-    def _xrun(self, delay_usecs):
-        self.st.xruns += 1
-
-    def close(self):
-        try:
-            self.client.deactivate()
-        finally:
-            self.client.close()
-
-
-def _connections(client, port: str) -> list[str]:
-    return [p.name for p in client.get_all_connections(port)]
-
-
-def _portaudio_inputs(client) -> set[str]:
-    return {p.name for p in client.get_ports("PortAudio.*", is_audio=True, is_input=True)}
-
-
-def _midi_outputs(client) -> set[str]:
-    return {p.name for p in client.get_ports(is_midi=True, is_output=True)}
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """Make sure the subprocess is gone (SIGKILL its process group if it lingers)."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(5)
-
-
-# -- the live run (once per module) ----------------------------------------------
-@dataclass
-class LiveTake:
-    returncode: int | None
-    stdout: str
-    stderr: str
-    record_path: Path
-    sr: int
-    period: int
-    start_frame: int                # JACK frame of the recording's first sample (P)
-    capture_frame: int | None       # JACK frame of rtpitch's sample 0 (C)
-    snap_residual: float | None     # C_est - C (frames)
-    port_messages: list = field(default_factory=list, repr=False)  # (JACK frame at arrival, [status, d1, d2])
-    blocks: list = field(default_factory=list, repr=False)  # (recording sample, JACK frame) of each played block
-    xruns: int = 0
-    ready_s: float = 0.0            # from the fixture's start until rtpitch captures
-    wall_s: float = 0.0
-
-    def frame_of(self, t_rec: float) -> float:
-        """JACK frame at which recording time ``t_rec`` (s) was played (through the
-        player's block table, so a cycle JACK skipped for the player is accounted)."""
-        i = t_rec * self.sr
-        k = max(0, bisect.bisect_right([b[0] for b in self.blocks], i) - 1)
-        pos, frame = self.blocks[k]
-        return frame + (i - pos)
-
-    def rt_time(self, t_rec: float) -> float:
-        """rtpitch audio time (s since its sample 0) of recording time ``t_rec``."""
-        return (self.frame_of(t_rec) - self.capture_frame) / self.sr
-
-    def skipped_frames(self) -> int:
-        """Frames JACK skipped between the player's playback cycles (0 normally)."""
-        return sum(b[1] - a[1] - (b[0] - a[0]) for a, b in zip(self.blocks, self.blocks[1:]))
-
-    def recorded_notes(self):
-        """(onset, offset, pitch, velocity) from the --record file, rtpitch audio time."""
-        from rtpitch.sinks.midi_file import read_midi_notes
-
-        return read_midi_notes(self.record_path)
-
-    def port_note_ons(self) -> list[tuple[int, int, int]]:
-        """(arrival frame, pitch, velocity) of note-ons received on the port."""
-        return [(f, m[1], m[2]) for f, m in self.port_messages if m[0] & 0xF0 == 0x90 and m[2] > 0]
-
-
-def _wait_for_rtpitch(proc, client, pa_before, midi_before, deadline):
-    """Return (rtpitch's PortAudio input ports, its MIDI output port) once its
-    capture stream runs (its inputs connected by PortAudio) and its port exists."""
-    while True:
-        if proc.poll() is not None:
-            raise AssertionError(f"rtpitch exited early with {proc.returncode}")
-        ins = sorted(_portaudio_inputs(client) - pa_before)
-        outs = sorted(p for p in _midi_outputs(client) - midi_before if p.endswith(":rtpitch"))
-        if ins and outs and all(_connections(client, p) for p in ins):
-            return ins, outs
-        if time.monotonic() > deadline:
-            raise AssertionError(f"rtpitch not ready in {STARTUP_TIMEOUT_S:.0f} s: "
-                                 f"PortAudio inputs {ins}, MIDI ports {outs}")
-        time.sleep(0.05)
-
-
 @pytest.fixture(scope="module")
 def live_take(jack_server, tmp_path_factory) -> LiveTake:
-    import rtmidi
-
-    if rtmidi.API_UNIX_JACK not in rtmidi.get_compiled_api():
-        pytest.skip("python-rtmidi built without JACK")
-    tmp = tmp_path_factory.mktemp("e2e")
-    record = tmp / "take.mid"
-    out_path, err_path = tmp / "stdout.txt", tmp / "stderr.txt"
-    t_begin = time.monotonic()
-
     import jack
 
+    if not rtmidi_has_jack():
+        pytest.skip("python-rtmidi built without JACK")
     probe = jack.Client("e2e-probe", no_start_server=True)
-    sr, period = probe.samplerate, probe.blocksize
+    sr = probe.samplerate
     probe.close()
-    player = Player("e2e-player", load_signal(sr))
-    player.client.activate()
-    port_messages: list = []
-    monitor = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="e2e-monitor")
-    monitor.ignore_types(sysex=True, timing=True, active_sense=True)
-    monitor.open_virtual_port("in")
-    client = player.client
-    monitor.set_callback(lambda event, _: port_messages.append((client.frame_time, list(event[0]))))
-    monitor_port = "e2e-monitor:in"
-
-    pa_before, midi_before = _portaudio_inputs(client), _midi_outputs(client)
-    cmd = [sys.executable, "-m", "rtpitch", "listen", "--device", "system", "--midi-out",
-           "--record", str(record), "--no-view", "--print-notes", "--model", MODEL]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    with open(out_path, "w") as out_f, open(err_path, "w") as err_f:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out_f, stderr=err_f,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-    offset = None
     try:
-        try:
-            ins, outs = _wait_for_rtpitch(proc, client, pa_before, midi_before,
-                                          time.monotonic() + STARTUP_TIMEOUT_S)
-        except AssertionError as err:
-            _stop(proc)
-            pytest.fail(f"{err}; stderr:\n{err_path.read_text()}")
-        ready_s = time.monotonic() - t_begin
-        assert len(outs) == 1, f"expected one new rtpitch MIDI port, got {outs}"
-        # only the player feeds rtpitch: replace PortAudio's system:capture_* connections
-        for port in ins:
-            for src in _connections(client, port):
-                client.disconnect(src, port)
-            client.connect(player.port, port)
-        client.connect(outs[0], monitor_port)
-        time.sleep(0.3)  # connections take effect; rtpitch hears silence meanwhile
-        player.st.armed = True
-        play_s = player.signal.shape[0] / sr
-        deadline = time.monotonic() + play_s + 5.0
-        while not player.st.done and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert player.st.done, "the player did not finish in time (JACK stalled?)"
-        time.sleep(TRAILING_SILENCE_S)
-        offset = frame_clock_offset(client)  # while the server runs, for the clock mapping
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(EXIT_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            pass  # returncode stays None: the test reports it
-        time.sleep(0.1)  # the last MIDI messages (close: all notes off) reach the monitor
-    finally:
-        _stop(proc)
-        monitor.cancel_callback()
-        monitor.close_port()
-        monitor.delete()
-        player.close()
-
-    stderr = err_path.read_text()
-    capture_frame = residual = None
-    m = re.search(r"capture clock: audio time 0 = monotonic ([0-9.]+) s", stderr)
-    if m is not None and offset is not None and player.st.start_frame is not None:
-        c_est = float(m.group(1)) * sr + offset
-        P = player.st.start_frame
-        capture_frame = P + int(round((c_est - P) / period)) * period
-        residual = c_est - capture_frame
-    return LiveTake(
-        returncode=proc.returncode, stdout=out_path.read_text(), stderr=stderr, record_path=record,
-        sr=sr, period=period, start_frame=player.st.start_frame, capture_frame=capture_frame,
-        snap_residual=residual, port_messages=list(port_messages), xruns=player.st.xruns,
-        blocks=list(player.st.blocks), ready_s=ready_s, wall_s=time.monotonic() - t_begin,
-    )
+        return run_live_take(load_signal(FIXTURE, sr), workdir=tmp_path_factory.mktemp("e2e"),
+                             rtpitch_args=["--model", MODEL], tag="e2e", startup_timeout_s=STARTUP_TIMEOUT_S,
+                             trailing_silence_s=TRAILING_SILENCE_S, exit_timeout_s=EXIT_TIMEOUT_S)
+    except JackError as err:
+        pytest.fail(str(err))
 
 
 def _in_rt_time(take: LiveTake, notes) -> list[tuple[float, int]]:
@@ -486,7 +227,7 @@ def test_capture_origin_is_sample_zero(jack_server):
     sr, period = player.client.samplerate, player.client.blocksize
     player.client.activate()
     try:
-        before = _portaudio_inputs(player.client)
+        before = portaudio_inputs(player.client)
         src = DeviceSource("system", None, ring_seconds=2.0)
         src.start()
         try:
@@ -497,8 +238,8 @@ def test_capture_origin_is_sample_zero(jack_server):
                 if b is not None:
                     blocks.append(b)
             assert blocks and blocks[0].position == 0
-            for port in sorted(_portaudio_inputs(player.client) - before):
-                for s in _connections(player.client, port):
+            for port in sorted(portaudio_inputs(player.client) - before):
+                for s in connections(player.client, port):
                     player.client.disconnect(s, port)
                 player.client.connect(player.port, port)
             time.sleep(0.2)

@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NAME=${1:-seed-cnn}
-MINUTES=${2:-75}
+MINUTES=${2:-62}
 DATA=${RTPITCH_DATA:-../shared/data}
 PY=${PYTHON:-python}
 train/fetch_samples.sh cache/salamander

@@ -8,13 +8,28 @@ existing port (e.g. loopMIDI's) with ``port=``.
 Under JACK the virtual port is ``<virtual_name>:<virtual_name>`` (client name
 and port name are both ``virtual_name``, e.g. ``rtpitch:rtpitch``); under ALSA
 it is client ``virtual_name``, port ``virtual_name``.
+
+When the JACK server dies
+-------------------------
+RtMidi's JACK output writes each message into a 16 KB ring that only JACK's
+process cycle empties, and when the ring is full ``send_message`` spins until
+there is room, holding the GIL: with the server gone, one message too many
+freezes the whole process, signal handlers included (measured with
+python-rtmidi 1.5.8). So under JACK the sink checks that the server still
+accepts connections on its socket (:class:`_JackServerWatch`, at most every
+50 ms, about 40 us a check) before it sends; once the server is gone it
+records one error, sends nothing more and leaves the dead client alone at
+:meth:`MidiPortSink.close` (RtMidi's ``close_port`` would wait 1 s for a cycle).
+A server that hangs without dying (SIGSTOP) is not detected.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import sys
+import time
 from typing import Iterator, Sequence
 
 from ..errors import ConfigError, MidiError
@@ -54,6 +69,56 @@ def _quiet_stderr_fd() -> Iterator[None]:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+def _jack_server_socket() -> str | None:
+    """Path of the running jack2 server's client socket, or None if not found.
+
+    jack2 listens on ``<dir>/jack_<server>_<uid>_0`` (dir ``/dev/shm`` on
+    Linux, ``/tmp`` elsewhere; server name from ``JACK_DEFAULT_SERVER``,
+    default ``default``).
+    """
+    server = os.environ.get("JACK_DEFAULT_SERVER") or "default"
+    getuid = getattr(os, "getuid", None)
+    if getuid is None:
+        return None
+    for folder in ("/dev/shm", "/tmp"):
+        path = os.path.join(folder, f"jack_{server}_{getuid()}_0")
+        if os.path.exists(path):
+            return path
+    return None
+
+
+class _JackServerWatch:
+    """Tells whether the JACK server still runs: a connect() to its socket
+    succeeds while it does and is refused (SIGKILL) or finds no socket
+    (clean exit) once it is gone. Checks at most every ``interval_s``;
+    ``alive`` is True when the socket is unknown (no check possible)."""
+
+    def __init__(self, interval_s: float = 0.05):
+        self.path = _jack_server_socket()
+        self.interval_s = interval_s
+        self._next = 0.0
+        self._alive = True
+
+    def alive(self) -> bool:
+        if self.path is None or not self._alive:
+            return self._alive
+        now = time.monotonic()
+        if now < self._next:
+            return True
+        self._next = now + self.interval_s
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(0.5)
+            sock.connect(self.path)
+        except (ConnectionRefusedError, FileNotFoundError):
+            self._alive = False
+        except OSError:
+            pass  # e.g. a timeout under load: not proof of death
+        finally:
+            sock.close()
+        return self._alive
 
 
 def _import_rtmidi():
@@ -109,6 +174,7 @@ class MidiPortSink:
         self.error: str | None = None
         self._sounding: set[int] = set()
         self._closed = False
+        self._dead = False  # the JACK server went away: send nothing more
         self._rtmidi = _import_rtmidi()
         self.virtual = port is None
         client = virtual_name or "rtpitch"
@@ -128,6 +194,7 @@ class MidiPortSink:
                 raise MidiError(f"cannot create virtual MIDI port '{virtual_name}': {exc}") from None
         else:
             self.port_name = self._open_existing(port)
+        self._watch = _JackServerWatch() if self.api == "jack" else None
 
     # -- opening -----------------------------------------------------------
     def _resolve_api(self, api: str) -> str:
@@ -209,6 +276,13 @@ class MidiPortSink:
         """Pitches this sink has sent a note-on for and no note-off yet."""
         return set(self._sounding)
 
+    def _check_server(self) -> None:
+        """Raise MidiError (once; later calls return quietly via ``_dead``) when the JACK server is gone."""
+        if self._watch is not None and not self._dead and not self._watch.alive():
+            self._dead = True
+            self.error = f"MIDI {self.describe()} went away: the JACK server is gone; nothing more was sent"
+            raise MidiError(self.error)
+
     def _send(self, msg: list[int]) -> None:
         try:
             self._out.send_message(msg)
@@ -218,9 +292,14 @@ class MidiPortSink:
         self.sent_count += 1
 
     def send(self, events: Sequence[NoteEvent]) -> None:
-        """Send each event as note-on (0x9n, pitch, vel) or note-off (0x8n, pitch, 0)."""
-        if self._closed:
+        """Send each event as note-on (0x9n, pitch, vel) or note-off (0x8n, pitch, 0).
+
+        Raises MidiError when a message cannot be sent or the JACK server is
+        gone (see the module docstring); after the server is gone, sends nothing.
+        """
+        if self._closed or self._dead or not events:
             return
+        self._check_server()
         for ev in events:
             if ev.on:
                 self._send([NOTE_ON | self._status_ch, ev.pitch, ev.velocity])
@@ -231,8 +310,9 @@ class MidiPortSink:
 
     def all_notes_off(self) -> None:
         """Note-off for every note this sink has on, then CC 123 (all notes off)."""
-        if self._closed:
+        if self._closed or self._dead:
             return
+        self._check_server()
         for p in sorted(self._sounding):
             self._send([NOTE_OFF | self._status_ch, p, 0])
         self._sounding.clear()
@@ -247,6 +327,8 @@ class MidiPortSink:
         except MidiError:
             pass  # recorded in self.error
         self._closed = True
+        if self._dead:
+            return  # RtMidi would wait 1 s for a JACK cycle that never comes
         try:
             self._out.close_port()
             self._out.delete()

@@ -5,6 +5,10 @@ On a TTY two status lines are redrawn in place with ANSI escapes (no curses):
     ·-··-·-··-·-·-··█·-··-·-·-··-·-··-·-·-··-·-·█··-·-··-·-·-··-·-··-·-·-··█·-··-·-··-·-·-··
     in  -12.3 dBFS pk  -24.0 rms [##########--------] | latency 52 ms | overruns 0 | 2.4 notes/s | 0:12.5
 
+``overruns``: samples rtpitch's ring buffer dropped (the engine fell behind);
+``overflows`` (shown once there are any): callbacks PortAudio flagged as input
+overflow, audio lost before rtpitch saw it (the capture callback was late).
+
 Keyboard row: one character per key (A0 .. C8): ``█`` sounding, ``·`` white
 key, ``-`` black key.  ``CLIP`` shows (for a second) when a peak reaches
 -0.1 dBFS.  Note lines (``  0.52 s  C4   on  v=64``) scroll above the status
@@ -89,6 +93,7 @@ class TerminalView:
         self._on_times: deque[float] = deque()
         self.n_notes = 0
         self.overruns = 0
+        self.input_overflows = 0
         self.audio_time_s = 0.0
         self._peak = -math.inf  # dBFS, max since last draw
         self._peak_shown = -math.inf
@@ -130,6 +135,7 @@ class TerminalView:
         level_peak: float | None = None,
         level_rms: float | None = None,
         overruns: int | None = None,
+        input_overflows: int | None = None,
         audio_time_s: float | None = None,
     ) -> None:
         """Record the latest state; redraw at most ``refresh_hz`` times a second.
@@ -148,6 +154,8 @@ class TerminalView:
             self._rms = float(level_rms)
         if overruns is not None:
             self.overruns = int(overruns)
+        if input_overflows is not None:
+            self.input_overflows = int(input_overflows)
         if audio_time_s is not None:
             self.audio_time_s = float(audio_time_s)
         if not self.enabled or self._closed:
@@ -187,6 +195,8 @@ class TerminalView:
         if self.latency_ms is not None:
             parts.append(f"latency {self.latency_ms:.0f} ms")
         parts.append(f"overruns {self.overruns}")
+        if self.input_overflows:
+            parts.append(f"overflows {self.input_overflows}")
         parts.append(f"{self.notes_per_s():.1f} notes/s")
         parts.append(_fmt_clock(self.audio_time_s))
         return " | ".join(parts)
@@ -229,6 +239,7 @@ class TerminalView:
         return (
             f"rtpitch: {self.n_notes} notes in {_fmt_clock(self.audio_time_s)} of audio, "
             f"{self.overruns} overruns"
+            + (f", {self.input_overflows} input overflows" if self.input_overflows else "")
         )
 
     def close(self) -> None:

@@ -1,0 +1,422 @@
+"""Real audio and MIDI through a JACK server: a player, a MIDI monitor, clock alignment.
+
+Used by the end-to-end test (tests/test_e2e_jack.py) and the latency benchmark
+(benchmarks/latency.py). Needs JACK-Client, python-rtmidi built with JACK, and
+``jackd`` (Debian ``jackd2``) for :class:`JackServer`.
+
+A live take (:func:`run_live_take`)
+-----------------------------------
+``rtpitch listen --device system --midi-out --record take.mid`` runs as a
+subprocess. A JACK client (:class:`Player`) plays a signal into rtpitch's
+PortAudio input ports, and an rtmidi JACK input connected to
+``rtpitch:rtpitch`` records every MIDI message that arrives, stamped with
+the JACK frame clock. After SIGINT rtpitch writes its MIDI file and exits.
+
+Audio-time alignment (how a time in the played signal is placed in rtpitch's clock)
+-----------------------------------------------------------------------------------
+rtpitch stamps events in *audio time*: seconds since sample 0 of its capture
+stream. JACK runs every client of a cycle on the same frames, so a sample the
+player writes at JACK frame ``F`` reaches rtpitch's input at frame ``F`` too.
+
+* The player's process callback stores ``last_frame_time`` of every cycle in
+  which it plays a block: signal sample ``i`` went out at JACK frame ``F(i)``
+  (normally ``P + i``, ``P`` being the first block's frame; the table also
+  covers a cycle JACK skipped for a late player).
+* ``rtpitch listen`` prints ``capture clock: audio time 0 = monotonic T s``
+  at exit: the ``time.monotonic()`` of its audio time 0, from the PortAudio
+  time stamps of its last callbacks (``DeviceSource.origin_monotonic``; it is
+  measured at the end so that a JACK cycle lost while the ports are rewired
+  before playback does not count). ``T`` is mapped to JACK frames with
+  back-to-back readings of ``time.monotonic()`` and ``Client.frame_time``
+  (JACK's clock is CLOCK_MONOTONIC) and snapped to the nearest cycle start
+  ``C = P + k * period`` (observed ``|C_est - C|``: a few to 60 frames; near
+  ``period / 2`` the snap could pick a neighbouring cycle, an error of one
+  period).
+* Signal time ``t`` is rtpitch audio time ``(F(t * sr) - C) / sr``
+  (:meth:`LiveTake.rt_time`), and it was played at JACK frame ``F(t * sr)``
+  (:meth:`LiveTake.frame_of`), the clock on which the monitor stamps arrivals.
+  If rtpitch's callback missed JACK cycles during the take (JACK drops a late
+  client's cycles), the stamps before the loss are early by that much: a real
+  error of the live path, which this measures.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import re
+import shutil
+import signal as _signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+TICK_S = 1 / 960  # MIDI file resolution (rtpitch.sinks.midi_file)
+
+
+class JackError(RuntimeError):
+    """The JACK setup or the live take failed (message says what)."""
+
+
+# -- the server ------------------------------------------------------------------------
+class JackServer:
+    """``jackd --no-realtime -d dummy -r RATE -p PERIOD`` for the duration of a ``with``.
+
+    ``name``: a server name of its own (``jackd -n NAME``), so it does not meet
+    another JACK server on this machine; it is exported as
+    ``JACK_DEFAULT_SERVER`` to this process (every JACK client opened here, the
+    rtmidi ones included) and to subprocesses, and the previous value is
+    restored on exit. ``JACK_NO_AUDIO_RESERVATION=1`` keeps jackd off D-Bus.
+    """
+
+    def __init__(self, *, period: int = 256, rate: int = 48000, name: str | None = None,
+                 start_timeout_s: float = 10.0):
+        self.period, self.rate, self.name = int(period), int(rate), name
+        self.start_timeout_s = start_timeout_s
+        self.proc: subprocess.Popen | None = None
+        self._saved_env = None
+
+    def __enter__(self) -> "JackServer":
+        jackd = shutil.which("jackd")
+        if jackd is None:
+            raise JackError("jackd not installed (Debian: apt install jackd2)")
+        if self.name:
+            self._saved_env = os.environ.get("JACK_DEFAULT_SERVER")
+            os.environ["JACK_DEFAULT_SERVER"] = self.name
+        if server_running():
+            self._restore_env()
+            raise JackError(f"a JACK server named {self.name or 'default'!r} already runs")
+        env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
+        cmd = [jackd] + (["-n", self.name] if self.name else []) + \
+              ["--no-realtime", "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)]
+        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + self.start_timeout_s
+        while not server_running():
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode(errors="replace").strip().splitlines()[-1:]
+                self._restore_env()
+                raise JackError(f"jackd exited with {self.proc.returncode}: {' '.join(err)}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise JackError(f"jackd did not accept clients within {self.start_timeout_s:.0f} s")
+            time.sleep(0.1)
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self) -> None:
+        """Terminate the server (PortAudio in this process first: it aborts if
+        its JACK client outlives the server)."""
+        sd = sys.modules.get("sounddevice")
+        if sd is not None:
+            while sd._initialized:
+                sd._terminate()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._restore_env()
+
+    def _restore_env(self) -> None:
+        if self.name:
+            if self._saved_env is None:
+                os.environ.pop("JACK_DEFAULT_SERVER", None)
+            else:
+                os.environ["JACK_DEFAULT_SERVER"] = self._saved_env
+            self._saved_env = None
+
+
+def server_running() -> bool:
+    """A JACK server (``JACK_DEFAULT_SERVER`` or the default) accepts clients."""
+    from rtpitch.devices import jack_server_running
+
+    return jack_server_running()
+
+
+# -- clients ----------------------------------------------------------------------------
+class Player:
+    """A JACK client with one output port that plays ``samples`` once when armed
+    (``st.armed = True``), silence before and after. ``st.start_frame``: the JACK
+    frame of the first sample; ``st.blocks``: (sample position, JACK frame) of
+    every block played; ``st.done`` when all was played."""
+
+    def __init__(self, name: str, samples: np.ndarray):
+        import jack
+
+        self.client = jack.Client(name, no_start_server=True)
+        self.port = self.client.outports.register("out")
+        self.signal = samples
+        self.st = SimpleNamespace(armed=False, pos=0, start_frame=None, done=False, xruns=0, blocks=[])
+        self.client.set_process_callback(self._process)
+        self.client.set_xrun_callback(self._xrun)
+
+    def _process(self, frames):
+        buf = self.port.get_array()
+        st = self.st
+        if not st.armed or st.done:
+            buf.fill(0.0)
+            return
+        if st.start_frame is None:
+            st.start_frame = self.client.last_frame_time
+        st.blocks.append((st.pos, self.client.last_frame_time))
+        k = min(frames, self.signal.shape[0] - st.pos)
+        buf[:k] = self.signal[st.pos:st.pos + k]
+        buf[k:] = 0.0
+        st.pos += k
+        st.done = st.pos >= self.signal.shape[0]
+
+    def _xrun(self, delay_usecs):
+        self.st.xruns += 1
+
+    def close(self):
+        try:
+            self.client.deactivate()
+        finally:
+            self.client.close()
+
+
+def frame_clock_offset(client, n: int = 25) -> float:
+    """JACK frames minus ``time.monotonic() * sr`` (median of back-to-back readings)."""
+    sr = client.samplerate
+    offsets = []
+    for _ in range(n):
+        a = time.monotonic()
+        f = client.frame_time
+        b = time.monotonic()
+        offsets.append(f - 0.5 * (a + b) * sr)
+        time.sleep(0.001)
+    return float(np.median(offsets))
+
+
+def connections(client, port: str) -> list[str]:
+    return [p.name for p in client.get_all_connections(port)]
+
+
+def portaudio_inputs(client) -> set[str]:
+    return {p.name for p in client.get_ports("PortAudio.*", is_audio=True, is_input=True)}
+
+
+def midi_outputs(client) -> set[str]:
+    return {p.name for p in client.get_ports(is_midi=True, is_output=True)}
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """Make sure the subprocess is gone (SIGKILL its process group if it lingers)."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, _signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(5)
+
+
+def rtmidi_has_jack() -> bool:
+    import rtmidi
+
+    return rtmidi.API_UNIX_JACK in rtmidi.get_compiled_api()
+
+
+def load_signal(path, sr: int, *, seconds: float | None = None) -> np.ndarray:
+    """An audio file as a JACK player plays it: mean of its channels (what
+    rtpitch's default downmix and ``transcribe`` use too), resampled to ``sr``
+    with soxr (HQ); the first ``seconds`` only when given."""
+    import soundfile as sf
+    import soxr
+
+    x, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    if seconds is not None:
+        x = x[: int(seconds * rate)]
+    mono = x.mean(axis=1)
+    if rate != sr:
+        mono = soxr.resample(mono, rate, sr, quality="HQ")
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+# -- matching --------------------------------------------------------------------------
+def match_onsets(ref, est, tol_s: float) -> list[tuple[int, int]]:
+    """One-to-one matches (i_ref, j_est) of (onset, pitch) lists: same pitch,
+    ``|onset difference| <= tol_s``; each reference takes the closest free estimate."""
+    by_pitch: dict[int, list[int]] = {}
+    for j, (_, q) in enumerate(est):
+        by_pitch.setdefault(q, []).append(j)
+    used, pairs = set(), []
+    for i, (t, p) in enumerate(ref):
+        best = None
+        for j in by_pitch.get(p, ()):
+            u = est[j][0]
+            if j in used or abs(u - t) > tol_s:
+                continue
+            if best is None or abs(u - t) < abs(est[best][0] - t):
+                best = j
+        if best is not None:
+            used.add(best)
+            pairs.append((i, best))
+    return pairs
+
+
+# -- the live take ------------------------------------------------------------------------
+@dataclass
+class LiveTake:
+    returncode: int | None
+    stdout: str
+    stderr: str
+    record_path: Path
+    sr: int
+    period: int
+    start_frame: int                # JACK frame of the signal's first sample (P)
+    capture_frame: int | None       # JACK frame of rtpitch's sample 0 (C)
+    snap_residual: float | None     # C_est - C (frames)
+    port_messages: list = field(default_factory=list, repr=False)  # (JACK frame at arrival, [status, d1, d2])
+    blocks: list = field(default_factory=list, repr=False)  # (signal sample, JACK frame) of each played block
+    xruns: int = 0
+    ready_s: float = 0.0            # from the start until rtpitch captures
+    wall_s: float = 0.0
+
+    def frame_of(self, t_rec: float) -> float:
+        """JACK frame at which signal time ``t_rec`` (s) was played (through the
+        player's block table, so a cycle JACK skipped for the player is accounted)."""
+        i = t_rec * self.sr
+        k = max(0, bisect.bisect_right([b[0] for b in self.blocks], i) - 1)
+        pos, frame = self.blocks[k]
+        return frame + (i - pos)
+
+    def rt_time(self, t_rec: float) -> float:
+        """rtpitch audio time (s since its sample 0) of signal time ``t_rec``."""
+        return (self.frame_of(t_rec) - self.capture_frame) / self.sr
+
+    def skipped_frames(self) -> int:
+        """Frames JACK skipped between the player's playback cycles (0 normally)."""
+        return sum(b[1] - a[1] - (b[0] - a[0]) for a, b in zip(self.blocks, self.blocks[1:]))
+
+    def recorded_notes(self):
+        """(onset, offset, pitch, velocity) from the --record file, rtpitch audio time."""
+        from rtpitch.sinks.midi_file import read_midi_notes
+
+        return read_midi_notes(self.record_path)
+
+    def port_note_ons(self) -> list[tuple[int, int, int]]:
+        """(arrival frame, pitch, velocity) of note-ons received on the port."""
+        return [(f, m[1], m[2]) for f, m in self.port_messages if m[0] & 0xF0 == 0x90 and m[2] > 0]
+
+    def port_note_offs(self) -> list[tuple[int, int]]:
+        """(arrival frame, pitch) of note-offs (0x80, or 0x90 with velocity 0) received on the port."""
+        return [(f, m[1]) for f, m in self.port_messages
+                if m[0] & 0xF0 == 0x80 or (m[0] & 0xF0 == 0x90 and m[2] == 0)]
+
+
+def _wait_for_rtpitch(proc, client, pa_before, midi_before, deadline, timeout_s, err_path):
+    """(rtpitch's PortAudio input ports, its MIDI output port) once its capture
+    stream runs (its inputs connected by PortAudio) and its port exists."""
+    while True:
+        if proc.poll() is not None:
+            raise JackError(f"rtpitch exited early with {proc.returncode}; stderr:\n{err_path.read_text()}")
+        ins = sorted(portaudio_inputs(client) - pa_before)
+        outs = sorted(p for p in midi_outputs(client) - midi_before if p.endswith(":rtpitch"))
+        if ins and outs and all(connections(client, p) for p in ins):
+            return ins, outs
+        if time.monotonic() > deadline:
+            raise JackError(f"rtpitch not ready in {timeout_s:.0f} s: PortAudio inputs {ins}, MIDI ports {outs}; "
+                            f"stderr:\n{err_path.read_text()}")
+        time.sleep(0.05)
+
+
+def run_live_take(samples: np.ndarray, *, workdir: Path, rtpitch_args: list[str] = (), tag: str = "e2e",
+                  startup_timeout_s: float = 60.0, trailing_silence_s: float = 1.5,
+                  exit_timeout_s: float = 10.0, settle_s: float = 0.3) -> LiveTake:
+    """Play ``samples`` (mono float32 at the server's rate) into a live
+    ``rtpitch listen --device system --midi-out --record`` and record what
+    leaves its MIDI port. ``rtpitch_args`` are added to the command (e.g.
+    ``["--model", "seed-cnn"]``). Raises :class:`JackError` when rtpitch does
+    not come up or the player does not finish; otherwise returns the take
+    (check ``returncode`` and ``capture_frame``)."""
+    import jack
+    import rtmidi
+
+    if not rtmidi_has_jack():
+        raise JackError("python-rtmidi built without JACK")
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    record = workdir / "take.mid"
+    out_path, err_path = workdir / "stdout.txt", workdir / "stderr.txt"
+    t_begin = time.monotonic()
+
+    probe = jack.Client(f"{tag}-probe", no_start_server=True)
+    sr, period = probe.samplerate, probe.blocksize
+    probe.close()
+    player = Player(f"{tag}-player", samples)
+    player.client.activate()
+    port_messages: list = []
+    monitor = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=f"{tag}-monitor")
+    monitor.ignore_types(sysex=True, timing=True, active_sense=True)
+    monitor.open_virtual_port("in")
+    client = player.client
+    monitor.set_callback(lambda event, _: port_messages.append((client.frame_time, list(event[0]))))
+    monitor_port = f"{tag}-monitor:in"
+
+    pa_before, midi_before = portaudio_inputs(client), midi_outputs(client)
+    cmd = [sys.executable, "-m", "rtpitch", "listen", "--device", "system", "--midi-out",
+           "--record", str(record), "--no-view", "--print-notes", *rtpitch_args]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with open(out_path, "w") as out_f, open(err_path, "w") as err_f:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out_f, stderr=err_f,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    offset = None
+    try:
+        ins, outs = _wait_for_rtpitch(proc, client, pa_before, midi_before,
+                                      time.monotonic() + startup_timeout_s, startup_timeout_s, err_path)
+        ready_s = time.monotonic() - t_begin
+        if len(outs) != 1:
+            raise JackError(f"expected one new rtpitch MIDI port, got {outs}")
+        # only the player feeds rtpitch: replace PortAudio's system:capture_* connections
+        for port in ins:
+            for src in connections(client, port):
+                client.disconnect(src, port)
+            client.connect(player.port, port)
+        client.connect(outs[0], monitor_port)
+        time.sleep(settle_s)  # connections take effect; rtpitch hears silence meanwhile
+        player.st.armed = True
+        play_s = player.signal.shape[0] / sr
+        deadline = time.monotonic() + play_s + 5.0
+        while not player.st.done and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not player.st.done:
+            raise JackError("the player did not finish in time (JACK stalled?)")
+        time.sleep(trailing_silence_s)
+        offset = frame_clock_offset(client)  # while the server runs, for the clock mapping
+        proc.send_signal(_signal.SIGINT)
+        try:
+            proc.wait(exit_timeout_s)
+        except subprocess.TimeoutExpired:
+            pass  # returncode stays None: the caller reports it
+        time.sleep(0.1)  # the last MIDI messages (close: all notes off) reach the monitor
+    finally:
+        stop_process(proc)
+        monitor.cancel_callback()
+        monitor.close_port()
+        monitor.delete()
+        player.close()
+
+    stderr = err_path.read_text()
+    capture_frame = residual = None
+    m = re.search(r"capture clock: audio time 0 = monotonic ([0-9.]+) s", stderr)
+    if m is not None and offset is not None and player.st.start_frame is not None:
+        c_est = float(m.group(1)) * sr + offset
+        P = player.st.start_frame
+        capture_frame = P + int(round((c_est - P) / period)) * period
+        residual = c_est - capture_frame
+    return LiveTake(
+        returncode=proc.returncode, stdout=out_path.read_text(), stderr=stderr, record_path=record,
+        sr=sr, period=period, start_frame=player.st.start_frame, capture_frame=capture_frame,
+        snap_residual=residual, port_messages=list(port_messages), xruns=player.st.xruns,
+        blocks=list(player.st.blocks), ready_s=ready_s, wall_s=time.monotonic() - t_begin,
+    )
