@@ -90,8 +90,17 @@ def cmd_devices(args) -> int:
     return 0
 
 
-def _install_stop_handlers(stop: threading.Event) -> None:
+class _StopFlag(threading.Event):
+    """The stop event; ``signum`` is the first signal that set it (None: --duration or end of input)."""
+
+    signum: int | None = None
+
+
+def _install_stop_handlers(stop: _StopFlag) -> None:
+    """SIGINT, SIGTERM and SIGHUP end the take cleanly (the run loop sees ``stop``)."""
     def handler(signum, frame):
+        if stop.signum is None:
+            stop.signum = signum
         stop.set()
 
     for name in ("SIGINT", "SIGTERM", "SIGHUP"):
@@ -100,13 +109,35 @@ def _install_stop_handlers(stop: threading.Event) -> None:
             signal.signal(sig, handler)
 
 
+def _say(line: str) -> None:
+    """Print one line to stderr; a closed terminal (SIGHUP) or pipe must not raise."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
 def cmd_listen(args) -> int:
+    """Live transcription until a signal, --duration, the end of --input, or a fault.
+
+    Exit status: 0 after Ctrl-C (SIGINT), --duration or the end of --input;
+    128 + signal number after SIGTERM or SIGHUP; 1 after a fault (the audio
+    device or its JACK server went away, a MIDI port failed, the recording
+    could not be written where asked, an engine error). In every case the
+    MIDI port gets its note-offs and CC 123 where it can, and the take is
+    written before anything that could abort the process (see
+    :mod:`rtpitch.runner` and :mod:`rtpitch.capture`).
+    """
     from .engine import Engine
     from .latency import format_budget, latency_budget
     from .runner import run_stream, warm_up
     from .sinks.midi_file import MidiFileSink
     from .sinks.terminal import TerminalView
 
+    stop = _StopFlag()
+    _install_stop_handlers(stop)  # before anything slow: a signal during start-up ends it cleanly
+    if args.record:
+        _check_writable(args.record)
     spec = load_model_spec(args.model)
     if args.input is not None:
         from .filesource import FileSource
@@ -119,16 +150,19 @@ def cmd_listen(args) -> int:
         source = DeviceSource(args.device, args.channel, blocksize=args.blocksize)
         source_desc = f"device {source.device_index} '{source.device_name}' ({source.hostapi_name})"
     backend = _make_backend(args, spec)
+    # the file first: sinks are closed in this order, and the take must be on disk
+    # before anything that could hang or abort (a dead JACK server)
     sinks = []
+    record = None
+    if args.record:
+        record = MidiFileSink(args.record, channel=args.midi_channel, autosave_s=RECORD_AUTOSAVE_S)
+        sinks.append(record)
     if args.midi_out is not None or args.midi_port is not None:
         from .sinks.midi_port import MidiPortSink
 
         port = MidiPortSink(virtual_name=args.midi_out, port=args.midi_port, channel=args.midi_channel)
         sinks.append(port)
         print(f"MIDI out: {port.describe()}", file=sys.stderr)
-    if args.record:
-        _check_writable(args.record)
-        sinks.append(MidiFileSink(args.record))
     engine = Engine(spec, backend, source_rate=source.sample_rate)
     block_s = (args.blocksize or getattr(source, "blocksize", 0) or 256) / source.sample_rate
     terms = latency_budget(spec, capture_block_s=block_s, resampler_delay_s=engine.resampler.delay_s,
@@ -144,21 +178,24 @@ def cmd_listen(args) -> int:
     if view is not None:
         sinks.append(view)
 
-    stop = threading.Event()
-    _install_stop_handlers(stop)
     if args.duration is not None:
         timer = threading.Timer(args.duration, stop.set)
         timer.daemon = True
         timer.start()
     warm_up(engine)  # first-call costs now, not while the capture callback waits for the GIL
     print("listening: Ctrl-C to stop", file=sys.stderr)
-    summary = run_stream(source, engine, sinks, stop=stop, view=view)
+    summary = run_stream(source, engine, sinks, stop=stop, view=view, keep_events=False)
     if summary.origin_monotonic_s is not None:
         # audio time 0 on the wall clock: lets a test or benchmark align the
         # take's audio-time stamps with another clock (see tests/test_e2e_jack.py)
-        print(f"capture clock: audio time 0 = monotonic {summary.origin_monotonic_s:.6f} s", file=sys.stderr)
-    _report(summary, args.record)
-    return 1 if summary.sink_errors else 0
+        _say(f"capture clock: audio time 0 = monotonic {summary.origin_monotonic_s:.6f} s")
+    code = _report(summary, record, stop_signal=stop.signum)
+    if summary.source_lost:
+        # PortAudio cannot be shut down once its JACK server is gone (pa_jack.c
+        # asserts in Pa_Terminate; Pa_StopStream waits 10 minutes): the take is
+        # written and reported, so end here without the interpreter's exit handlers
+        _hard_exit(code)
+    return code
 
 
 def cmd_transcribe(args) -> int:
@@ -170,17 +207,23 @@ def cmd_transcribe(args) -> int:
     output = args.output or os.path.splitext(args.input)[0] + ".mid"
     _check_writable(output)
     backend = _make_backend(args, spec)
-    sinks = [MidiFileSink(output)]
+    out = MidiFileSink(output)
+    sinks = [out]
     if args.print_notes:
         sinks.append(TerminalView(stream=sys.stdout, print_notes=True, enabled=False))
-    summary = transcribe_file(args.input, spec, backend, channel=args.channel, sinks=sinks)
-    _report(summary, output)
+    summary = transcribe_file(args.input, spec, backend, channel=args.channel, sinks=sinks, raise_errors=False)
+    code = _report(summary, out, partial_note="partial: ")
     rtf = summary.wall_s / max(summary.audio_s, 1e-9)
-    print(f"{summary.audio_s:.1f} s of audio in {summary.wall_s:.2f} s (real-time factor {rtf:.3f})", file=sys.stderr)
-    return 1 if summary.sink_errors else 0
+    _say(f"{summary.audio_s:.1f} s of audio in {summary.wall_s:.2f} s (real-time factor {rtf:.3f})")
+    return code
+
+
+RECORD_AUTOSAVE_S = 30.0  # listen --record: rewrite the take this often (s) while notes come
 
 
 def _check_writable(path: str) -> None:
+    if os.path.isdir(path):
+        raise ConfigError(f"cannot write {path}: it is a folder; give a file name (e.g. {os.path.join(path, 'take.mid')})")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ConfigError(f"cannot write {path}: folder {folder} does not exist")
@@ -188,15 +231,44 @@ def _check_writable(path: str) -> None:
         raise ConfigError(f"cannot write {path}: folder {folder} is not writable")
 
 
-def _report(summary, record_path) -> None:
-    print(f"{summary.notes} notes in {summary.audio_s:.1f} s of audio; "
-          f"overruns: {summary.overrun_samples} samples dropped", file=sys.stderr)
+def _report(summary, record=None, *, stop_signal: int | None = None, partial_note: str = "") -> int:
+    """Print the closing lines and return the exit status (see :func:`cmd_listen`).
+
+    ``record``: the MidiFileSink of the take (or None). Faults come first, one
+    ``rtpitch: error:`` line each; the last line says where the notes went.
+    """
+    overflows = f"; input overflows: {summary.input_overflows} callbacks" if summary.input_overflows else ""
+    _say(f"{summary.notes} notes in {summary.audio_s:.1f} s of audio; "
+         f"overruns: {summary.overrun_samples} samples dropped ({summary.overrun_blocks} blocks){overflows}")
     if summary.nonfinite_samples:
-        print(f"warning: {summary.nonfinite_samples} NaN/Inf input samples were replaced by 0", file=sys.stderr)
-    for err in summary.sink_errors:
-        print(f"rtpitch: error: {err}", file=sys.stderr)
-    if record_path and not summary.sink_errors:
-        print(f"wrote {record_path}", file=sys.stderr)
+        _say(f"warning: {summary.nonfinite_samples} NaN/Inf input samples were replaced by 0")
+    for err in summary.errors + summary.sink_errors:
+        _say(f"rtpitch: error: {err}")
+    if os.environ.get("RTPITCH_DEBUG") and summary.failure is not None:
+        from .runner import format_failure
+
+        _say(format_failure(summary).rstrip())
+    if record is not None and record.saved_path is not None:
+        partial = partial_note if summary.errors else ""
+        if record.saved_path == record.path:
+            _say(f"wrote {record.path}" + (f" ({partial}up to {summary.audio_s:.1f} s)" if partial else ""))
+        # else: the MidiError line above says where the rescue copy went
+    if not summary.ok:
+        return 1
+    if stop_signal is not None and stop_signal != signal.SIGINT:
+        _say(f"rtpitch: stopped by {signal.Signals(stop_signal).name}")
+        return 128 + int(stop_signal)
+    return 0
+
+
+def _hard_exit(code: int) -> None:
+    """Flush what was printed and end the process now (no exit handlers)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def cmd_bench(args) -> int:
@@ -211,13 +283,30 @@ COMMANDS = {"devices": cmd_devices, "listen": cmd_listen, "transcribe": cmd_tran
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
     except RtpitchError as err:
-        print(f"rtpitch: error: {err}", file=sys.stderr)
-        return 1
+        _say(f"rtpitch: error: {err}")
+        code = 1
     except KeyboardInterrupt:
-        print("rtpitch: interrupted", file=sys.stderr)
-        return 130
+        _say("rtpitch: interrupted")
+        code = 130
+    _flush_stdout()
+    return code
+
+
+def _flush_stdout() -> None:
+    """A reader that went away (``rtpitch ... | head``) must not turn into a
+    traceback at interpreter exit: flush now, and on a broken pipe point
+    stdout at /dev/null."""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass
 
 
 if __name__ == "__main__":

@@ -104,8 +104,10 @@ class Durations:
             self.dirty = 0
 
 
-def plan_split(perfs: list[dict], split: str, hours: float, seed: int, durs: Durations) -> list[dict]:
-    """Deterministic list of segments for a split until ``hours`` is reached."""
+def plan_split(perfs: list[dict], split: str, hours: float, seed: int, durs: Durations,
+               timbres: list[str] | None = None) -> list[dict]:
+    """Deterministic list of segments for a split until ``hours`` is reached
+    (timbres: restrict to these, default all of TIMBRE_WEIGHTS)."""
     by_col = defaultdict(list)
     for p in perfs:
         if p["split"] == split:
@@ -115,7 +117,7 @@ def plan_split(perfs: list[dict], split: str, hours: float, seed: int, durs: Dur
         return []
     w = np.array([COLLECTION_WEIGHTS[c] for c in cols])
     w /= w.sum()
-    tnames = list(TIMBRE_WEIGHTS)
+    tnames = list(timbres or TIMBRE_WEIGHTS)
     tw = np.array([TIMBRE_WEIGHTS[t] for t in tnames])
     tw /= tw.sum()
     rng = np.random.default_rng([seed, 0 if split == "train" else 1])
@@ -235,7 +237,11 @@ def main(argv=None):
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--frontend", default=None, help="JSON file or string (FrontendSpec fields, or a model JSON with 'frontend')")
     ap.add_argument("--samples-dir", default=None, help="Salamander samples (default <repo>/cache/salamander)")
+    ap.add_argument("--timbres", default=None, help=f"comma-separated subset of {','.join(TIMBRE_WEIGHTS)}")
     a = ap.parse_args(argv)
+    timbres = a.timbres.split(",") if a.timbres else None
+    if timbres and not set(timbres) <= set(TIMBRE_WEIGHTS):
+        ap.error(f"--timbres: choose from {', '.join(TIMBRE_WEIGHTS)}")
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -247,7 +253,8 @@ def main(argv=None):
     print("performances:", dict(sorted(cnt.items())), flush=True)
     durs = Durations(out / "durations.json")
     t = time.time()
-    plan = plan_split(perfs, "train", a.hours_train, a.seed, durs) + plan_split(perfs, "val", a.hours_val, a.seed, durs)
+    plan = (plan_split(perfs, "train", a.hours_train, a.seed, durs, timbres)
+            + plan_split(perfs, "val", a.hours_val, a.seed, durs, timbres))
     durs.save()
     print(f"planned {len(plan)} segments ({sum(s['dur_s'] for s in plan) / 3600:.2f} h) in {time.time() - t:.1f}s", flush=True)
 

@@ -3,12 +3,20 @@
 Type 0, one track named ``rtpitch``, 480 ticks per beat at 120 bpm
 (tempo 500000 us/beat), so one tick is 1/960 s and event times map exactly
 to ``round(time_s * 960)`` ticks.
+
+With ``autosave_s`` (``rtpitch listen --record`` uses 30 s) the file is also
+rewritten, atomically, in a background thread every ``autosave_s`` seconds
+while events keep coming, with the notes still sounding ended at the latest
+event: if the process is killed (SIGKILL, out of memory, power loss, a crash in
+a native library) the take survives up to the last autosave.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -58,18 +66,52 @@ class MidiFileSink:
         The .mid file to write (replaced if it exists).
     channel : int
         MIDI channel, 1..16.
+    autosave_s : float or None
+        Also write the file every this many seconds (wall time) while events
+        arrive (module docstring); ``autosave_error`` keeps the last failure
+        of an autosave (the final write at :meth:`close` still tries).
     """
 
-    def __init__(self, path, channel: int = 1):
+    def __init__(self, path, channel: int = 1, *, autosave_s: float | None = None):
         self.path = Path(path)
         self.channel = channel
         self.events: list[NoteEvent] = []
         self.saved_path: Path | None = None
+        self.autosave_s = autosave_s
+        self.autosaves = 0
+        self.autosave_error: str | None = None
+        self._sounding: dict[int, NoteEvent] = {}
+        self._next_save = time.monotonic() + autosave_s if autosave_s else None
+        self._saver: threading.Thread | None = None
         self._closed = False
 
     def send(self, events: Sequence[NoteEvent]) -> None:
-        if not self._closed:
-            self.events.extend(events)
+        if self._closed or not events:
+            return
+        self.events.extend(events)
+        if self.autosave_s is None:
+            return
+        for ev in events:
+            if ev.on:
+                self._sounding[ev.pitch] = ev
+            else:
+                self._sounding.pop(ev.pitch, None)
+        if time.monotonic() >= self._next_save and (self._saver is None or not self._saver.is_alive()):
+            self._next_save = time.monotonic() + self.autosave_s
+            end = self.events[-1].time_s + 1.0 / TICKS_PER_S  # one tick after the latest event
+            closing = [NoteEvent(end, p, 0, False, ev.frame) for p, ev in sorted(self._sounding.items())]
+            snapshot = self.events + closing
+            self._saver = threading.Thread(target=self._autosave, args=(snapshot,), name="rtpitch-autosave",
+                                           daemon=True)
+            self._saver.start()
+
+    def _autosave(self, events: list[NoteEvent]) -> None:
+        try:
+            self._write_atomic(_build_file(events, self.channel - 1), self.path)
+            self.autosaves += 1
+            self.autosave_error = None
+        except OSError as exc:
+            self.autosave_error = f"autosave of {self.path} failed: {exc.strerror or exc}"
 
     def close(self) -> None:
         """Write the file (tmp file + rename).  Idempotent.
@@ -83,6 +125,8 @@ class MidiFileSink:
         if self._closed:
             return
         self._closed = True
+        if self._saver is not None:
+            self._saver.join()  # an older snapshot must not replace the final file
         mid = _build_file(self.events, self.channel - 1)
         try:
             self._write_atomic(mid, self.path)

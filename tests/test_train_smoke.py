@@ -1,0 +1,56 @@
+"""A few-step training run end to end: render -> features -> train -> ONNX -> rtpitch.
+
+Keeps the training path alive in CI; it never trains for real.  Needs the
+`train` extra (TensorFlow, tf2onnx), fluidsynth with FluidR3, and ../shared/data.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("RTPITCH_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+pytestmark = [pytest.mark.slow, pytest.mark.shared]
+
+
+def _run(*args, cwd=ROOT):
+    proc = subprocess.run([sys.executable, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_smoke_training_exports_a_model_rtpitch_can_run(tmp_path):
+    if not (SHARED / "midi").is_dir():
+        pytest.skip(f"../shared/data absent ({SHARED})")
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("tf2onnx")
+    if not Path("/usr/share/sounds/sf2/FluidR3_GM.sf2").exists():
+        pytest.skip("FluidR3 soundfont not installed (apt fluid-soundfont-gm)")
+    data, run, models = tmp_path / "data", tmp_path / "run", tmp_path / "models"
+    _run("train/build_dataset.py", "--data", SHARED, "--out", data, "--hours-train", "0.01", "--hours-val", "0.005",
+         "--timbres", "fluid-r3", "--frontend", "train/frontend.json")
+    assert list((data / "train").glob("*.npz")) and list((data / "val").glob("*.flac"))
+    _run("train/train.py", "--data", data, "--run", run, "--max-steps", "3", "--batch", "2", "--seq", "40",
+         "--ckpt-every", "3", "--eval-every", "3")
+    out = _run("train/train.py", "--data", data, "--run", run, "--max-steps", "4", "--batch", "2", "--seq", "40",
+               "--ckpt-every", "3", "--eval-every", "100")
+    assert "resumed from" in out.stdout
+    _run("train/export.py", "--run", run, "--name", "smoke", "--models", models, "--data", data)
+    meta = json.loads((models / "smoke.json").read_text())
+    assert meta["training"]["steps"] == 4 and meta["window"] == {"frames": 20, "lookahead_frames": 9}
+
+    from rtpitch.backends import make_backend
+    from rtpitch.model import load_model_spec
+    from rtpitch.runner import transcribe_file
+
+    spec = load_model_spec(str(models / "smoke.json"))
+    flac = sorted((data / "val").glob("*.flac"))[0]
+    summary = transcribe_file(flac, spec, make_backend("onnxruntime", spec))
+    assert summary.audio_s > 1.0
+    ons = sum(e.on for e in summary.events)
+    assert ons == len(summary.events) - ons  # every note-on has its note-off
