@@ -401,10 +401,16 @@ def run_live_take(samples: np.ndarray, *, workdir: Path, rtpitch_args: list[str]
         time.sleep(0.1)  # the last MIDI messages (close: all notes off) reach the monitor
     finally:
         stop_process(proc)
+        # Order matters: python-rtmidi's close_port/delete keep the GIL while
+        # libjack waits for the server, and the server waits for the current
+        # cycle, whose player callback (Python, via cffi) waits for the GIL:
+        # a deadlock, unless the player is deactivated first (cffi calls
+        # release the GIL). The monitor's callback reads the player's clock,
+        # so it goes before the player.
         monitor.cancel_callback()
+        player.close()
         monitor.close_port()
         monitor.delete()
-        player.close()
 
     stderr = err_path.read_text()
     capture_frame = residual = None

@@ -45,9 +45,11 @@ class FileSource:
             raise ConfigError(f"{name}: blocksize must be > 0 samples, got {blocksize}")
         if not os.path.exists(self.path):
             raise AudioFileError(f"{self.path}: file not found")
+        if os.path.isdir(self.path):
+            raise AudioFileError(f"{self.path}: is a folder, not an audio file")
         try:
             self._file = sf.SoundFile(self.path)
-        except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        except (sf.LibsndfileError, RuntimeError, TypeError, OSError) as err:
             raise AudioFileError(f"{name}: cannot read audio ({_one_line(err)})") from None
         rate = self._file.samplerate
         if self._file.frames == 0:
@@ -71,6 +73,7 @@ class FileSource:
         self._position = 0
         self._t0 = None
         self._eof = False
+        self._damaged: str | None = None  # decoding stopped early: raised on the next read
 
     @property
     def overrun_samples(self) -> int:
@@ -103,6 +106,9 @@ class FileSource:
         """Next block, or None if it is not due within ``timeout_s`` or the file has ended."""
         if self._t0 is None:
             raise ConfigError(f"{os.path.basename(self.path)}: read() before start()")
+        if self._damaged is not None:
+            self._eof = True
+            raise AudioFileError(self._damaged)
         if self._eof:
             return None
         if self.realtime:
@@ -119,9 +125,19 @@ class FileSource:
         except (sf.LibsndfileError, RuntimeError) as err:
             raise AudioFileError(f"{os.path.basename(self.path)}: read failed at sample {self._position} ({_one_line(err)})") from None
         n = got.shape[0]
-        if n < self.blocksize or self._position + n >= self.frames:
+        end = self._position + n
+        if n < self.blocksize or end >= self.frames:
             self._eof = True
+            if self.frames - end > max(self.frames // 100, self.sample_rate // 20):
+                # the decoder gave up well before the length in the header (a corrupt
+                # or cut compressed stream): deliver what came, then fail the next read
+                self._eof = False
+                self._damaged = (f"{os.path.basename(self.path)}: decoding stopped at {end / self.sample_rate:.2f} s "
+                                 f"of {self.duration_s:.2f} s (damaged or truncated file)")
         if n == 0:
+            if self._damaged is not None:
+                self._eof = True
+                raise AudioFileError(self._damaged)
             return None
         out = np.empty(n, dtype=np.float32)
         _to_mono(self._buf[:n], self._channel, out, self._state)

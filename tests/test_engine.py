@@ -118,7 +118,8 @@ def test_skip_closes_notes_and_keeps_the_clock():
     events = engine.feed(x[: int(0.6 * 16000)])  # the tone is sounding at 0.6 s
     events += engine.skip(16000)                  # one second lost
     closed = [e for e in events if not e.on]
-    assert len(closed) == 1 and closed[0].time_s <= 0.6 + 1e-9
+    # the audio before the gap is finished first: the note ends at the gap, on the frame grid
+    assert len(closed) == 1 and 0.6 <= closed[0].time_s <= 0.6 + spec.frontend.hop_s + 1e-9
     # the same tone again after the gap: its note-on is stamped 1 s later than in the stream
     events = engine.feed(x) + engine.finish()
     ons = [e for e in events if e.on]

@@ -46,6 +46,10 @@ class Backend(ABC):
     #: Registry name of the runtime ("onnxruntime", "tensorrt").
     name: str = ""
 
+    #: What the runtime raises when a model cannot run an input (used by
+    #: :meth:`_self_check` to turn it into a ModelError).
+    infer_errors: tuple = (RuntimeError, ValueError)
+
     def __init__(self, spec: ModelSpec):
         self.spec = spec
 
@@ -86,7 +90,14 @@ class Backend(ABC):
         """
         spec = self.spec
         w = spec.window_frames
-        out = self.infer(np.zeros((1, w, spec.frontend.n_mels), np.float32))
+        try:
+            out = self.infer(np.zeros((1, w, spec.frontend.n_mels), np.float32))
+        except self.infer_errors as exc:
+            text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise ModelError(
+                f"model '{spec.name}': a {w}-frame window does not run ({text}); "
+                "does the JSON's window.frames match the model?"
+            ) from None
         for head, arr in out.items():
             if arr.shape != (1, N_KEYS):
                 raise ModelError(

@@ -65,6 +65,7 @@ class OnnxRuntimeBackend(Backend):
     """
 
     name = "onnxruntime"
+    infer_errors = (_ortstate.InvalidArgument, _ortstate.Fail, _ortstate.RuntimeException)
 
     def __init__(self, spec: ModelSpec, *, threads: int = 1):
         super().__init__(spec)

@@ -81,7 +81,7 @@ class MidiFileSink:
         self.autosaves = 0
         self.autosave_error: str | None = None
         self._sounding: dict[int, NoteEvent] = {}
-        self._next_save = time.monotonic() + autosave_s if autosave_s else None
+        self._next_save = time.monotonic() + autosave_s if autosave_s is not None else None
         self._saver: threading.Thread | None = None
         self._closed = False
 
