@@ -95,18 +95,22 @@ class JackServer:
         env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
         cmd = [jackd] + (["-n", self.name] if self.name else []) + \
               ["--no-realtime", "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)]
-        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + self.start_timeout_s
-        while not server_running():
-            if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode(errors="replace").strip().splitlines()[-1:]
-                self._restore_env()
-                raise JackError(f"jackd exited with {self.proc.returncode}: {' '.join(err)}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise JackError(f"jackd did not accept clients within {self.start_timeout_s:.0f} s")
-            time.sleep(0.1)
-        return self
+        for attempt in range(3):  # right after a server of the same name stopped, jackd may fail to open
+            self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            deadline = time.monotonic() + self.start_timeout_s
+            while not server_running():
+                if self.proc.poll() is not None:
+                    break
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise JackError(f"jackd did not accept clients within {self.start_timeout_s:.0f} s")
+                time.sleep(0.1)
+            else:
+                return self
+            err = self.proc.stderr.read().decode(errors="replace").strip().splitlines()[-1:]
+            time.sleep(1.0)
+        self._restore_env()
+        raise JackError(f"jackd exited with {self.proc.returncode}: {' '.join(err)}")
 
     def __exit__(self, *exc):
         self.stop()
@@ -353,8 +357,12 @@ def run_live_take(samples: np.ndarray, *, workdir: Path, rtpitch_args: list[str]
     probe = jack.Client(f"{tag}-probe", no_start_server=True)
     sr, period = probe.samplerate, probe.blocksize
     probe.close()
+    # python-rtmidi's JACK calls (open, close, delete) keep the GIL while libjack
+    # waits for the server, and the server waits for the current cycle: if a
+    # Python process callback of this process (the player's, via cffi) waits for
+    # the GIL in that cycle, neither moves. So every rtmidi JACK call happens
+    # while the player is inactive: the monitor opens first and closes last.
     player = Player(f"{tag}-player", samples)
-    player.client.activate()
     port_messages: list = []
     monitor = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=f"{tag}-monitor")
     monitor.ignore_types(sysex=True, timing=True, active_sense=True)
@@ -362,6 +370,7 @@ def run_live_take(samples: np.ndarray, *, workdir: Path, rtpitch_args: list[str]
     client = player.client
     monitor.set_callback(lambda event, _: port_messages.append((client.frame_time, list(event[0]))))
     monitor_port = f"{tag}-monitor:in"
+    player.client.activate()
 
     pa_before, midi_before = portaudio_inputs(client), midi_outputs(client)
     cmd = [sys.executable, "-m", "rtpitch", "listen", "--device", "system", "--midi-out",
@@ -401,13 +410,10 @@ def run_live_take(samples: np.ndarray, *, workdir: Path, rtpitch_args: list[str]
         time.sleep(0.1)  # the last MIDI messages (close: all notes off) reach the monitor
     finally:
         stop_process(proc)
-        # Order matters: python-rtmidi's close_port/delete keep the GIL while
-        # libjack waits for the server, and the server waits for the current
-        # cycle, whose player callback (Python, via cffi) waits for the GIL:
-        # a deadlock, unless the player is deactivated first (cffi calls
-        # release the GIL). The monitor's callback reads the player's clock,
-        # so it goes before the player.
+        # the monitor's callback reads the player's clock: it goes first; then
+        # the player (see above), then the monitor's JACK client
         monitor.cancel_callback()
+        time.sleep(0.05)  # a callback already waiting for the GIL finishes
         player.close()
         monitor.close_port()
         monitor.delete()

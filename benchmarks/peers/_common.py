@@ -71,6 +71,15 @@ def run(system: str, version: str, threads: int, load, transcribe, files, out_di
     os.remove(warm)
     load_s = time.perf_counter() - t0
     rows = []
+
+    def save():  # atomically, after the load and after every file: a run cut short leaves what it finished
+        tmp = os.path.join(out_dir, "timing.json.tmp")
+        with open(tmp, "w") as f:
+            json.dump({"system": system, "version": version, "threads": threads, "load_s": round(load_s, 3),
+                       "files": rows}, f, indent=2)
+        os.replace(tmp, os.path.join(out_dir, "timing.json"))
+
+    save()
     for path in files:
         t0 = time.perf_counter()
         c0 = time.process_time()
@@ -84,7 +93,4 @@ def run(system: str, version: str, threads: int, load, transcribe, files, out_di
                      "cpu_s": round(cpu, 3), "notes": len(notes)})
         print(f"{system}: {os.path.basename(path)}: {len(notes)} notes, {audio_s:.1f} s audio in {wall:.1f} s "
               f"(RTF {wall / max(audio_s, 1e-9):.3f})", flush=True)
-        # rewrite after every file: a run cut short still leaves what it finished
-        with open(os.path.join(out_dir, "timing.json"), "w") as f:
-            json.dump({"system": system, "version": version, "threads": threads, "load_s": round(load_s, 3),
-                       "files": rows}, f, indent=2)
+        save()
