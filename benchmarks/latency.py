@@ -158,7 +158,8 @@ def plot(results: dict, path: Path) -> None:
                         label=f"period {per} ({1e3 * int(per) / results['rate']:.1f} ms): median {med:.0f} ms")
                 if what == "wall":
                     ax.axvline(res["budget"]["algorithmic_ms"], color=colors[n], ls="--", lw=1)
-            ax.set_title(f"{title}: {'wall-clock delay at the MIDI port' if what == 'wall' else 'audio-time stamp error'}")
+            what_text = "wall-clock delay at the MIDI port" if what == "wall" else "audio-time stamp error"
+            ax.set_title(f"{title}: {what_text}")
             ax.set_xlabel("ms after the reference " + ("onset" if kind == "note_on" else "key release"))
             ax.set_ylabel("notes")
             if ax.has_data():
@@ -215,12 +216,16 @@ def main(argv=None) -> int:
             res["budget"] = budget(spec, period, RATE)
             results["periods"][str(period)] = res
             on, off = res["note_on"], res["note_off"]
-            fmt = lambda s: "-" if s["median"] is None else f"{s['median']:.1f} / {s['p95']:.1f} / {s['max']:.1f}"  # noqa: E731
-            print(f"period {period} ({1e3 * period / RATE:.1f} ms): matched {res['matched']}/{res['reference_notes']} "
-                  f"notes ({res['reported_notes']} reported); algorithmic budget {res['budget']['algorithmic_ms']:.1f} ms, "
-                  f"target median <= {res['budget']['target_median_ms']:.1f} ms", flush=True)
+            def fmt(s):
+                return "-" if s["median"] is None else f"{s['median']:.1f} / {s['p95']:.1f} / {s['max']:.1f}"
+
+            print(f"period {period} ({1e3 * period / RATE:.1f} ms): matched {res['matched']}/"
+                  f"{res['reference_notes']} notes ({res['reported_notes']} reported); algorithmic budget "
+                  f"{res['budget']['algorithmic_ms']:.1f} ms, target median <= "
+                  f"{res['budget']['target_median_ms']:.1f} ms", flush=True)
             print(f"  note-on  wall ms (median / p95 / max): {fmt(on['wall_ms'])};  audio-time: {fmt(on['audio_ms'])}")
-            print(f"  note-off wall ms (median / p95 / max): {fmt(off['wall_ms'])};  audio-time: {fmt(off['audio_ms'])}")
+            print(f"  note-off wall ms (median / p95 / max): {fmt(off['wall_ms'])};  "
+                  f"audio-time: {fmt(off['audio_ms'])}")
             print(f"  take: {res['take']}", flush=True)
     json_path, png_path = out_dir / "latency.json", out_dir / "latency.png"
     with open(json_path, "w") as f:

@@ -134,11 +134,7 @@ def measure_compute(spec, backend, x: np.ndarray, *, source_rate: int, warmup_s:
     from .runner import warm_up
 
     fe = spec.frontend
-    hop_src = fe.hop_length * source_rate / fe.sample_rate
-    if hop_src != int(hop_src):
-        raise ConfigError(f"capture rate {source_rate} Hz is not a whole number of samples per "
-                          f"{1e3 * fe.hop_s:g} ms hop")
-    hop_src = int(hop_src)
+    hop_src = int(round(fe.hop_length * source_rate / fe.sample_rate))  # samples per hop at the capture rate
     n_hops = x.shape[0] // hop_src
     if n_hops < 10:
         raise ConfigError(f"need at least {10 * fe.hop_s:.1f} s of audio to measure, "

@@ -74,3 +74,48 @@ def test_latency_tiny(tmp_path):
     assert p["take"]["returncode"] == 0
     assert {"note_on", "note_off", "budget", "per_note"} <= set(p)
     assert (tmp_path / "latency.png").stat().st_size > 1000
+
+
+def test_latency_analysis_on_a_constructed_take(tmp_path):
+    """benchmarks/latency.py's matching and delays, on a take built by hand
+    (no JACK): known audio-time errors and known wall delays must come back."""
+    import numpy as np
+
+    from benchmarks.jackutil import LiveTake
+    from benchmarks.latency import analyse
+    from rtpitch.events import NoteEvent
+    from rtpitch.sinks.midi_file import MidiFileSink
+
+    sr, P, C = 48000, 100_000, 90_000  # player's first frame, rtpitch's sample 0 (JACK frames)
+    take = LiveTake(returncode=0, stdout="", stderr="overruns: 0 samples dropped", record_path=tmp_path / "t.mid",
+                    sr=sr, period=256, start_frame=P, capture_frame=C, snap_residual=0.0, blocks=[(0, P)])
+    ref = np.array([[1.0, 1.5, 60, 80], [2.0, 2.6, 64, 70], [2.0, 2.4, 67, 90], [3.0, 3.2, 70, 60]])
+    # (ref row, audio-time error of the on / off (s), wall delay of the on / off (s)); row 3 is missed
+    plan = [(0, 0.012, 0.030, 0.280, 0.300), (1, -0.008, -0.050, 0.262, 0.250), (2, 0.004, 0.010, 0.270, 0.290)]
+    events, messages = [], []
+    for i, e_on, e_off, w_on, w_off in plan:
+        on, off, p, v = ref[i]
+        events += [NoteEvent(take.rt_time(on) + e_on, int(p), int(v), True, 0),
+                   NoteEvent(take.rt_time(off) + e_off, int(p), 0, False, 0)]
+        messages += [(take.frame_of(on) + w_on * sr, [0x90, int(p), int(v)]),
+                     (take.frame_of(off) + w_off * sr, [0x80, int(p), 0])]
+    # a false note far from any reference onset
+    events += [NoteEvent(take.rt_time(0.5), 50, 64, True, 0), NoteEvent(take.rt_time(0.7), 50, 0, False, 0)]
+    messages += [(take.frame_of(0.5) + 0.27 * sr, [0x90, 50, 64]), (take.frame_of(0.7) + 0.27 * sr, [0x80, 50, 0])]
+    sink = MidiFileSink(take.record_path)
+    sink.send(sorted(events, key=lambda e: e.time_s))
+    sink.close()
+    take.port_messages = sorted(messages)
+
+    res = analyse(take, ref)
+    assert res["matched"] == 3 and res["reported_notes"] == 4 and res["reference_notes"] == 4
+    rows = {r["pitch"]: r for r in res["per_note"]}
+    tick_ms = 1e3 / 960 + 0.01  # MIDI file resolution
+    for i, e_on, e_off, w_on, w_off in plan:
+        r = rows[int(ref[i, 2])]
+        assert abs(r["on_audio_ms"] - 1e3 * e_on) <= tick_ms
+        assert abs(r["off_audio_ms"] - 1e3 * e_off) <= tick_ms
+        assert r["on_wall_ms"] == pytest.approx(1e3 * w_on, abs=0.01)
+        assert r["off_wall_ms"] == pytest.approx(1e3 * w_off, abs=0.01)
+    assert res["note_on"]["wall_ms"]["median"] == pytest.approx(270.0, abs=0.01)
+    assert res["take"]["pitches_with_port_file_mismatch"] == []

@@ -70,9 +70,9 @@ def main(argv=None):
     data = [(activations(spec, backend, a), read_tsv(t)) for a, t in pairs]
     hop_s = spec.frontend.hop_s
     grid = {
-        "onset_threshold": [0.1, 0.2, 0.3, 0.4, 0.5],
-        "frame_threshold": [0.2, 0.3, 0.4, 0.5],
-        "off_threshold": [0.1, 0.2, 0.3],
+        "onset_threshold": [0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
+        "frame_threshold": [0.1, 0.2, 0.3, 0.5],
+        "off_threshold": [0.05, 0.1, 0.2],
     }
     best = None
     for values in itertools.product(*grid.values()):
