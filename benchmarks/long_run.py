@@ -260,12 +260,11 @@ def run_engine(args, work: Path) -> dict:
 
 # -- jack mode ------------------------------------------------------------------------------------
 def run_jack(args, work: Path) -> dict:
-    import jack
     import rtmidi
     import soundfile as sf
 
-    from benchmarks.jackutil import (JackServer, Player, connections, midi_outputs, portaudio_inputs,
-                                     stop_process, match_onsets)
+    from benchmarks.jackutil import (JackServer, Player, connections, frame_clock_offset, match_onsets,
+                                     midi_outputs, portaudio_inputs, stop_process)
 
     spec = load_model_spec(args.model)
     hop_s = spec.frontend.hop_s
@@ -291,6 +290,7 @@ def run_jack(args, work: Path) -> dict:
             proc = subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=fo,
                                     stderr=fe, stdin=subprocess.DEVNULL, start_new_session=True)
         series: list[tuple[float, float]] = []
+        clock_offset = None
         try:
             deadline = time.monotonic() + 120
             while True:
@@ -322,6 +322,7 @@ def run_jack(args, work: Path) -> dict:
                     next_print += 60
                 time.sleep(args.every_jack)
             time.sleep(2.0)
+            clock_offset = frame_clock_offset(client)  # JACK frames - monotonic * rate
             proc.send_signal(signal.SIGINT)
             try:
                 rc = proc.wait(30)
@@ -330,12 +331,14 @@ def run_jack(args, work: Path) -> dict:
             time.sleep(0.2)
         finally:
             stop_process(proc)
+            xruns = player.st.xruns
+            start_frame = player.st.start_frame
+            # the player first: rtmidi's delete() holds the GIL while libjack waits for the
+            # current cycle, whose Python process callback (the player's) waits for the GIL
+            player.close()
             mon.cancel_callback()
             mon.close_port()
             mon.delete()
-            xruns = player.st.xruns
-            start_frame = player.st.start_frame
-            player.close()
     stderr = err_path.read_text()
     from rtpitch.sinks.midi_file import read_midi_notes
 
@@ -360,15 +363,20 @@ def run_jack(args, work: Path) -> dict:
     overruns = int(m.group(1)) if m else None
     m = re.search(r"input overflows: (\d+)", stderr)
     overflows = int(m.group(1)) if m else 0
-    # against transcribe of the same audio, after the constant offset of the player's start
+    # against transcribe of the same audio: the audio's time t is rtpitch audio time
+    # t + offset, offset = (P - C) / rate with P the JACK frame of the player's first
+    # sample and C that of rtpitch's sample 0 (its 'capture clock' line mapped to JACK
+    # frames and snapped to the cycle grid, as in benchmarks/jackutil.py)
     ref = [(e.time_s, e.pitch) for e in transcribe_file(audio, spec, make_backend("onnxruntime", spec)).events
            if e.on]
     live = [(n[0], n[2]) for n in recorded]
     offset = None
     matched = 0
-    if ref and live:
-        rough = match_onsets(ref, [(t - live[0][0] + ref[0][0], p) for t, p in live], 0.5)
-        offset = float(np.median([live[j][0] - ref[i][0] for i, j in rough])) if rough else 0.0
+    m = re.search(r"capture clock: audio time 0 = monotonic ([0-9.]+) s", stderr)
+    if m is not None and clock_offset is not None and start_frame is not None:
+        c_est = float(m.group(1)) * server.rate + clock_offset
+        cycles = round((c_est - start_frame) / server.period)
+        offset = -cycles * server.period / server.rate
         tol = hop_s + server.period / server.rate + 2 / 960
         matched = len(match_onsets([(t + offset, p) for t, p in ref], live, tol))
     warm = min(args.warmup, args.minutes / 4)

@@ -129,6 +129,10 @@ class DeviceSource:
     ring_seconds : float
         Ring buffer length (s). When the reader falls this far behind, whole
         callback blocks are dropped and counted in :attr:`overrun_samples`.
+    stall_timeout_s : float
+        A running stream whose callbacks stop for this long (a hung JACK
+        server, a device that went silent without an error) counts as
+        :attr:`lost`; checked whenever :attr:`lost` or :attr:`finished` is read.
 
     Attributes
     ----------
@@ -145,7 +149,7 @@ class DeviceSource:
     """
 
     def __init__(self, device: int | str | None = None, channel: int | None = None, *,
-                 blocksize: int = 0, latency="low", ring_seconds: float = 2.0):
+                 blocksize: int = 0, latency="low", ring_seconds: float = 2.0, stall_timeout_s: float = 3.0):
         inputs = list_input_devices(rescan=True)
         info = resolve_input_device(device, inputs)
         self.device_index = info["index"]
@@ -172,6 +176,10 @@ class DeviceSource:
         self._stream = None
         self._stopped = False
         self._lost = False
+        self._stalled = False
+        self.stall_timeout_s = float(stall_timeout_s)
+        self._seen_calls = 0  # callbacks counted at the last check ...
+        self._seen_at = 0.0   # ... and when that count last changed (time.monotonic())
         self.input_latency_s = None
         # compile / load the kernel now, not in the first callback
         scratch = RingBuffer(4)
@@ -203,6 +211,7 @@ class DeviceSource:
             raise DeviceError(f"cannot open input device {self.device_index} '{self.device_name}' "
                               f"({self.hostapi_name}): {text}; is it busy or gone?") from None
         self.input_latency_s = float(self._stream.latency)
+        self._seen_at = time.monotonic()
 
     def read(self, timeout_s: float) -> Block | None:
         """Every stored sample up to the next gap, or None if none arrived in ``timeout_s``."""
@@ -260,9 +269,18 @@ class DeviceSource:
     @property
     def lost(self) -> bool:
         """True once the stream has stopped by itself (not by :meth:`stop`):
-        the device went away or its JACK server died. It stays True."""
-        if not self._lost and self._stream is not None and not self._stopped:
-            self._lost = not self._stream.active
+        the device went away or its JACK server died, or no callback came for
+        ``stall_timeout_s``. It stays True."""
+        if self._lost or self._stream is None or self._stopped:
+            return self._lost
+        if not self._stream.active:
+            self._lost = True
+            return True
+        calls, now = self.callbacks, time.monotonic()
+        if calls != self._seen_calls:
+            self._seen_calls, self._seen_at = calls, now
+        elif now - self._seen_at > self.stall_timeout_s:
+            self._lost = self._stalled = True
         return self._lost
 
     @property
@@ -270,7 +288,12 @@ class DeviceSource:
         """One line when the device was :attr:`lost`, else None."""
         if not self.lost:
             return None
-        why = "JACK server gone?" if "JACK" in self.hostapi_name else "unplugged or taken by another program?"
+        jack = "JACK" in self.hostapi_name
+        if self._stalled:
+            why = "JACK server hung?" if jack else "device hung?"
+            return (f"audio device '{self.device_name}' stopped delivering audio "
+                    f"(no callback for {self.stall_timeout_s:g} s; {why})")
+        why = "JACK server gone?" if jack else "unplugged or taken by another program?"
         return f"audio device '{self.device_name}' stopped ({why})"
 
     @property
@@ -335,7 +358,7 @@ class DeviceSource:
         client's frame counter in end-to-end tests (within about a millisecond).
         """
         k = self.callbacks  # rows of callbacks < k are complete (the count is published last)
-        if self._stream is None or self._stopped or k == 0:
+        if self._stream is None or self._stopped or self._lost or k == 0:
             return None
         frames = int(self._cb[_CB_FRAMES])
         try:

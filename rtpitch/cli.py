@@ -136,6 +136,10 @@ def cmd_listen(args) -> int:
 
     stop = _StopFlag()
     _install_stop_handlers(stop)  # before anything slow: a signal during start-up ends it cleanly
+    if not 1 <= args.midi_channel <= 16:
+        raise ConfigError(f"--midi-channel must be 1..16, got {args.midi_channel}")
+    if args.duration is not None and args.duration <= 0:
+        raise ConfigError(f"--duration must be > 0 s, got {args.duration:g}")
     if args.record:
         _check_writable(args.record)
     spec = load_model_spec(args.model)

@@ -16,9 +16,10 @@ the sinks are closed:
 * an error in the engine or the source (a backend failure, a file that cannot
   be read further) ends the loop and is reported in ``RunSummary.errors``;
   the recorded events are still flushed and written;
-* a source that stops by itself (``source.lost``: the JACK server died, the
-  device was unplugged) ends the loop with its ``source.error`` in
-  ``RunSummary.errors``.
+* a source that stops by itself (``source.lost``: the JACK server died or
+  hung, the device was unplugged) ends the loop with its ``source.error`` in
+  ``RunSummary.errors``; sinks with a ``source_lost()`` method are told before
+  they are closed (a JACK MIDI port then leaves its client alone).
 
 Shutdown order: flush the engine (notes sounding are closed), close the sinks in
 list order (put the MIDI file first: it must survive whatever follows), then
@@ -201,6 +202,14 @@ def _shut_down(source, engine: Engine, dispatch: _Dispatcher, summary: RunSummar
     summary.overrun_blocks = int(getattr(source, "overrun_blocks", 0))
     summary.input_overflows = int(getattr(source, "input_overflows", 0))
     summary.nonfinite_samples = int(getattr(source, "nonfinite_samples", 0))
+    if summary.source_lost:
+        for sink in dispatch.sinks:  # e.g. a MIDI port on the same (dead or hung) JACK server
+            hook = getattr(sink, "source_lost", None)
+            if hook is not None:
+                try:
+                    hook()
+                except Exception as exc:  # noqa: BLE001 - a hint to a sink must not stop the shutdown
+                    dispatch._report(sink, exc)
     dispatch.close_all()
     try:
         source.stop()

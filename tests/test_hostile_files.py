@@ -300,3 +300,39 @@ def test_subprocess_representatives(tmp_path, wired):
     code, lines = run_subprocess([big, "-o", tmp_path / "big.mid", "--model", wired])
     assert code == 0, lines
     assert lines[-1].startswith(f"{SECONDS:.1f} s of audio"), lines
+
+
+# -- settings ---------------------------------------------------------------------------------------
+@pytest.fixture
+def keep_signal_handlers():
+    """``listen`` installs SIGINT/SIGTERM/SIGHUP handlers: give pytest its own back."""
+    import signal
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    yield
+    for s, h in saved.items():
+        signal.signal(s, h)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["transcribe", "{audio}", "--threads", "0"], "threads must be >= 1"),
+    (["transcribe", "{audio}", "--channel", "-1"], "channel -1 does not exist"),
+    (["transcribe", "{audio}", "--backend", "tensorrt"], "rtpitch[tensorrt]"),
+    (["listen", "--input", "{audio}", "--midi-channel", "0"], "--midi-channel must be 1..16"),
+    (["listen", "--input", "{audio}", "--duration", "-1"], "--duration must be > 0 s"),
+    (["listen", "--input", "{audio}", "--blocksize", "-5"], "blocksize must be > 0"),
+    (["listen", "--input", "{audio}", "--record", "{tmp}/no/take.mid"], "does not exist"),
+], ids=["threads-0", "channel-neg", "tensorrt-missing", "midi-channel-0", "duration-neg", "blocksize-neg",
+        "record-folder-missing"])
+def test_bad_setting_one_line(args, message, tmp_path, capsys, keep_signal_handlers):
+    audio = _write(tmp_path / "a.wav", x=np.zeros(16000, np.float32))
+    argv = [a.format(audio=audio, tmp=tmp_path) for a in args] + ["--model", "fake"]
+    argv += ["-o", str(tmp_path / "o.mid")] if args[0] == "transcribe" else ["--no-view"]
+    if "tensorrt" in args:
+        import importlib.util
+
+        if importlib.util.find_spec("tensorrt") is not None:
+            pytest.skip("TensorRT is installed here")
+    code = main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert message in one_error(code, err), err

@@ -203,3 +203,44 @@ def test_midi_file_autosave_failure_is_kept(tmp_path, monkeypatch):
     sink.send([NoteEvent(0.5, 60, 80, True, 25)])
     sink._saver.join()
     assert sink.autosave_error == f"autosave of {tmp_path / 'take.mid'} failed: No space left on device"
+
+
+# -- what the user is told --------------------------------------------------------------------
+def test_view_shows_input_overflows():
+    import io
+
+    from rtpitch.sinks.terminal import TerminalView
+
+    view = TerminalView(io.StringIO(), enabled=False)
+    view.update(overruns=512, input_overflows=0)
+    assert "overflows" not in view.status_line()
+    view.update(overruns=512, input_overflows=3)
+    assert "overruns 512 | overflows 3" in view.status_line()
+    assert view.summary().endswith("512 overruns, 3 input overflows")
+
+
+def test_report_lines_and_exit_status(capsys, tmp_path):
+    import signal
+
+    from rtpitch.cli import _report
+    from rtpitch.runner import RunSummary
+
+    record = MidiFileSink(tmp_path / "take.mid")
+    record.close()
+    s = RunSummary(notes=3, audio_s=12.5, overrun_samples=512, overrun_blocks=2, input_overflows=3,
+                   nonfinite_samples=7)
+    assert _report(s, record, stop_signal=signal.SIGINT) == 0
+    assert _report(s, record, stop_signal=None) == 0
+    assert _report(s, record, stop_signal=signal.SIGTERM) == 143
+    assert _report(s, record, stop_signal=signal.SIGHUP) == 129
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[:3] == ["3 notes in 12.5 s of audio; overruns: 512 samples dropped (2 blocks); "
+                         "input overflows: 3 callbacks",
+                         "warning: 7 NaN/Inf input samples were replaced by 0",
+                         f"wrote {tmp_path / 'take.mid'}"]
+    assert lines[-1] == "rtpitch: stopped by SIGHUP"
+    s.errors.append("audio device 'system' stopped (JACK server gone?)")
+    assert _report(s, record, stop_signal=signal.SIGTERM) == 1  # a fault wins over the signal
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[2:] == ["rtpitch: error: audio device 'system' stopped (JACK server gone?)",
+                         f"wrote {tmp_path / 'take.mid'}"]

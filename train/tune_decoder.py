@@ -59,7 +59,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="seed-cnn")
     ap.add_argument("--rendered", default="work/data/val")
-    ap.add_argument("--limit", type=int, default=40, help="validation recordings to use")
+    ap.add_argument("--limit", type=int, default=20, help="validation recordings to use")
     args = ap.parse_args(argv)
 
     spec = load_model_spec(args.model)

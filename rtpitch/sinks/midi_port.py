@@ -175,6 +175,7 @@ class MidiPortSink:
         self._sounding: set[int] = set()
         self._closed = False
         self._dead = False  # the JACK server went away: send nothing more
+        self._keep_client = False  # see source_lost()
         self._rtmidi = _import_rtmidi()
         self.virtual = port is None
         client = virtual_name or "rtpitch"
@@ -308,6 +309,15 @@ class MidiPortSink:
                 self._send([NOTE_OFF | self._status_ch, ev.pitch, 0])
                 self._sounding.discard(ev.pitch)
 
+    def source_lost(self) -> None:
+        """The run's audio device went away (rtpitch.runner calls this before
+        :meth:`close`). Under JACK its server may be gone or hung, and RtMidi's
+        ``close_port``/``delete`` would then block (holding the GIL) on a server
+        request: :meth:`close` still sends the note-offs but leaves the client
+        open; the process is about to end."""
+        if self.api == "jack":
+            self._keep_client = True
+
     def all_notes_off(self) -> None:
         """Note-off for every note this sink has on, then CC 123 (all notes off)."""
         if self._closed or self._dead:
@@ -327,8 +337,8 @@ class MidiPortSink:
         except MidiError:
             pass  # recorded in self.error
         self._closed = True
-        if self._dead:
-            return  # RtMidi would wait 1 s for a JACK cycle that never comes
+        if self._dead or self._keep_client:
+            return  # RtMidi would wait for a JACK server that is gone or hung
         try:
             self._out.close_port()
             self._out.delete()
