@@ -336,3 +336,15 @@ def test_bad_setting_one_line(args, message, tmp_path, capsys, keep_signal_handl
     code = main(argv)
     err = capsys.readouterr().err.strip().splitlines()
     assert message in one_error(code, err), err
+
+
+def test_nan_inf_samples_zeroed_and_reported(tmp_path, capsys):
+    x = piano(16000)
+    x[::1000] = np.nan
+    x[7::1000] = np.inf
+    path = tmp_path / "nan.wav"
+    sf.write(path, x, 16000, subtype="FLOAT")
+    code, lines = run_cli([path, "-o", tmp_path / "out.mid", "--model", "fake"], capsys)
+    assert code == 0, lines
+    n = int(np.ceil(x.shape[0] / 1000)) + int(np.ceil((x.shape[0] - 7) / 1000))
+    assert f"warning: {n} NaN/Inf input samples were replaced by 0" in lines
