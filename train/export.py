@@ -96,7 +96,7 @@ def main(argv=None):
     json_path = os.path.join(args.models, f"{args.name}.json")
     old = json.load(open(json_path)) if os.path.exists(json_path) else {}
     state = json.load(open(os.path.join(args.run, "state.json")))
-    recipe = json.load(open(os.path.join(args.run, "args.json")))
+    recipe = [json.loads(line) for line in open(os.path.join(args.run, "recipe.jsonl"))]
     data_info = data_summary(os.path.join(args.data, "manifest.jsonl"))
     meta = {
         "name": args.name,
@@ -111,7 +111,7 @@ def main(argv=None):
         "architecture": "seed CNN: 2 blocks of 2 3x3 conv (16, 32 ch) + freq max-pool, dense 256 over the "
                         "remaining 12 frames, heads frame/onset/velocity (88 sigmoid each)",
         "parameters": int(model.count_params()),
-        "training": {"checkpoint": os.path.basename(ckpt), **state, "recipe": recipe, "data": data_info,
+        "training": {"checkpoint": os.path.basename(ckpt), **state, "recipe_phases": recipe, "data": data_info,
                      "command": f"train/reproduce.sh {args.name}"},
         "license": "Weights trained on audio rendered from ASAP (CC BY-NC-SA 4.0), Batik, Vienna 4x22 "
                    "and POP909 (MIT) performances: non-commercial use only (CC BY-NC-SA 4.0).",

@@ -132,8 +132,6 @@ def main(argv=None):
 
     tf.random.set_seed(args.seed)
     os.makedirs(args.run, exist_ok=True)
-    with open(os.path.join(args.run, "args.json"), "w") as f:
-        json.dump(vars(args), f, indent=1)  # the recipe, recorded in the exported JSON
     train = load_split(os.path.join(args.data, "train"), args.max_files)
     val = load_split(os.path.join(args.data, "val"), args.max_files)
     if not train:
@@ -154,8 +152,11 @@ def main(argv=None):
     manager = tf.train.CheckpointManager(ckpt, os.path.join(args.run, "ckpt"), max_to_keep=3)
     if manager.latest_checkpoint:
         ckpt.restore(manager.latest_checkpoint)
-        print(f"resumed from {manager.latest_checkpoint} at step {int(step)}", flush=True)
+        opt.learning_rate.assign(args.lr)  # the checkpoint holds the previous phase's rate
+        print(f"resumed from {manager.latest_checkpoint} at step {int(step)}, lr {args.lr:g}", flush=True)
 
+    with open(os.path.join(args.run, "recipe.jsonl"), "a") as f:  # one line per invocation (phase)
+        f.write(json.dumps({"from_step": int(step), **vars(args)}) + "\n")
     rng = np.random.default_rng(args.seed + int(step))
     crops = Crops(train, seq=args.seq, window=args.window, lookahead=args.lookahead, batch=args.batch, rng=rng)
     gen = tf.data.Dataset.from_generator(
