@@ -133,8 +133,10 @@ def run_rtpitch(pairs, out_dir: Path, *, model: str, threads: int) -> dict:
                      "wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "notes": len(notes)})
         print(f"rtpitch: {os.path.basename(audio)}: {len(notes)} notes, {summary.audio_s:.1f} s audio in "
               f"{wall:.1f} s (RTF {wall / max(summary.audio_s, 1e-9):.3f})", flush=True)
-    return {"system": "rtpitch", "version": f"model {spec.name} ({backend.describe()})", "threads": threads,
-            "load_s": round(load_s, 3), "files": rows}
+    res = {"system": "rtpitch", "version": f"model {spec.name} ({backend.describe()})", "threads": threads,
+           "load_s": round(load_s, 3), "files": rows}
+    (out_dir / "timing.json").write_text(json.dumps(res, indent=2))
+    return res
 
 
 def start_peer(name: str, pairs, out_dir: Path, *, threads: int, python: Path) -> subprocess.Popen:
@@ -163,13 +165,29 @@ def finish_peer(name: str, proc: subprocess.Popen, out_dir: Path, *, deadline: f
     timing_path = out_dir / "timing.json"
     log = (out_dir / "log.txt").read_text(errors="replace")
     if not timing_path.is_file():
-        return {"system": name, "error": f"exited with {proc.returncode} before loading its model; log tail: "
+        why = "stopped at its time budget" if cut else f"exited with {proc.returncode}"
+        return {"system": name, "error": f"{why} before its model was loaded; log tail: "
                                          + " | ".join(log.strip().splitlines()[-3:]), "files": []}
     res = json.loads(timing_path.read_text())
     if cut:
         res["cut_at_time_budget"] = True
     elif proc.returncode != 0:
         res["error"] = f"exited with {proc.returncode}; log tail: " + " | ".join(log.strip().splitlines()[-3:])
+    timing_path.write_text(json.dumps(res, indent=2))  # with the flags, for --reuse
+    return res
+
+
+def reuse_run(name: str, pairs, out_dir: Path) -> dict | None:
+    """A previous run's timing.json (from --reuse), if it covers files of this set."""
+    path = out_dir / "timing.json"
+    if not path.is_file():
+        return None
+    res = json.loads(path.read_text())
+    names = {os.path.basename(a) for a, _ in pairs}
+    if not res.get("files") or not {r["file"] for r in res["files"]} <= names:
+        return None
+    res["reused"] = True
+    print(f"{name}: reusing {len(res['files'])} files from {path}")
     return res
 
 
@@ -312,6 +330,9 @@ def main(argv=None) -> int:
                     help="transkun's time budget per set, minutes: real,rendered (default 15,5)")
     ap.add_argument("--concurrent", action="store_true",
                     help="run transkun beside the others (2 cores: faster, timings slightly pessimistic)")
+    ap.add_argument("--reuse", default="",
+                    help="comma-separated systems whose previous results in the work dir are scored again "
+                         "instead of rerun (e.g. the peers, when only rtpitch's model changed)")
     ap.add_argument("--peers-python", default=str(PEERS_PY))
     ap.add_argument("--tiny", action="store_true", help="CI: an 8 s excerpt, rtpitch only")
     ap.add_argument("--out-dir", default=str(RESULTS))
@@ -350,6 +371,7 @@ def main(argv=None) -> int:
             else:
                 ap.error(f"unknown set {name!r}")
     budgets = [float(m) for m in args.transkun_minutes.split(",")]
+    reuse = set(filter(None, args.reuse.split(",")))
 
     skipped = {}
     for peer in (s for s in systems if s != "rtpitch"):
@@ -373,11 +395,18 @@ def main(argv=None) -> int:
         budget_min = budgets[min(k, len(budgets) - 1)]
         ordered = sorted(pairs, key=lambda p: duration(p[0]))  # transkun: shortest first
         tk_deadline = None
-        if "transkun" in systems and "transkun" not in skipped and args.concurrent:
+        if "transkun" in systems and "transkun" not in skipped and args.concurrent and \
+                not ("transkun" in reuse and reuse_run("transkun", pairs, set_work / "transkun")):
             procs["transkun"] = start_peer("transkun", ordered, set_work / "transkun", threads=args.threads,
                                            python=Path(args.peers_python))
             tk_deadline = time.monotonic() + 60 * budget_min
         for name in systems:
+            if name in reuse:
+                prev = reuse_run(name, pairs, set_work / name)
+                if prev is not None:
+                    runs[name] = prev
+                    continue
+                print(f"{name}: nothing to reuse in {set_work / name}: running it")
             if name in skipped:
                 runs[name] = {"system": name, "skipped": skipped[name], "files": []}
             elif name == "rtpitch":
@@ -385,12 +414,15 @@ def main(argv=None) -> int:
             elif name == "basic-pitch":
                 p = start_peer(name, pairs, set_work / name, threads=args.threads, python=Path(args.peers_python))
                 runs[name] = finish_peer(name, p, set_work / name, deadline=None)
-            elif name == "transkun" and not args.concurrent:
+            elif name == "transkun" and "transkun" not in procs:
                 p = start_peer(name, ordered, set_work / name, threads=args.threads, python=Path(args.peers_python))
                 runs[name] = finish_peer(name, p, set_work / name, deadline=time.monotonic() + 60 * budget_min)
         if "transkun" in procs:
             runs["transkun"] = finish_peer("transkun", procs["transkun"], set_work / "transkun",
                                            deadline=tk_deadline)
+        for name, run in runs.items():
+            if not run.get("reused") and hasattr(os, "getloadavg"):
+                run.setdefault("load_average_1min_after", round(os.getloadavg()[0], 2))
         scored = {name: score_system(runs[name], pairs, set_work / name) for name in systems}
         if "transkun" in scored and scored["transkun"].get("cut_at_time_budget"):
             scored["transkun"]["note"] = (f"time budget {budget_min:g} min: ran on the "

@@ -13,8 +13,10 @@ import sounddevice as sd
 
 def rescan_audio() -> None:
     """Re-initialise PortAudio so devices (e.g. a JACK server) that appeared
-    since import are seen. Never call it while a stream is open: it closes them."""
-    sd._terminate()
+    since import are seen. Never call it while a stream is open: it closes them.
+    Works also after PortAudio was terminated completely (``sd._initialized == 0``)."""
+    if sd._initialized:
+        sd._terminate()
     sd._initialize()
 
 
