@@ -12,7 +12,7 @@ NAME=${1:-seed-cnn}
 # The shipped seed-cnn: phase 1 at lr 1e-3, phase 2 at 3e-4 (step counts of the run
 # that produced it; each phase is resumable, --minutes is only a per-call cap).
 PHASE1_STEPS=${PHASE1_STEPS:-2353}
-PHASE2_STEPS=${PHASE2_STEPS:-PHASE2_FINAL}
+PHASE2_STEPS=${PHASE2_STEPS:-2800}
 DATA=${RTPITCH_DATA:-../shared/data}
 PY=${PYTHON:-python}
 train/fetch_samples.sh cache/salamander
