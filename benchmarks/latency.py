@@ -214,6 +214,12 @@ def main(argv=None) -> int:
                 return 1
             res = analyse(take, ref)
             res["budget"] = budget(spec, period, RATE)
+            if res["take"]["player_skipped_frames"] > 0:
+                res["warning"] = (f"JACK skipped {res['take']['player_skipped_frames']} frames of the player's cycles "
+                                  f"({res['take']['player_xruns']} xruns): rtpitch's capture probably lost cycles too, "
+                                  "so its audio clock drifts from the player's: the audio-time figures and the "
+                                  "matching are uncertain by that much; the wall delays of matched notes hold")
+                print(f"  warning: {res['warning']}")
             results["periods"][str(period)] = res
             on, off = res["note_on"], res["note_off"]
             def fmt(s):
