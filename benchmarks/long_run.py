@@ -42,6 +42,7 @@ about 300 MB.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import os
 import platform
@@ -337,6 +338,7 @@ def run_jack(args, work: Path) -> dict:
             # current cycle, whose Python process callback (the player's) waits for the GIL
             player.close()
             mon.cancel_callback()
+            time.sleep(0.05)  # a callback already waiting for the GIL finishes (same deadlock)
             mon.close_port()
             mon.delete()
     stderr = err_path.read_text()
@@ -423,6 +425,9 @@ def main(argv=None) -> int:
         args.every_jack = min(args.every_jack, max(args.minutes * 60 / 30, 0.5))
     else:
         args.every = min(args.every, max(args.minutes * 60 / 30, 1.0))
+    # a JACK client that deadlocks must not hang the benchmark for ever: dump the
+    # stacks and end (the private jackd is then left running: kill it by name)
+    faulthandler.dump_traceback_later(args.minutes * 60 * (1.0 if args.mode == "jack" else 2.0) + 900, exit=True)
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="rtpitch-longrun-"))
     work.mkdir(parents=True, exist_ok=True)
     try:

@@ -3,7 +3,7 @@
 ``LevelBackend`` is a deterministic stand-in for a model: one key (A4) sounds
 while the loudest mel band of the centre frame is above a level, with an onset
 on the first such frame. It makes timing tests exact (a tone is a note) where
-the random-weight ``fake`` model produces few notes.
+the shipped model with its tuned thresholds produces few notes on test tones.
 """
 
 from __future__ import annotations
@@ -176,14 +176,14 @@ def check_note_invariants(events, *, t_max: float | None = None) -> int:
 
 
 def make_wired_model(folder: Path, *, thresholds: float = 0.25) -> Path:
-    """A copy of the ``fake`` model (random weights) with low decoder thresholds,
-    so that it plays notes on piano audio: for wiring tests. Returns the JSON path."""
+    """A copy of the shipped ``seed-cnn`` with low decoder thresholds, so that it
+    plays many notes on any piano audio: for wiring tests. Returns the JSON path."""
     folder.mkdir(parents=True, exist_ok=True)
-    meta = json.loads((MODELS_DIR / "fake.json").read_text())
+    meta = json.loads((MODELS_DIR / "seed-cnn.json").read_text())
     meta["name"] = "wired"
     meta["decoder"] = {"onset_threshold": thresholds, "frame_threshold": thresholds,
                        "off_threshold": thresholds * 0.6}
-    shutil.copy(MODELS_DIR / "fake.onnx", folder / "fake.onnx")
+    shutil.copy(MODELS_DIR / meta["onnx"], folder / meta["onnx"])
     path = folder / "wired.json"
     path.write_text(json.dumps(meta))
     return path

@@ -17,7 +17,7 @@ from rtpitch.cli import main
 from rtpitch.model import DEFAULT_MODEL, load_model_spec, resolve_model_path
 
 # the untrained stand-in when it is there (fast, no trained weights needed), else the shipped model
-MODEL = next((m for m in ("fake", DEFAULT_MODEL) if resolve_model_path(m).is_file()), "fake")
+MODEL = DEFAULT_MODEL
 pytestmark = pytest.mark.skipif(not resolve_model_path(MODEL).is_file(), reason="no model in models/")
 STAGES = ("resampler", "frontend", "inference", "decoder", "total")
 

@@ -63,7 +63,7 @@ def test_overload_drops_whole_blocks_counts_them_and_keeps_time(jack_server):
     from rtpitch.model import load_model_spec
     from rtpitch.runner import run_stream
 
-    spec = load_model_spec("fake")
+    spec = load_model_spec("seed-cnn")
     src = DeviceSource("system", None, ring_seconds=0.02)
     engine = Engine(spec, _SlowBackend(spec, 0.06), source_rate=src.sample_rate)
     stop = threading.Event()

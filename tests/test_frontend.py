@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from rtpitch.frontend import FrontendSpec, MelFrontend, logmel, mel_filterbank
 from rtpitch.model import load_model_spec
 
-SPEC = load_model_spec("fake").frontend  # 16 kHz, n_fft 2048, hop 320, 229 mels, 30-8000 Hz
+SPEC = load_model_spec("seed-cnn").frontend  # 16 kHz, n_fft 2048, hop 320, 229 mels, 30-8000 Hz
 SMALL = FrontendSpec(sample_rate=8000, n_fft=256, hop_length=64, n_mels=40, fmin=50.0, fmax=4000.0)
 
 # librosa parity: log(mel + log_offset) from float32 frames vs librosa's float32

@@ -25,7 +25,7 @@ from rtpitch.runner import run_stream
 from rtpitch.filesource import FileSource
 
 SECONDS = 3.0
-MODELS = ["fake"] + (["seed-cnn"] if resolve_model_path("seed-cnn").is_file() else [])
+MODELS = ["seed-cnn"]
 
 
 def _pink(n: int, rng) -> np.ndarray:
@@ -121,14 +121,14 @@ def test_model_survives(kind, rate, model):
 @pytest.mark.parametrize("kind", KINDS)
 def test_decoder_worst_case_survives(kind):
     """Every loud frame a note: many notes, gaps and re-triggers, still well formed."""
-    spec = load_model_spec("fake")
+    spec = load_model_spec("seed-cnn")
     engine = Engine(spec, LevelBackend(spec, level=-6.0), source_rate=44100)
     events = _feed(engine, hostile(kind, 44100), seed=1)
     check_note_invariants(events, t_max=SECONDS + 0.5)
 
 
 def test_silence_plays_nothing():
-    spec = load_model_spec("fake")
+    spec = load_model_spec("seed-cnn")
     for backend in (LevelBackend(spec), make_backend("onnxruntime", spec)):
         engine = Engine(spec, backend, source_rate=16000)
         assert _feed(engine, np.zeros(3 * 16000, np.float32)) == []
@@ -146,7 +146,7 @@ def test_nonfinite_file_zeroed_counted_and_reported(tmp_path):
     zeroed = np.where(np.isfinite(bad), bad, 0).astype(np.float32)
     sf.write(tmp_path / "bad.wav", bad, rate, subtype="FLOAT")
     sf.write(tmp_path / "zeroed.wav", zeroed, rate, subtype="FLOAT")
-    spec = load_model_spec("fake")
+    spec = load_model_spec("seed-cnn")
     got = {}
     for name in ("bad", "zeroed"):
         sink = ListSink()

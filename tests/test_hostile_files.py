@@ -131,7 +131,7 @@ def _corrupt_middle(path: Path) -> Path:
 def test_broken_file_one_line(case, tmp_path, capsys):
     make, expect = BROKEN[case]
     path = make(tmp_path)
-    code, lines = run_cli([path, "-o", tmp_path / "out.mid", "--model", "fake"], capsys)
+    code, lines = run_cli([path, "-o", tmp_path / "out.mid", "--model", "seed-cnn"], capsys)
     assert expect in one_error(code, lines)
     assert not (tmp_path / "out.mid").exists()
 
@@ -214,15 +214,15 @@ def test_channels_downmix_and_pick(channels, tmp_path, capsys, wired):
         got[name] = read_midi_notes(out)
     assert got["multi"] == got["mono"] == got["picked"]
     assert got["mono"], "the wired model plays notes on piano"
-    code, lines = run_cli([multi, "-o", tmp_path / "x.mid", "--model", "fake", "--channel", str(channels)], capsys)
+    code, lines = run_cli([multi, "-o", tmp_path / "x.mid", "--model", "seed-cnn", "--channel", str(channels)], capsys)
     assert f"channel {channels} does not exist" in one_error(code, lines)
 
 
 # -- model files ----------------------------------------------------------------------------------
 def _model_copy(tmp: Path, edit=None, *, onnx_bytes: bytes | None = None, name: str = "m") -> Path:
-    meta = json.loads((MODELS_DIR / "fake.json").read_text())
+    meta = json.loads((MODELS_DIR / "seed-cnn.json").read_text())
     meta["onnx"] = f"{name}.onnx"
-    (tmp / f"{name}.onnx").write_bytes(onnx_bytes if onnx_bytes is not None else (MODELS_DIR / "fake.onnx").read_bytes())
+    (tmp / f"{name}.onnx").write_bytes(onnx_bytes if onnx_bytes is not None else (MODELS_DIR / "seed-cnn.onnx").read_bytes())
     if edit is not None:
         edit(meta)
     path = tmp / f"{name}.json"
@@ -249,7 +249,7 @@ MODEL_CASES = {
     "json-bad-frontend": (lambda t: _model_copy(t, lambda m: m["frontend"].update(n_fft=2047)),
                           "is not a valid model description"),
     "onnx-missing": (lambda t: (_model_copy(t), (t / "m.onnx").unlink())[0], "cannot read"),
-    "onnx-corrupt": (lambda t: _model_copy(t, onnx_bytes=(MODELS_DIR / "fake.onnx").read_bytes()[:5000]),
+    "onnx-corrupt": (lambda t: _model_copy(t, onnx_bytes=(MODELS_DIR / "seed-cnn.onnx").read_bytes()[:5000]),
                      "does not match the sha256 in its JSON"),
     "onnx-garbage-hash-ok": (lambda t: _model_copy(t, _garbage_onnx_matching_hash, onnx_bytes=b"\x08\x07garbage"),
                              "onnxruntime cannot load"),
@@ -326,7 +326,7 @@ def keep_signal_handlers():
         "record-folder-missing"])
 def test_bad_setting_one_line(args, message, tmp_path, capsys, keep_signal_handlers):
     audio = _write(tmp_path / "a.wav", x=np.zeros(16000, np.float32))
-    argv = [a.format(audio=audio, tmp=tmp_path) for a in args] + ["--model", "fake"]
+    argv = [a.format(audio=audio, tmp=tmp_path) for a in args] + ["--model", "seed-cnn"]
     argv += ["-o", str(tmp_path / "o.mid")] if args[0] == "transcribe" else ["--no-view"]
     if "tensorrt" in args:
         import importlib.util
@@ -344,7 +344,7 @@ def test_nan_inf_samples_zeroed_and_reported(tmp_path, capsys):
     x[7::1000] = np.inf
     path = tmp_path / "nan.wav"
     sf.write(path, x, 16000, subtype="FLOAT")
-    code, lines = run_cli([path, "-o", tmp_path / "out.mid", "--model", "fake"], capsys)
+    code, lines = run_cli([path, "-o", tmp_path / "out.mid", "--model", "seed-cnn"], capsys)
     assert code == 0, lines
     n = int(np.ceil(x.shape[0] / 1000)) + int(np.ceil((x.shape[0] - 7) / 1000))
     assert f"warning: {n} NaN/Inf input samples were replaced by 0" in lines

@@ -25,7 +25,7 @@ HOP_S = 0.02
 
 @pytest.fixture(scope="module")
 def spec():
-    return load_model_spec("fake")
+    return load_model_spec("seed-cnn")
 
 
 def _run(spec, source, sinks, **kw):
