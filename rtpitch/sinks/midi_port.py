@@ -101,11 +101,12 @@ class _JackServerWatch:
         self._next = 0.0
         self._alive = True
 
-    def alive(self) -> bool:
+    def alive(self, *, force: bool = False) -> bool:
+        """``force``: check now even if the last check was less than ``interval_s`` ago."""
         if self.path is None or not self._alive:
             return self._alive
         now = time.monotonic()
-        if now < self._next:
+        if now < self._next and not force:
             return True
         self._next = now + self.interval_s
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -277,9 +278,9 @@ class MidiPortSink:
         """Pitches this sink has sent a note-on for and no note-off yet."""
         return set(self._sounding)
 
-    def _check_server(self) -> None:
+    def _check_server(self, *, force: bool = False) -> None:
         """Raise MidiError (once; later calls return quietly via ``_dead``) when the JACK server is gone."""
-        if self._watch is not None and not self._dead and not self._watch.alive():
+        if self._watch is not None and not self._dead and not self._watch.alive(force=force):
             self._dead = True
             self.error = f"MIDI {self.describe()} went away: the JACK server is gone; nothing more was sent"
             raise MidiError(self.error)
@@ -322,7 +323,7 @@ class MidiPortSink:
         """Note-off for every note this sink has on, then CC 123 (all notes off)."""
         if self._closed or self._dead:
             return
-        self._check_server()
+        self._check_server(force=True)  # at the end of a take: the server may have just died
         for p in sorted(self._sounding):
             self._send([NOTE_OFF | self._status_ch, p, 0])
         self._sounding.clear()
