@@ -26,6 +26,13 @@ from pathlib import Path
 
 import pytest
 
+# These tests kill JACK servers.  After in-process PortAudio/JACK tests, libjack
+# segfaults the test process when a server dies, so they run in a pytest
+# process of their own: .ci/run does, with RTPITCH_JACK_FAULT_TESTS=1.
+ISOLATED = pytest.mark.skipif(os.environ.get("RTPITCH_JACK_FAULT_TESTS") != "1",
+                                reason="run in a pytest process of its own: RTPITCH_JACK_FAULT_TESTS=1 "
+                                       "pytest tests/test_listen_faults.py (.ci/run does)")
+
 from fakes import make_wired_model
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,7 +41,7 @@ STARTUP_TIMEOUT_S = 90.0  # interpreter + numba cache + model on a loaded 2-core
 EXIT_TIMEOUT_S = 15.0
 FAULT_SERVER = os.environ.get("RTPITCH_FAULT_SERVER", "rtpitch-faults")  # jackd -n NAME, private to these tests
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, ISOLATED]
 
 
 @pytest.fixture(scope="module")
