@@ -318,7 +318,7 @@ class LiveTake:
                 if m[0] & 0xF0 == 0x80 or (m[0] & 0xF0 == 0x90 and m[2] == 0)]
 
 
-def _wait_for_rtpitch(proc, client, pa_before, midi_before, deadline, timeout_s, err_path):
+def wait_for_rtpitch(proc, client, pa_before, midi_before, deadline, timeout_s, err_path):
     """(rtpitch's PortAudio input ports, its MIDI output port) once its capture
     stream runs (its inputs connected by PortAudio) and its port exists."""
     while True:
@@ -381,7 +381,7 @@ def run_live_take(samples: np.ndarray, *, workdir: Path, rtpitch_args: list[str]
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     offset = None
     try:
-        ins, outs = _wait_for_rtpitch(proc, client, pa_before, midi_before,
+        ins, outs = wait_for_rtpitch(proc, client, pa_before, midi_before,
                                       time.monotonic() + startup_timeout_s, startup_timeout_s, err_path)
         ready_s = time.monotonic() - t_begin
         if len(outs) != 1:

@@ -264,8 +264,9 @@ def run_jack(args, work: Path) -> dict:
     import rtmidi
     import soundfile as sf
 
-    from benchmarks.jackutil import (JackServer, Player, connections, frame_clock_offset, match_onsets,
-                                     midi_outputs, portaudio_inputs, stop_process)
+    from benchmarks.jackutil import (JackError, JackServer, Player, wait_for_rtpitch, connections,
+                                     frame_clock_offset, match_onsets, midi_outputs, portaudio_inputs,
+                                     stop_process)
 
     spec = load_model_spec(args.model)
     hop_s = spec.frontend.hop_s
@@ -293,17 +294,11 @@ def run_jack(args, work: Path) -> dict:
         series: list[tuple[float, float]] = []
         clock_offset = None
         try:
-            deadline = time.monotonic() + 120
-            while True:
-                if proc.poll() is not None:
-                    raise SystemExit(f"rtpitch exited early:\n{err_path.read_text()}")
-                ins = sorted(portaudio_inputs(client) - pa_before)
-                outs = sorted(p for p in midi_outputs(client) - midi_before if p.endswith(":rtpitch"))
-                if ins and outs and all(connections(client, p) for p in ins):
-                    break
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"rtpitch not ready in 120 s:\n{err_path.read_text()}")
-                time.sleep(0.1)
+            try:
+                ins, outs = wait_for_rtpitch(proc, client, pa_before, midi_before,
+                                              time.monotonic() + 120, 120, err_path)
+            except JackError as exc:
+                raise SystemExit(str(exc)) from None
             for port in ins:
                 for src in connections(client, port):
                     client.disconnect(src, port)
