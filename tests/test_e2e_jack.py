@@ -277,14 +277,13 @@ def test_transcribe_equals_live(live_take, tmp_path):
         f"live {_describe(live)}; file {_describe(_in_rt_time(live_take, file_notes))}")
 
 
-@pytest.mark.jack
-def test_capture_origin_is_sample_zero(jack_server):
-    """The alignment used above: ``DeviceSource.origin_monotonic`` mapped to JACK
-    frames and snapped to the cycle grid is the frame of the source's audio time 0.
-    A click played at a known JACK frame must appear at exactly that position."""
+def _click_alignment(click_at: int = 1000) -> tuple[int, int, float, int]:
+    """Play a click ``click_at`` samples after a player's first JACK frame into a
+    fresh ``DeviceSource``; return (sample where the source got it, sample that
+    ``origin_monotonic`` mapped to JACK frames and snapped to the cycle grid
+    predicts, estimate - snapped origin in frames, JACK period)."""
     from rtpitch.capture import DeviceSource
 
-    click_at = 1000  # samples after the player's first frame
     sig = np.zeros(click_at + 1, dtype=np.float32)
     sig[click_at] = 1.0
     player = Player("e2e-click", sig)
@@ -328,9 +327,29 @@ def test_capture_origin_is_sample_zero(jack_server):
     P = player.st.start_frame
     c_est = origin * sr + offset
     C = P + int(round((c_est - P) / period)) * period
-    print(f"\nclick at sample {found}; predicted {P + click_at - C}; C_est - C = {c_est - C:+.1f} frames")
-    # exact when the estimate is unambiguous; else the snap may pick a neighbouring cycle
-    if abs(c_est - C) < period / 4:
-        assert found == P + click_at - C
-    else:
-        assert abs(found - (P + click_at - C)) <= period
+    return found, P + click_at - C, c_est - C, period
+
+
+@pytest.mark.jack
+def test_capture_origin_is_sample_zero(jack_server):
+    """The alignment used above: ``DeviceSource.origin_monotonic`` mapped to JACK
+    frames and snapped to the cycle grid is the frame of the source's audio time 0.
+    A click played at a known JACK frame must appear at exactly that position.
+
+    On a loaded machine JACK may skip the capture client for a cycle; the origin
+    is then later than the true start by whole periods (documented in
+    ``origin_monotonic``), so the click lands that many periods after the
+    prediction. Such a try is retried (up to 4 tries); a try that is off by
+    anything else fails at once, and one try must be exact."""
+    for attempt in range(4):
+        found, predicted, residual, period = _click_alignment()
+        err = found - predicted
+        print(f"\ntry {attempt}: click at sample {found}; predicted {predicted}; "
+              f"C_est - C = {residual:+.1f} frames")
+        if abs(residual) >= period / 4:  # ambiguous snap: a neighbouring cycle is possible
+            assert abs(err) <= period
+        else:
+            assert err >= 0 and err % period == 0, f"origin off by {err} samples, not whole skipped cycles"
+        if err == 0:
+            return
+    pytest.fail("no try aligned exactly")
