@@ -1,9 +1,15 @@
 """Streaming log-mel frontend (numba).
 
-Frame ``k`` is the Hann-windowed FFT of samples ``[k*hop - n_fft/2, k*hop + n_fft/2)``
-of the signal padded with zeros on both sides, i.e. ``librosa`` with
-``center=True, pad_mode="constant"``; its time stamp is its centre, ``k*hop/sr``
-seconds, and it can be computed once sample ``k*hop + n_fft/2`` has arrived.
+Frame ``k`` is the windowed FFT of samples ``[k*hop - rise, k*hop + fall)`` of
+the signal padded with zeros on both sides; its time stamp is the window's
+peak, ``k*hop/sr`` seconds, and it can be computed once sample ``k*hop + fall``
+has arrived (``fall / sr`` is the frontend's latency, "window alignment").
+The window rises as half a Hann of length ``2*rise`` and falls as half a Hann of
+length ``2*fall`` (``rise + fall = n_fft``).  By default ``fall = n_fft/2``: the
+periodic Hann window stamped at its centre, i.e. ``librosa`` with
+``center=True, pad_mode="constant"``.  A short ``fall`` (``window_fall`` in the
+JSON) keeps the long window's frequency resolution with a short latency: the
+frame sees mostly the past.
 Each frame is computed by the same kernel from the same samples whatever the
 block sizes, so streaming output is bit-identical to whole-signal output.
 """
@@ -32,12 +38,25 @@ class FrontendSpec:
     fmax: float
     log_offset: float = 1e-4
     htk: bool = False
+    window_fall: int | None = None  # samples from the window's peak to its end; None: n_fft/2
 
     def __post_init__(self):
         if self.n_fft % 2 or self.hop_length <= 0 or self.hop_length > self.n_fft:
             raise ConfigError(f"frontend: bad n_fft={self.n_fft} / hop_length={self.hop_length}")
         if not 0 <= self.fmin < self.fmax <= self.sample_rate / 2:
             raise ConfigError(f"frontend: need 0 <= fmin < fmax <= sr/2, got {self.fmin}, {self.fmax}")
+        if self.window_fall is not None and not 1 <= self.window_fall <= self.n_fft // 2:
+            raise ConfigError(f"frontend: window_fall must be 1..n_fft/2 ({self.n_fft // 2}), got {self.window_fall}")
+
+    @property
+    def fall(self) -> int:
+        """Samples from a frame's stamp (the window's peak) to its last sample."""
+        return self.n_fft // 2 if self.window_fall is None else self.window_fall
+
+    @property
+    def rise(self) -> int:
+        """Samples from a frame's first sample to its stamp."""
+        return self.n_fft - self.fall
 
     @property
     def hop_s(self) -> float:
@@ -47,7 +66,17 @@ class FrontendSpec:
     @property
     def alignment_s(self) -> float:
         """Delay from a frame's time stamp to the last sample it needs (s)."""
-        return self.n_fft / 2 / self.sample_rate
+        return self.fall / self.sample_rate
+
+
+def analysis_window(spec: FrontendSpec) -> np.ndarray:
+    """The FFT window, float64 (n_fft,): half a Hann of length 2*rise rising to 1 at
+    index ``rise``, then half a Hann of length 2*fall falling towards 0.  For
+    ``rise == fall`` it is the periodic Hann window (scipy / librosa "hann")."""
+    r, f = spec.rise, spec.fall
+    up = 0.5 - 0.5 * np.cos(np.pi * np.arange(r) / r)
+    down = 0.5 + 0.5 * np.cos(np.pi * np.arange(f) / f)
+    return np.concatenate([up, down])
 
 
 def _hz_to_mel(f, htk):
@@ -127,14 +156,13 @@ class MelFrontend:
 
     ``process(block)`` takes mono float32 samples at ``spec.sample_rate`` and
     returns the frames completed by them, float32 (n_frames, n_mels).
-    ``flush()`` pads the end with n_fft/2 zeros and returns the last frames.
+    ``flush()`` pads the end with ``fall`` zeros and returns the last frames.
     """
 
     def __init__(self, spec: FrontendSpec):
         self.spec = spec
         n = spec.n_fft
-        # periodic Hann, as scipy.signal.get_window("hann", n) / librosa
-        self._window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)).astype(np.float64)
+        self._window = analysis_window(spec)
         self._weights = mel_filterbank(spec).astype(np.float64)
         self._starts, self._stops = _sparse_bands(self._weights)
         self._buf = np.zeros(n, dtype=np.float32)
@@ -143,11 +171,11 @@ class MelFrontend:
     @property
     def latency_frames(self) -> float:
         """Delay from a frame's stamp to when it is computed, in hops."""
-        return self.spec.n_fft / 2 / self.spec.hop_length
+        return self.spec.fall / self.spec.hop_length
 
     def reset(self) -> None:
         """Forget all input: the next sample is sample 0 of a new signal."""
-        self._fill = self.spec.n_fft // 2  # the leading zero pad
+        self._fill = self.spec.rise  # the leading zero pad
         self._buf[: self._fill] = 0.0
         self.frames_out = 0
 
@@ -166,11 +194,11 @@ class MelFrontend:
         return self._emit()
 
     def flush(self) -> np.ndarray:
-        """End the signal: zero-pad n_fft/2 samples and return the last frames."""
-        half = self.spec.n_fft // 2
-        self._ensure(self._fill + half)
-        self._buf[self._fill : self._fill + half] = 0.0
-        self._fill += half
+        """End the signal: zero-pad ``fall`` samples and return the last frames."""
+        fall = self.spec.fall
+        self._ensure(self._fill + fall)
+        self._buf[self._fill : self._fill + fall] = 0.0
+        self._fill += fall
         return self._emit()
 
     def _emit(self) -> np.ndarray:

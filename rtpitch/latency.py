@@ -23,7 +23,7 @@ def latency_budget(spec: ModelSpec, *, capture_block_s: float, resampler_delay_s
     terms = [
         ("capture block", 1e3 * capture_block_s),
         ("resampler delay", 1e3 * resampler_delay_s),
-        ("FFT window alignment (n_fft/2)", 1e3 * fe.alignment_s),
+        ("FFT window alignment (peak to end)", 1e3 * fe.alignment_s),
         (f"lookahead ({spec.lookahead_frames} x {1e3 * fe.hop_s:g} ms hop)", 1e3 * spec.lookahead_frames * fe.hop_s),
         ("decoder delay", 1e3 * decoder_frames * fe.hop_s),
     ]

@@ -98,6 +98,7 @@ def load_model_spec(name_or_path: str = DEFAULT_MODEL) -> ModelSpec:
             sample_rate=int(fe["sample_rate"]), n_fft=int(fe["n_fft"]), hop_length=int(fe["hop_length"]),
             n_mels=int(fe["n_mels"]), fmin=float(fe["fmin"]), fmax=float(fe["fmax"]),
             log_offset=float(fe["log_offset"]), htk=bool(fe.get("htk", False)),
+            window_fall=None if fe.get("window_fall") is None else int(fe["window_fall"]),
         )
         spec = ModelSpec(
             name=meta["name"],

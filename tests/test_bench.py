@@ -55,7 +55,7 @@ def test_budget_terms(report):
     b = report["latency_budget_ms"]
     fe = spec.frontend
     assert b["capture block"] == pytest.approx(1e3 * 256 / 48000, abs=0.01)
-    assert b["FFT window alignment (n_fft/2)"] == pytest.approx(1e3 * fe.alignment_s, abs=0.01)
+    assert b["FFT window alignment (peak to end)"] == pytest.approx(1e3 * fe.alignment_s, abs=0.01)
     look = [v for k, v in b.items() if k.startswith("lookahead")]
     assert look == [pytest.approx(1e3 * spec.lookahead_frames * fe.hop_s, abs=0.01)]
     assert b["resampler delay"] > 0  # 48 kHz -> 16 kHz

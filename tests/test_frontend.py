@@ -8,11 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rtpitch.frontend import FrontendSpec, MelFrontend, logmel, mel_filterbank
+from rtpitch.errors import ConfigError
+from rtpitch.frontend import FrontendSpec, MelFrontend, analysis_window, logmel, mel_filterbank
 from rtpitch.model import load_model_spec
 
 SPEC = load_model_spec("seed-cnn").frontend  # 16 kHz, n_fft 2048, hop 320, 229 mels, 30-8000 Hz
 SMALL = FrontendSpec(sample_rate=8000, n_fft=256, hop_length=64, n_mels=40, fmin=50.0, fmax=4000.0)
+# the low-latency shape: a long window that ends 3 ms (24 samples) after its peak
+SKEW = FrontendSpec(sample_rate=8000, n_fft=256, hop_length=64, n_mels=40, fmin=50.0, fmax=4000.0, window_fall=24)
 
 # librosa parity: log(mel + log_offset) from float32 frames vs librosa's float32
 # STFT; measured max |diff| <= 1e-6 log units on noise, tones and quiet noise (librosa 0.11)
@@ -37,15 +40,59 @@ def _stream(fe: MelFrontend, x: np.ndarray, sizes) -> np.ndarray:
 
 
 @settings(max_examples=40, deadline=None)
-@given(n=st.integers(0, 3000), sizes=st.lists(st.integers(0, 700), max_size=25), seed=st.integers(0, 5))
-def test_streaming_equals_whole_signal(n, sizes, seed):
-    """Any block sizes (empty blocks included) give bit-identical frames."""
-    x = _signal(n, seed, SMALL.sample_rate)
-    whole = logmel(x, SMALL)
-    assert whole.shape == (1 + n // SMALL.hop_length, SMALL.n_mels)
-    streamed = _stream(MelFrontend(SMALL), x, sizes)
+@given(n=st.integers(0, 3000), sizes=st.lists(st.integers(0, 700), max_size=25), seed=st.integers(0, 5),
+       skew=st.booleans())
+def test_streaming_equals_whole_signal(n, sizes, seed, skew):
+    """Any block sizes (empty blocks included) give bit-identical frames, for the
+    centred and the skewed window."""
+    spec = SKEW if skew else SMALL
+    x = _signal(n, seed, spec.sample_rate)
+    whole = logmel(x, spec)
+    assert whole.shape == (1 + n // spec.hop_length, spec.n_mels)
+    streamed = _stream(MelFrontend(spec), x, sizes)
     assert streamed.dtype == np.float32
     np.testing.assert_array_equal(streamed, whole)
+
+
+def test_default_window_is_the_periodic_hann():
+    n = SMALL.n_fft
+    np.testing.assert_allclose(analysis_window(SMALL), 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n), atol=1e-15)
+
+
+def test_skewed_window_shape_and_latency():
+    w = analysis_window(SKEW)
+    assert w.shape == (SKEW.n_fft,) and SKEW.rise == 232 and SKEW.fall == 24
+    assert w[SKEW.rise] == 1.0 and w.argmax() == SKEW.rise
+    assert np.all(np.diff(w[: SKEW.rise + 1]) > 0) and np.all(np.diff(w[SKEW.rise:]) < 0)
+    assert SKEW.alignment_s == 24 / 8000 and MelFrontend(SKEW).latency_frames == 24 / 64
+
+
+@pytest.mark.parametrize("spec", [SMALL, SKEW], ids=["centred", "skewed"])
+def test_an_impulse_reaches_exactly_the_frames_whose_window_covers_it(spec):
+    """Frame k covers samples [k*hop - rise, k*hop + fall): an impulse at t moves
+    those frames off the silence floor and no others."""
+    hop, n = spec.hop_length, 40 * spec.hop_length
+    floor = np.float32(np.log(spec.log_offset))
+    for t in (0, 5 * hop, 7 * hop + 13, n - 1):
+        x = np.zeros(n, np.float32)
+        x[t] = 1.0
+        lit = np.flatnonzero((logmel(x, spec) > floor + 1e-3).any(axis=1))
+        # the window is exactly 0 only at its first sample
+        expect = [k for k in range(1 + n // hop) if k * hop - spec.rise < t < k * hop + spec.fall]
+        assert lit.tolist() == expect, t
+
+
+def test_skewed_frames_are_emitted_once_their_last_sample_is_in():
+    fe = MelFrontend(SKEW)
+    assert fe.process(np.zeros(SKEW.fall - 1, np.float32)).shape[0] == 0
+    assert fe.process(np.zeros(1, np.float32)).shape[0] == 1          # frame 0
+    assert fe.process(np.zeros(SKEW.hop_length, np.float32)).shape[0] == 1
+
+
+@pytest.mark.parametrize("fall", [0, 129, -3])
+def test_window_fall_out_of_range_is_a_config_error(fall):
+    with pytest.raises(ConfigError, match="window_fall"):
+        FrontendSpec(sample_rate=8000, n_fft=256, hop_length=64, n_mels=40, fmin=50.0, fmax=4000.0, window_fall=fall)
 
 
 def test_streaming_equals_whole_signal_model_spec():
