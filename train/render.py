@@ -111,7 +111,10 @@ def sounding_end(perf: Performance) -> np.ndarray:
         if held.any():
             j = np.searchsorted(up_times, perf.offset[held], side="right")
             big = perf.offset[held] + 30.0
-            end[held] = np.where(j < len(up_times), up_times[np.minimum(j, len(up_times) - 1)], big)
+            if len(up_times):
+                end[held] = np.where(j < len(up_times), up_times[np.minimum(j, len(up_times) - 1)], big)
+            else:  # the pedal never comes up in this segment
+                end[held] = big
     # re-strike: next onset of the same pitch cuts
     for p in np.unique(perf.pitch):
         idx = np.flatnonzero(perf.pitch == p)
