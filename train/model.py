@@ -1,11 +1,20 @@
-"""The seed CNN, fully convolutional in time (Keras).
+"""The models, fully convolutional in time (Keras).
 
-Input: log-mel (batch, T, n_mels).  Two blocks of two 3x3 convolutions (time
-'valid', frequency 'same') with frequency max-pooling, then a "dense" layer that
-sees the remaining (window - 8) frames x all frequencies (a Conv2D whose kernel
-covers them), a second dense layer per head.  Outputs (batch, T - window + 1, 88)
-per head: frame, onset (sigmoid) and velocity (sigmoid, velocity / 127).
-Served on one window (T = window) per hop; trained on long sequences.
+Input: log-mel (batch, T, n_mels).  Outputs (batch, T - window + 1, 88) per
+head, sigmoid: frame, onset, velocity (velocity / 127), and for the streaming
+CNN also offset (key release).  Served on one window (T = window) per hop;
+trained on long sequences.
+
+``seed``: two blocks of two 3x3 convolutions (time 'valid', frequency 'same')
+with frequency max-pooling, then a "dense" layer that sees the remaining
+(window - 8) frames x all frequencies (a Conv2D whose kernel covers them).
+
+``stream``: sized for a 10 ms hop on one CPU core.  Four 3x3 convolutions
+(12, 12, 24, 32 channels, frequency pooled after the 2nd, 3rd and 4th) see 9
+frames; a per-frame dense layer (256) on what is left of the frequency axis;
+two temporal convolutions (kernel 4, then 5 with dilation 2) widen the view to
+20 frames.  About 1.3 M multiply-adds per frame; per 20-frame window ~25 M
+(the seed: ~40 M, most of it a 5.6 M-weight dense layer).
 """
 
 from __future__ import annotations
@@ -39,17 +48,69 @@ def _conv_block(x, channels: int, name: str):
     return layers.MaxPooling2D((1, 2), name=f"{name}_pool")(x)
 
 
-def build_model(n_mels: int, window: int = 20, channels=(16, 32), hidden: int = 256,
-                dropout: float = 0.25, mean=None, std=None) -> keras.Model:
-    """The fully convolutional seed CNN; receptive field = ``window`` frames.
+ARCHITECTURES = {
+    "seed": "seed CNN: 2 blocks of 2 3x3 conv (16, 32 ch) + freq max-pool, dense 256 over the "
+            "remaining 12 frames, heads frame/onset/velocity (88 sigmoid each)",
+    "stream": "streaming CNN: 4 3x3 conv (12, 12, 24, 32 ch; freq max-pool after conv 2, 3, 4), per-frame "
+              "dense 256, temporal conv k4 then k5 dilation 2 (256 ch), heads frame/onset/offset/velocity",
+}
+HEADS = {"seed": ("frame", "onset", "velocity"), "stream": ("frame", "onset", "offset", "velocity")}
+
+
+def build_model(n_mels: int, window: int = 20, mean=None, std=None, arch: str = "seed") -> keras.Model:
+    """The model ``arch`` (see ARCHITECTURES); receptive field = ``window`` frames.
 
     mean, std: per-mel-bin input statistics (n_mels,) baked into the graph.
     """
+    if arch == "stream":
+        return build_stream_cnn(n_mels, window, mean=mean, std=std)
+    if arch != "seed":
+        raise ValueError(f"unknown architecture {arch!r}")
+    return build_seed_cnn(n_mels, window, mean=mean, std=std)
+
+
+def _input(n_mels: int, mean, std):
     mel = keras.Input(shape=(None, n_mels), name="mel")
     x = mel
     if mean is not None:
         x = Standardize(mean, std, name="normalize")(x)
-    x = layers.Reshape((-1, n_mels, 1), name="to_image")(x)
+    return mel, layers.Reshape((-1, n_mels, 1), name="to_image")(x)
+
+
+def _conv(x, channels: int, name: str):
+    """3x3 conv, time 'valid' (one frame less on each side), frequency 'same'; BN; ReLU."""
+    x = layers.ZeroPadding2D(((0, 0), (1, 1)), name=f"{name}_pad")(x)
+    x = layers.Conv2D(channels, 3, padding="valid", use_bias=False, name=f"{name}")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def build_stream_cnn(n_mels: int, window: int = 20, channels=(12, 12, 24, 32), hidden: int = 256,
+                     dropout: float = 0.2, mean=None, std=None) -> keras.Model:
+    """The streaming CNN (module docstring); ``window`` must be 20."""
+    if window != 20:
+        raise ValueError("the streaming CNN's receptive field is 20 frames")
+    mel, x = _input(n_mels, mean, std)
+    for i, c in enumerate(channels):
+        x = _conv(x, c, f"conv{i + 1}")
+        if i >= 1:
+            x = layers.MaxPooling2D((1, 2), name=f"pool{i + 1}")(x)
+    x = layers.Conv2D(hidden, (1, x.shape[2]), padding="valid", name="dense1")(x)  # (B, T-8, 1, hidden)
+    x = layers.Reshape((-1, hidden), name="squeeze")(x)
+    x = layers.ReLU(name="dense1_relu")(x)
+    x = layers.Conv1D(hidden, 4, padding="valid", name="tconv1")(x)               # T-11
+    x = layers.ReLU(name="tconv1_relu")(x)
+    x = layers.Conv1D(hidden, 5, dilation_rate=2, padding="valid", name="tconv2")(x)  # T-19
+    x = layers.ReLU(name="tconv2_relu")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    outputs = {head: layers.Dense(N_KEYS, activation="sigmoid", name=head)(x) for head in HEADS["stream"]}
+    return keras.Model(mel, outputs, name="stream_cnn")
+
+
+def build_seed_cnn(n_mels: int, window: int = 20, channels=(16, 32), hidden: int = 256,
+                   dropout: float = 0.25, mean=None, std=None) -> keras.Model:
+    """The fully convolutional seed CNN; receptive field = ``window`` frames."""
+    mel, x = _input(n_mels, mean, std)
     for i, c in enumerate(channels):
         x = _conv_block(x, c, f"block{i + 1}")
     remaining = window - 4 * len(channels)
@@ -58,8 +119,5 @@ def build_model(n_mels: int, window: int = 20, channels=(16, 32), hidden: int = 
     x = layers.Reshape((-1, hidden), name="squeeze")(x)
     x = layers.ReLU(name="dense1_relu")(x)
     x = layers.Dropout(dropout, name="dense1_dropout")(x)
-    outputs = {
-        head: layers.Dense(N_KEYS, activation="sigmoid", name=head)(x)
-        for head in ("frame", "onset", "velocity")
-    }
+    outputs = {head: layers.Dense(N_KEYS, activation="sigmoid", name=head)(x) for head in HEADS["seed"]}
     return keras.Model(mel, outputs, name="seed_cnn")
