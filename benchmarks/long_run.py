@@ -276,13 +276,16 @@ def run_jack(args, work: Path) -> dict:
         build_long_audio(audio, args.minutes, server.rate)
         samples = sf.read(str(audio), dtype="float32")[0]
         player = Player("longrun-player", samples)
-        player.client.activate()
         client = player.client
         messages: list = []
+        # rtmidi's JACK open holds the GIL while libjack waits for the current cycle,
+        # whose Python process callback (an active player's) waits for the GIL: the
+        # monitor opens before the player is activated (as in jackutil.run_live_take)
         mon = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="longrun-monitor")
         mon.ignore_types(sysex=True, timing=True, active_sense=True)
         mon.open_virtual_port("in")
         mon.set_callback(lambda event, _: messages.append((client.frame_time, list(event[0]))))
+        player.client.activate()
         record = work / "take.mid"
         err_path, out_path = work / "stderr.txt", work / "stdout.txt"
         pa_before, midi_before = portaudio_inputs(client), midi_outputs(client)
@@ -422,6 +425,7 @@ def main(argv=None) -> int:
         args.every = min(args.every, max(args.minutes * 60 / 30, 1.0))
     # a JACK client that deadlocks must not hang the benchmark for ever: dump the
     # stacks and end (the private jackd is then left running: kill it by name)
+    faulthandler.register(signal.SIGUSR1)  # kill -USR1 PID: print where every thread is
     faulthandler.dump_traceback_later(args.minutes * 60 * (1.0 if args.mode == "jack" else 2.0) + 900, exit=True)
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="rtpitch-longrun-"))
     work.mkdir(parents=True, exist_ok=True)
