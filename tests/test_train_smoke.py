@@ -24,7 +24,9 @@ def _run(*args, cwd=ROOT):
     return proc
 
 
-def test_smoke_training_exports_a_model_rtpitch_can_run(tmp_path):
+@pytest.mark.parametrize("arch, frontend, lookahead", [("seed", "frontend.json", 9),
+                                                       ("stream", "frontend-lowlat.json", 2)])
+def test_smoke_training_exports_a_model_rtpitch_can_run(tmp_path, arch, frontend, lookahead):
     if not (SHARED / "midi").is_dir():
         pytest.skip(f"../shared/data absent ({SHARED})")
     pytest.importorskip("tensorflow")
@@ -33,16 +35,22 @@ def test_smoke_training_exports_a_model_rtpitch_can_run(tmp_path):
         pytest.skip("FluidR3 soundfont not installed (apt fluid-soundfont-gm)")
     data, run, models = tmp_path / "data", tmp_path / "run", tmp_path / "models"
     _run("train/build_dataset.py", "--data", SHARED, "--out", data, "--hours-train", "0.01", "--hours-val", "0.005",
-         "--timbres", "fluid-r3", "--frontend", "train/frontend.json")
+         "--timbres", "fluid-r3", "--frontend", f"train/{frontend}")
     assert list((data / "train").glob("*.npz")) and list((data / "val").glob("*.flac"))
+    model_args = ["--arch", arch, "--lookahead", str(lookahead)]
     _run("train/train.py", "--data", data, "--run", run, "--max-steps", "3", "--batch", "2", "--seq", "40",
-         "--ckpt-every", "3", "--eval-every", "3")
+         "--ckpt-every", "3", "--eval-every", "3", *model_args)
     out = _run("train/train.py", "--data", data, "--run", run, "--max-steps", "4", "--batch", "2", "--seq", "40",
-               "--ckpt-every", "3", "--eval-every", "100")
+               "--ckpt-every", "3", "--eval-every", "100", *model_args)
     assert "resumed from" in out.stdout
-    _run("train/export.py", "--run", run, "--name", "smoke", "--models", models, "--data", data)
+    _run("train/export.py", "--run", run, "--name", "smoke", "--models", models, "--data", data,
+         "--frontend", f"train/{frontend}", *model_args)
     meta = json.loads((models / "smoke.json").read_text())
-    assert meta["training"]["steps"] == 4 and meta["window"] == {"frames": 20, "lookahead_frames": 9}
+    assert meta["training"]["steps"] == 4 and meta["window"] == {"frames": 20, "lookahead_frames": lookahead}
+    fe = meta["frontend"]
+    fall_ms = 1e3 * (fe.get("window_fall") or fe["n_fft"] // 2) / fe["sample_rate"]
+    hop_ms = 1e3 * fe["hop_length"] / fe["sample_rate"]
+    assert meta["algorithmic_latency_ms"] == pytest.approx(1e3 * 256 / 48000 + fall_ms + lookahead * hop_ms, abs=0.02)
 
     from rtpitch.backends import make_backend
     from rtpitch.model import load_model_spec

@@ -23,15 +23,17 @@ import tensorflow as tf
 import tf2onnx
 
 sys.path.insert(0, os.path.dirname(__file__))
-from model import build_model  # noqa: E402
+from model import ARCHITECTURES, HEADS, build_model  # noqa: E402
 
-HEADS = ("frame", "onset", "velocity")
+# capture block assumed in algorithmic_latency_ms: 256 samples at 48 kHz (a common
+# interface setting; `rtpitch bench --device` measures the user's own)
+CAPTURE_BLOCK_MS = 1e3 * 256 / 48000
 
 
-def restore(run: str, n_mels: int, window: int):
+def restore(run: str, n_mels: int, window: int, arch: str):
     with np.load(os.path.join(run, "mel_stats.npz")) as z:
         mean, std = z["mean"], z["std"]
-    model = build_model(n_mels, window=window, mean=mean, std=std)
+    model = build_model(n_mels, window=window, mean=mean, std=std, arch=arch)
     ckpt = tf.train.Checkpoint(model=model)
     latest = tf.train.latest_checkpoint(os.path.join(run, "ckpt"))
     if latest is None:
@@ -56,11 +58,11 @@ def data_summary(manifest: str) -> dict:
             "split": "by piece"}
 
 
-def export_onnx(model, n_mels: int, path: str) -> None:
+def export_onnx(model, n_mels: int, path: str, heads) -> None:
     @tf.function(input_signature=[tf.TensorSpec((None, None, n_mels), tf.float32, name="mel")])
     def serve(mel):
         out = model(mel, training=False)
-        return {h: tf.identity(out[h], name=h) for h in HEADS}
+        return {h: tf.identity(out[h], name=h) for h in heads}
 
     tf2onnx.convert.from_function(serve, input_signature=serve.input_signature, opset=17, output_path=path)
 
@@ -103,14 +105,16 @@ def main(argv=None):
     ap.add_argument("--data", default="work/data", help="dataset folder (for the data summary)")
     ap.add_argument("--window", type=int, default=20)
     ap.add_argument("--lookahead", type=int, default=9)
+    ap.add_argument("--arch", default="seed", choices=sorted(HEADS))
     args = ap.parse_args(argv)
 
     frontend = json.load(open(args.frontend))
     n_mels = frontend["n_mels"]
-    model, ckpt = restore(args.run, n_mels, args.window)
+    heads = HEADS[args.arch]
+    model, ckpt = restore(args.run, n_mels, args.window, args.arch)
     os.makedirs(args.models, exist_ok=True)
     onnx_path = os.path.join(args.models, f"{args.name}.onnx")
-    export_onnx(model, n_mels, onnx_path)
+    export_onnx(model, n_mels, onnx_path, heads)
     n_half = store_fp16(onnx_path)
     print(f"stored {n_half} large weight tensors as float16")
 
@@ -121,7 +125,7 @@ def main(argv=None):
     x = np.random.default_rng(0).normal(-4, 2, (1, 57, n_mels)).astype(np.float32)
     ref = model(x, training=False)
     got = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {sess.get_inputs()[0].name: x})))
-    err = max(float(np.abs(got[h] - ref[h].numpy()).max()) for h in HEADS)
+    err = max(float(np.abs(got[h] - ref[h].numpy()).max()) for h in heads)
     print(f"ONNX vs Keras max abs diff: {err:.2e}")
     if err > 2e-3:  # float16 weights: about 5e-4 relative rounding per weight
         sys.exit("export mismatch")
@@ -131,18 +135,24 @@ def main(argv=None):
     state = json.load(open(os.path.join(args.run, "state.json")))
     recipe = [json.loads(line) for line in open(os.path.join(args.run, "recipe.jsonl"))]
     data_info = data_summary(os.path.join(args.data, "manifest.jsonl"))
+    hop_ms = 1e3 * frontend["hop_length"] / frontend["sample_rate"]
+    fall = frontend.get("window_fall") or frontend["n_fft"] // 2
+    latency = {"capture block (256 at 48 kHz)": CAPTURE_BLOCK_MS,
+               "FFT window alignment (peak to end)": 1e3 * fall / frontend["sample_rate"],
+               f"lookahead ({args.lookahead} x {hop_ms:g} ms)": args.lookahead * hop_ms, "decoder delay": 0.0}
     meta = {
         "name": args.name,
         "format_version": 1,
         "onnx": os.path.basename(onnx_path),
         "onnx_sha256": hashlib.sha256(open(onnx_path, "rb").read()).hexdigest(),
         "input": sess.get_inputs()[0].name,
-        "outputs": {h: names[h] for h in HEADS},
+        "outputs": {h: names[h] for h in heads},
         "frontend": frontend,
         "window": {"frames": args.window, "lookahead_frames": args.lookahead},
         "decoder": old.get("decoder", {}),
-        "architecture": "seed CNN: 2 blocks of 2 3x3 conv (16, 32 ch) + freq max-pool, dense 256 over the "
-                        "remaining 12 frames, heads frame/onset/velocity (88 sigmoid each)",
+        "algorithmic_latency_ms": round(sum(latency.values()), 2),
+        "algorithmic_latency_terms_ms": {k: round(v, 2) for k, v in latency.items()},
+        "architecture": ARCHITECTURES[args.arch],
         "parameters": int(model.count_params()),
         "training": {"checkpoint": os.path.basename(ckpt), **state, "recipe_phases": recipe, "data": data_info,
                      "command": f"train/reproduce.sh {args.name}"},

@@ -1,9 +1,10 @@
-"""Train the seed CNN on rendered segments (resumable).
+"""Train a model (train/model.py) on rendered segments (resumable).
 
     python train/train.py --data work/data --run work/runs/seed-cnn --minutes 60
+    python train/train.py --arch stream --lookahead 2 --seq 400 --data work/data-lowlat --run work/runs/stream-la2
 
 Reads ``<data>/train/*.npz`` and ``<data>/val/*.npz`` written by
-build_dataset.py (mel float16 (T, n_mels); frame/onset/velocity uint8 (T, 88)).
+build_dataset.py (mel float16 (T, n_mels); frame/onset/offset/velocity uint8 (T, 88)).
 Each step takes random crops of ``--seq`` output frames (+ window - 1 context
 frames) and trains the fully convolutional model on all of them at once.
 Checkpoints (model + optimizer + step + data stats) go to ``<run>/ckpt`` every
@@ -23,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(__file__))
-from model import build_model  # noqa: E402
+from model import HEADS, build_model  # noqa: E402
 
 
 def load_split(folder: str, max_files: int | None = None) -> list[dict]:
@@ -32,7 +33,7 @@ def load_split(folder: str, max_files: int | None = None) -> list[dict]:
     out = []
     for f in files:
         with np.load(f) as z:
-            out.append({k: z[k] for k in ("mel", "frame", "onset", "velocity")})
+            out.append({k: z[k] for k in ("mel", "frame", "onset", "offset", "velocity")})
     return out
 
 
@@ -45,11 +46,13 @@ def mel_stats(segments: list[dict]) -> tuple[np.ndarray, np.ndarray]:
 class Crops:
     """Random training crops: mel (B, seq + window - 1, n_mels), labels (B, seq, 88)."""
 
-    def __init__(self, segments, *, seq: int, window: int, lookahead: int, batch: int, rng: np.random.Generator):
+    def __init__(self, segments, *, seq: int, window: int, lookahead: int, batch: int, rng: np.random.Generator,
+                 heads=("frame", "onset", "velocity")):
         self.segments = [s for s in segments if s["mel"].shape[0] >= window]
         lengths = np.array([s["mel"].shape[0] for s in self.segments], dtype=np.float64)
         self.p = lengths / lengths.sum()
         self.seq, self.window, self.lead, self.batch, self.rng = seq, window, window - 1 - lookahead, batch, rng
+        self.heads = tuple(heads)
         self.n_mels = self.segments[0]["mel"].shape[1]
         self.pad_value = float(min(s["mel"].min() for s in self.segments[:50]))
 
@@ -57,7 +60,7 @@ class Crops:
         lead = self.lead  # context frames before the first labelled frame
         B, L = self.batch, self.seq + self.window - 1
         mel = np.full((B, L, self.n_mels), self.pad_value, np.float32)
-        lab = {k: np.zeros((B, self.seq, 88), np.float32) for k in ("frame", "onset", "velocity")}
+        lab = {k: np.zeros((B, self.seq, 88), np.float32) for k in self.heads}
         for b, i in enumerate(self.rng.choice(len(self.segments), size=B, p=self.p)):
             s = self.segments[i]
             T = s["mel"].shape[0]
@@ -80,13 +83,17 @@ def weighted_bce(y, p, pos_weight: float):
 
 
 def losses(outputs: dict, labels: dict, *, frame_pos_weight: float, onset_pos_weight: float) -> dict:
-    """Frame and onset BCE (positives up-weighted: onsets are ~0.15 % of key-frames),
-    velocity MSE on onset frames only."""
-    frame = weighted_bce(labels["frame"], outputs["frame"], frame_pos_weight)
-    onset = weighted_bce(labels["onset"], outputs["onset"], onset_pos_weight)
+    """Frame, onset and (when the model has it) offset BCE (positives up-weighted:
+    onsets are ~0.15 % of key-frames; offsets weighted like onsets), velocity MSE
+    on onset frames only."""
+    out = {"frame": weighted_bce(labels["frame"], outputs["frame"], frame_pos_weight),
+           "onset": weighted_bce(labels["onset"], outputs["onset"], onset_pos_weight)}
+    if "offset" in outputs:
+        out["offset"] = weighted_bce(labels["offset"], outputs["offset"], onset_pos_weight)
     mask = labels["onset"]
-    vel = tf.reduce_sum(mask * tf.square(outputs["velocity"] - labels["velocity"])) / (tf.reduce_sum(mask) + 1.0)
-    return {"frame": frame, "onset": onset, "velocity": vel, "total": frame + onset + vel}
+    out["velocity"] = tf.reduce_sum(mask * tf.square(outputs["velocity"] - labels["velocity"])) / (tf.reduce_sum(mask) + 1.0)
+    out["total"] = tf.add_n(list(out.values()))
+    return out
 
 
 def frame_f1(model, segments, window: int, lookahead: int, max_frames: int = 60000) -> dict:
@@ -128,6 +135,7 @@ def main(argv=None):
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--max-files", type=int, default=None, help="smoke runs: use only this many files")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--arch", default="seed", choices=sorted(HEADS), help="model (train/model.py)")
     args = ap.parse_args(argv)
 
     tf.random.set_seed(args.seed)
@@ -145,7 +153,8 @@ def main(argv=None):
         mean, std = mel_stats(train)
         np.savez(stats_path, mean=mean, std=std)
 
-    model = build_model(n_mels, window=args.window, mean=mean, std=std)
+    model = build_model(n_mels, window=args.window, mean=mean, std=std, arch=args.arch)
+    heads = HEADS[args.arch]
     opt = tf.keras.optimizers.Adam(args.lr)
     step = tf.Variable(0, dtype=tf.int64)
     ckpt = tf.train.Checkpoint(model=model, optimizer=opt, step=step)
@@ -158,12 +167,13 @@ def main(argv=None):
     with open(os.path.join(args.run, "recipe.jsonl"), "a") as f:  # one line per invocation (phase)
         f.write(json.dumps({"from_step": int(step), **vars(args)}) + "\n")
     rng = np.random.default_rng(args.seed + int(step))
-    crops = Crops(train, seq=args.seq, window=args.window, lookahead=args.lookahead, batch=args.batch, rng=rng)
+    crops = Crops(train, seq=args.seq, window=args.window, lookahead=args.lookahead, batch=args.batch, rng=rng,
+                  heads=heads)
     gen = tf.data.Dataset.from_generator(
         lambda: iter(crops.batch_arrays, None),
         output_signature=(
             tf.TensorSpec((args.batch, args.seq + args.window - 1, n_mels), tf.float32),
-            {k: tf.TensorSpec((args.batch, args.seq, 88), tf.float32) for k in ("frame", "onset", "velocity")},
+            {k: tf.TensorSpec((args.batch, args.seq, 88), tf.float32) for k in heads},
         ),
     ).prefetch(2)
 
