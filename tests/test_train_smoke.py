@@ -24,9 +24,11 @@ def _run(*args, cwd=ROOT):
     return proc
 
 
-@pytest.mark.parametrize("arch, frontend, lookahead", [("seed", "frontend.json", 9),
-                                                       ("stream", "frontend-lowlat.json", 2)])
-def test_smoke_training_exports_a_model_rtpitch_can_run(tmp_path, arch, frontend, lookahead):
+@pytest.mark.parametrize("arch, frontend, lookaheads, lookahead", [
+    ("seed", "frontend.json", None, 9),
+    ("stream", "frontend-lowlat.json", "0,2", 2),  # one trunk, heads for two lookaheads; export one
+])
+def test_smoke_training_exports_a_model_rtpitch_can_run(tmp_path, arch, frontend, lookaheads, lookahead):
     if not (SHARED / "midi").is_dir():
         pytest.skip(f"../shared/data absent ({SHARED})")
     pytest.importorskip("tensorflow")
@@ -38,10 +40,11 @@ def test_smoke_training_exports_a_model_rtpitch_can_run(tmp_path, arch, frontend
          "--timbres", "fluid-r3", "--frontend", f"train/{frontend}")
     assert list((data / "train").glob("*.npz")) and list((data / "val").glob("*.flac"))
     model_args = ["--arch", arch, "--lookahead", str(lookahead)]
+    train_args = model_args + (["--lookaheads", lookaheads] if lookaheads else [])
     _run("train/train.py", "--data", data, "--run", run, "--max-steps", "3", "--batch", "2", "--seq", "40",
-         "--ckpt-every", "3", "--eval-every", "3", *model_args)
+         "--ckpt-every", "3", "--eval-every", "3", *train_args)
     out = _run("train/train.py", "--data", data, "--run", run, "--max-steps", "4", "--batch", "2", "--seq", "40",
-               "--ckpt-every", "3", "--eval-every", "100", *model_args)
+               "--ckpt-every", "3", "--eval-every", "100", *train_args)
     assert "resumed from" in out.stdout
     _run("train/export.py", "--run", run, "--name", "smoke", "--models", models, "--data", data,
          "--frontend", f"train/{frontend}", *model_args)

@@ -23,17 +23,17 @@ import tensorflow as tf
 import tf2onnx
 
 sys.path.insert(0, os.path.dirname(__file__))
-from model import ARCHITECTURES, HEADS, build_model  # noqa: E402
+from model import ARCHITECTURES, HEADS, build_model, output_name  # noqa: E402
 
 # capture block assumed in algorithmic_latency_ms: 256 samples at 48 kHz (a common
 # interface setting; `rtpitch bench --device` measures the user's own)
 CAPTURE_BLOCK_MS = 1e3 * 256 / 48000
 
 
-def restore(run: str, n_mels: int, window: int, arch: str):
+def restore(run: str, n_mels: int, window: int, arch: str, lookaheads=None):
     with np.load(os.path.join(run, "mel_stats.npz")) as z:
         mean, std = z["mean"], z["std"]
-    model = build_model(n_mels, window=window, mean=mean, std=std, arch=arch)
+    model = build_model(n_mels, window=window, mean=mean, std=std, arch=arch, lookaheads=lookaheads)
     ckpt = tf.train.Checkpoint(model=model)
     latest = tf.train.latest_checkpoint(os.path.join(run, "ckpt"))
     if latest is None:
@@ -58,11 +58,12 @@ def data_summary(manifest: str) -> dict:
             "split": "by piece"}
 
 
-def export_onnx(model, n_mels: int, path: str, heads) -> None:
+def export_onnx(model, n_mels: int, path: str, heads, key) -> None:
+    """Only the heads of lookahead ``key`` (None: a single-lookahead model) go in."""
     @tf.function(input_signature=[tf.TensorSpec((None, None, n_mels), tf.float32, name="mel")])
     def serve(mel):
         out = model(mel, training=False)
-        return {h: tf.identity(out[h], name=h) for h in heads}
+        return {h: tf.identity(out[output_name(h, key)], name=h) for h in heads}
 
     tf2onnx.convert.from_function(serve, input_signature=serve.input_signature, opset=17, output_path=path)
 
@@ -104,17 +105,24 @@ def main(argv=None):
     ap.add_argument("--frontend", default=os.path.join(os.path.dirname(__file__), "frontend.json"))
     ap.add_argument("--data", default="work/data", help="dataset folder (for the data summary)")
     ap.add_argument("--window", type=int, default=20)
-    ap.add_argument("--lookahead", type=int, default=9)
+    ap.add_argument("--lookahead", type=int, default=9,
+                    help="the model's lookahead; for a run trained with --lookaheads, which heads to keep")
     ap.add_argument("--arch", default="seed", choices=sorted(HEADS))
     args = ap.parse_args(argv)
 
     frontend = json.load(open(args.frontend))
     n_mels = frontend["n_mels"]
     heads = HEADS[args.arch]
-    model, ckpt = restore(args.run, n_mels, args.window, args.arch)
+    recipe = [json.loads(line) for line in open(os.path.join(args.run, "recipe.jsonl"))]
+    multi = recipe[-1].get("lookaheads")
+    multi = [int(v) for v in multi.split(",")] if multi else None
+    if multi is not None and args.lookahead not in multi:
+        sys.exit(f"the run trained lookaheads {multi}, not {args.lookahead}")
+    model, ckpt = restore(args.run, n_mels, args.window, args.arch, multi)
     os.makedirs(args.models, exist_ok=True)
     onnx_path = os.path.join(args.models, f"{args.name}.onnx")
-    export_onnx(model, n_mels, onnx_path, heads)
+    key = args.lookahead if multi else None
+    export_onnx(model, n_mels, onnx_path, heads, key)
     n_half = store_fp16(onnx_path)
     print(f"stored {n_half} large weight tensors as float16")
 
@@ -125,7 +133,7 @@ def main(argv=None):
     x = np.random.default_rng(0).normal(-4, 2, (1, 57, n_mels)).astype(np.float32)
     ref = model(x, training=False)
     got = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {sess.get_inputs()[0].name: x})))
-    err = max(float(np.abs(got[h] - ref[h].numpy()).max()) for h in heads)
+    err = max(float(np.abs(got[h] - ref[output_name(h, key)].numpy()).max()) for h in heads)
     print(f"ONNX vs Keras max abs diff: {err:.2e}")
     if err > 2e-3:  # float16 weights: about 5e-4 relative rounding per weight
         sys.exit("export mismatch")
@@ -133,7 +141,6 @@ def main(argv=None):
     json_path = os.path.join(args.models, f"{args.name}.json")
     old = json.load(open(json_path)) if os.path.exists(json_path) else {}
     state = json.load(open(os.path.join(args.run, "state.json")))
-    recipe = [json.loads(line) for line in open(os.path.join(args.run, "recipe.jsonl"))]
     data_info = data_summary(os.path.join(args.data, "manifest.jsonl"))
     hop_ms = 1e3 * frontend["hop_length"] / frontend["sample_rate"]
     fall = frontend.get("window_fall") or frontend["n_fft"] // 2

@@ -57,13 +57,25 @@ ARCHITECTURES = {
 HEADS = {"seed": ("frame", "onset", "velocity"), "stream": ("frame", "onset", "offset", "velocity")}
 
 
-def build_model(n_mels: int, window: int = 20, mean=None, std=None, arch: str = "seed") -> keras.Model:
+def output_name(head: str, lookahead: int | None) -> str:
+    """Keras output of ``head`` for ``lookahead`` in a model trained for several
+    lookaheads at once (``None``: a single-lookahead model, plain head names)."""
+    return head if lookahead is None else f"{head}_la{lookahead}"
+
+
+def build_model(n_mels: int, window: int = 20, mean=None, std=None, arch: str = "seed",
+                lookaheads=None) -> keras.Model:
     """The model ``arch`` (see ARCHITECTURES); receptive field = ``window`` frames.
 
     mean, std: per-mel-bin input statistics (n_mels,) baked into the graph.
+    lookaheads: (stream only) one set of heads per lookahead on a shared trunk,
+    named by :func:`output_name`; one training run then gives the whole
+    latency/accuracy curve, and export keeps the heads of one lookahead.
     """
     if arch == "stream":
-        return build_stream_cnn(n_mels, window, mean=mean, std=std)
+        return build_stream_cnn(n_mels, window, mean=mean, std=std, lookaheads=lookaheads)
+    if lookaheads is not None:
+        raise ValueError("only the stream architecture trains several lookaheads at once")
     if arch != "seed":
         raise ValueError(f"unknown architecture {arch!r}")
     return build_seed_cnn(n_mels, window, mean=mean, std=std)
@@ -86,7 +98,7 @@ def _conv(x, channels: int, name: str):
 
 
 def build_stream_cnn(n_mels: int, window: int = 20, channels=(12, 12, 24, 32), hidden: int = 256,
-                     dropout: float = 0.2, mean=None, std=None) -> keras.Model:
+                     dropout: float = 0.2, mean=None, std=None, lookaheads=None) -> keras.Model:
     """The streaming CNN (module docstring); ``window`` must be 20."""
     if window != 20:
         raise ValueError("the streaming CNN's receptive field is 20 frames")
@@ -103,7 +115,8 @@ def build_stream_cnn(n_mels: int, window: int = 20, channels=(12, 12, 24, 32), h
     x = layers.Conv1D(hidden, 5, dilation_rate=2, padding="valid", name="tconv2")(x)  # T-19
     x = layers.ReLU(name="tconv2_relu")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
-    outputs = {head: layers.Dense(N_KEYS, activation="sigmoid", name=head)(x) for head in HEADS["stream"]}
+    names = [output_name(h, la) for la in (lookaheads or [None]) for h in HEADS["stream"]]
+    outputs = {n: layers.Dense(N_KEYS, activation="sigmoid", name=n)(x) for n in names}
     return keras.Model(mel, outputs, name="stream_cnn")
 
 

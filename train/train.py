@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(__file__))
-from model import HEADS, build_model  # noqa: E402
+from model import HEADS, build_model, output_name  # noqa: E402
 
 
 def load_split(folder: str, max_files: int | None = None) -> list[dict]:
@@ -44,35 +44,40 @@ def mel_stats(segments: list[dict]) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Crops:
-    """Random training crops: mel (B, seq + window - 1, n_mels), labels (B, seq, 88)."""
+    """Random training crops: mel (B, seq + window - 1, n_mels) and, per output
+    (head, lookahead), labels (B, seq, 88): output ``j`` sees crop frames
+    ``[j, j + window)`` and predicts the frame ``lookahead`` before its last."""
 
-    def __init__(self, segments, *, seq: int, window: int, lookahead: int, batch: int, rng: np.random.Generator,
-                 heads=("frame", "onset", "velocity")):
+    def __init__(self, segments, *, seq: int, window: int, targets, batch: int, rng: np.random.Generator):
+        """targets: (output name, head, lookahead) for every model output."""
         self.segments = [s for s in segments if s["mel"].shape[0] >= window]
         lengths = np.array([s["mel"].shape[0] for s in self.segments], dtype=np.float64)
         self.p = lengths / lengths.sum()
-        self.seq, self.window, self.lead, self.batch, self.rng = seq, window, window - 1 - lookahead, batch, rng
-        self.heads = tuple(heads)
+        self.seq, self.window, self.batch, self.rng = seq, window, batch, rng
+        self.targets = list(targets)
+        self.lead = window - 1 - self.targets[0][2]  # crop frames before the first labelled frame
         self.n_mels = self.segments[0]["mel"].shape[1]
         self.pad_value = float(min(s["mel"].min() for s in self.segments[:50]))
 
     def batch_arrays(self):
-        lead = self.lead  # context frames before the first labelled frame
         B, L = self.batch, self.seq + self.window - 1
         mel = np.full((B, L, self.n_mels), self.pad_value, np.float32)
-        lab = {k: np.zeros((B, self.seq, 88), np.float32) for k in self.heads}
+        lab = {name: np.zeros((B, self.seq, 88), np.float32) for name, _, _ in self.targets}
         for b, i in enumerate(self.rng.choice(len(self.segments), size=B, p=self.p)):
             s = self.segments[i]
             T = s["mel"].shape[0]
-            # label frame j of the crop is segment frame start + j; mel covers [start - lead, start - lead + L)
-            start = int(self.rng.integers(0, max(1, T - self.seq)))
-            lo, hi = start - lead, start - lead + L
-            src_lo, src_hi = max(lo, 0), min(hi, T)
+            # the crop covers segment frames [lo, lo + L)
+            lo = int(self.rng.integers(0, max(1, T - self.seq))) - self.lead
+            src_lo, src_hi = max(lo, 0), min(lo + L, T)
             mel[b, src_lo - lo : src_hi - lo] = s["mel"][src_lo:src_hi]
-            n = min(self.seq, T - start)
-            for k in lab:
-                lab[k][b, :n] = s[k][start : start + n]
-        lab["velocity"] /= 127.0
+            for name, head, la in self.targets:
+                first = lo + self.window - 1 - la  # segment frame of label 0
+                a, z = max(first, 0), min(first + self.seq, T)
+                if z > a:
+                    lab[name][b, a - first : z - first] = s[head][a:z]
+        for name, head, _ in self.targets:
+            if head == "velocity":
+                lab[name] /= 127.0
         return mel, lab
 
 
@@ -96,26 +101,30 @@ def losses(outputs: dict, labels: dict, *, frame_pos_weight: float, onset_pos_we
     return out
 
 
-def frame_f1(model, segments, window: int, lookahead: int, max_frames: int = 60000) -> dict:
-    """Frame and onset-frame F1 at threshold 0.5 on validation segments."""
-    tp = fp = fn = otp = ofp = ofn = 0
+def frame_f1(model, segments, window: int, lookaheads, max_frames: int = 60000) -> dict:
+    """Frame and onset-frame F1 at threshold 0.5 on validation segments, per
+    lookahead (``lookaheads``: list of (lookahead, output-name suffix lookahead or None))."""
+    counts = {la: np.zeros(6) for la, _ in lookaheads}
     used = 0
-    lead = window - 1 - lookahead
     for s in segments:
         mel = s["mel"].astype(np.float32)
+        T = mel.shape[0]
         pad = np.full((window - 1, mel.shape[1]), mel.min(), np.float32)
-        x = np.concatenate([pad[:lead], mel, pad[: lookahead]])[None]
-        out = model(x, training=False)
-        f = out["frame"].numpy()[0] >= 0.5
-        o = out["onset"].numpy()[0] >= 0.5
+        out = model(np.concatenate([pad, mel, pad])[None], training=False)  # output k + la predicts frame k
         g, go = s["frame"] > 0, s["onset"] > 0
-        tp += np.sum(f & g); fp += np.sum(f & ~g); fn += np.sum(~f & g)
-        otp += np.sum(o & go); ofp += np.sum(o & ~go); ofn += np.sum(~o & go)
-        used += mel.shape[0]
+        for la, key in lookaheads:
+            f = out[output_name("frame", key)].numpy()[0, la : la + T] >= 0.5
+            o = out[output_name("onset", key)].numpy()[0, la : la + T] >= 0.5
+            counts[la] += [np.sum(f & g), np.sum(f & ~g), np.sum(~f & g), np.sum(o & go), np.sum(o & ~go), np.sum(~o & go)]
+        used += T
         if used > max_frames:
             break
     f1 = lambda a, b, c: 2 * a / max(1, 2 * a + b + c)  # noqa: E731
-    return {"frame_f1": float(f1(tp, fp, fn)), "onset_frame_f1": float(f1(otp, ofp, ofn))}
+    if len(counts) == 1:
+        c = next(iter(counts.values()))
+        return {"frame_f1": float(f1(*c[:3])), "onset_frame_f1": float(f1(*c[3:]))}
+    return {f"la{la}": {"frame_f1": round(float(f1(*c[:3])), 4), "onset_frame_f1": round(float(f1(*c[3:])), 4)}
+            for la, c in counts.items()}
 
 
 def main(argv=None):
@@ -136,6 +145,8 @@ def main(argv=None):
     ap.add_argument("--max-files", type=int, default=None, help="smoke runs: use only this many files")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--arch", default="seed", choices=sorted(HEADS), help="model (train/model.py)")
+    ap.add_argument("--lookaheads", default=None,
+                    help="stream: comma-separated lookaheads trained at once on one trunk (replaces --lookahead)")
     args = ap.parse_args(argv)
 
     tf.random.set_seed(args.seed)
@@ -153,8 +164,11 @@ def main(argv=None):
         mean, std = mel_stats(train)
         np.savez(stats_path, mean=mean, std=std)
 
-    model = build_model(n_mels, window=args.window, mean=mean, std=std, arch=args.arch)
+    multi = [int(v) for v in args.lookaheads.split(",")] if args.lookaheads else None
+    model = build_model(n_mels, window=args.window, mean=mean, std=std, arch=args.arch, lookaheads=multi)
     heads = HEADS[args.arch]
+    groups = [(la, la) for la in multi] if multi else [(args.lookahead, None)]  # (lookahead, name key)
+    targets = [(output_name(h, key), h, la) for la, key in groups for h in heads]
     opt = tf.keras.optimizers.Adam(args.lr)
     step = tf.Variable(0, dtype=tf.int64)
     ckpt = tf.train.Checkpoint(model=model, optimizer=opt, step=step)
@@ -167,13 +181,12 @@ def main(argv=None):
     with open(os.path.join(args.run, "recipe.jsonl"), "a") as f:  # one line per invocation (phase)
         f.write(json.dumps({"from_step": int(step), **vars(args)}) + "\n")
     rng = np.random.default_rng(args.seed + int(step))
-    crops = Crops(train, seq=args.seq, window=args.window, lookahead=args.lookahead, batch=args.batch, rng=rng,
-                  heads=heads)
+    crops = Crops(train, seq=args.seq, window=args.window, targets=targets, batch=args.batch, rng=rng)
     gen = tf.data.Dataset.from_generator(
         lambda: iter(crops.batch_arrays, None),
         output_signature=(
             tf.TensorSpec((args.batch, args.seq + args.window - 1, n_mels), tf.float32),
-            {k: tf.TensorSpec((args.batch, args.seq, 88), tf.float32) for k in heads},
+            {name: tf.TensorSpec((args.batch, args.seq, 88), tf.float32) for name, _, _ in targets},
         ),
     ).prefetch(2)
 
@@ -181,7 +194,11 @@ def main(argv=None):
     def train_step(x, y):
         with tf.GradientTape() as tape:
             out = model(x, training=True)
-            ls = losses(out, y, frame_pos_weight=args.frame_pos_weight, onset_pos_weight=args.onset_pos_weight)
+            ls = {}
+            for _, key in groups:  # losses summed over the lookaheads, logged per head
+                part = losses({h: out[output_name(h, key)] for h in heads}, {h: y[output_name(h, key)] for h in heads},
+                              frame_pos_weight=args.frame_pos_weight, onset_pos_weight=args.onset_pos_weight)
+                ls = {k: ls.get(k, 0.0) + v for k, v in part.items()}
         grads = tape.gradient(ls["total"], model.trainable_variables)
         opt.apply_gradients(zip(grads, model.trainable_variables))
         return ls
@@ -207,13 +224,13 @@ def main(argv=None):
         if s % args.ckpt_every == 0:
             _save(manager, state, state_path, t0, s, args)
         if val and s % args.eval_every == 0:
-            rec = {"step": s, **frame_f1(model, val, args.window, args.lookahead)}
+            rec = {"step": s, **frame_f1(model, val, args.window, groups)}
             print("val", json.dumps(rec), flush=True)
             with open(log_path, "a") as f:
                 f.write(json.dumps(rec) + "\n")
     _save(manager, state, state_path, t0, int(step), args)
     if val:
-        print("val", json.dumps({"step": int(step), **frame_f1(model, val, args.window, args.lookahead)}), flush=True)
+        print("val", json.dumps({"step": int(step), **frame_f1(model, val, args.window, groups)}), flush=True)
 
 
 def _save(manager, state, state_path, t0, s, args):
