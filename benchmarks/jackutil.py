@@ -66,7 +66,9 @@ class JackError(RuntimeError):
 
 # -- the server ------------------------------------------------------------------------
 class JackServer:
-    """``jackd --no-realtime -d dummy -r RATE -p PERIOD`` for the duration of a ``with``.
+    """``jackd --no-realtime -d dummy -r RATE -p PERIOD`` for the duration of a ``with``
+    (``realtime=True``: ``jackd -R``, SCHED_FIFO for the server and its clients'
+    process threads, as on a musician's machine; needs CAP_SYS_NICE or an rtprio limit).
 
     ``name``: a server name of its own (``jackd -n NAME``), so it does not meet
     another JACK server on this machine; it is exported as
@@ -76,8 +78,8 @@ class JackServer:
     """
 
     def __init__(self, *, period: int = 256, rate: int = 48000, name: str | None = None,
-                 start_timeout_s: float = 10.0):
-        self.period, self.rate, self.name = int(period), int(rate), name
+                 start_timeout_s: float = 10.0, realtime: bool = False):
+        self.period, self.rate, self.name, self.realtime = int(period), int(rate), name, realtime
         self.start_timeout_s = start_timeout_s
         self.proc: subprocess.Popen | None = None
         self._saved_env = None
@@ -94,7 +96,7 @@ class JackServer:
             raise JackError(f"a JACK server named {self.name or 'default'!r} already runs")
         env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
         cmd = [jackd] + (["-n", self.name] if self.name else []) + \
-              ["--no-realtime", "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)]
+              [("-R" if self.realtime else "--no-realtime"), "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)]
         for attempt in range(3):  # right after a server of the same name stopped, jackd may fail to open
             self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             deadline = time.monotonic() + self.start_timeout_s

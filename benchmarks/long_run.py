@@ -270,7 +270,7 @@ def run_jack(args, work: Path) -> dict:
 
     spec = load_model_spec(args.model)
     hop_s = spec.frontend.hop_s
-    with JackServer(name="rtpitch-longrun") as server:
+    with JackServer(name="rtpitch-longrun", realtime=args.realtime) as server:
         audio = work / "long.flac"
         print(f"writing {args.minutes:g} min of piano at {server.rate} Hz to {audio} ...", file=sys.stderr)
         build_long_audio(audio, args.minutes, server.rate)
@@ -391,7 +391,7 @@ def run_jack(args, work: Path) -> dict:
     }
     return {
         "benchmark": "long_run", "mode": "jack", "model": spec.name, "minutes": args.minutes,
-        "jack": {"rate": server.rate, "period": server.period, "player_xruns": xruns, "start_frame": start_frame},
+        "jack": {"rate": server.rate, "period": server.period, "realtime": server.realtime, "player_xruns": xruns, "start_frame": start_frame},
         "returncode": rc, "overruns_samples": overruns, "input_overflows": overflows,
         "notes_file": len(recorded), "notes_port": len(port_ons), "notes_transcribe": len(ref),
         "matched_with_transcribe": matched, "offset_s": offset, "warmup_minutes": warm, "memory": mem,
@@ -413,6 +413,9 @@ def main(argv=None) -> int:
     ap.add_argument("--every-jack", type=float, default=10.0, help="jack mode: RSS every this many s")
     ap.add_argument("--warmup", type=float, default=5.0, help="minutes before memory must stay flat "
                                                               "(at most a quarter of the run)")
+    ap.add_argument("--realtime", action="store_true",
+                    help="jack mode: run jackd with realtime scheduling (-R), as musicians do; "
+                         "then other load (e.g. training) does not starve the audio cycle")
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--keep", action="store_true", help="keep the long audio and event files")
     ap.add_argument("--out", default=None)
