@@ -91,14 +91,32 @@ def evaluate_folder(spec, backend, pairs: list[tuple[str, str]], label: str) -> 
         wall_s += time.perf_counter() - t0
         audio_s += summary.audio_s
         s = score(read_tsv(tsv), events_to_notes(summary.events))
-        rows.append({"file": os.path.basename(audio), **s})
+        rows.append({"file": os.path.basename(audio), **_timbre(audio), **s})
         print(f"{label} {os.path.basename(audio)[:40]:40s} note F1 {s['note_f1']:.3f}  frame F1 {s['frame_f1']:.3f}  "
               f"offset F1 {s['note_offset_f1']:.3f}", flush=True)
-    keys = [k for k in rows[0] if k != "file"]
+    keys = [k for k in rows[0] if k not in ("file", "timbre")]
     mean = {k: round(float(np.mean([r[k] for r in rows])), 4) for k in keys}
     print(f"{label} MEAN over {len(rows)}: " + "  ".join(f"{k} {v:.3f}" for k, v in mean.items()))
-    return {"files": len(rows), "audio_s": round(audio_s, 1), "real_time_factor": round(wall_s / max(audio_s, 1e-9), 4),
-            "mean": mean, "per_file": rows}
+    out = {"files": len(rows), "audio_s": round(audio_s, 1), "real_time_factor": round(wall_s / max(audio_s, 1e-9), 4),
+           "mean": mean}
+    timbres = sorted({r["timbre"] for r in rows if "timbre" in r})
+    if timbres:  # rendered validation: the figures per piano timbre too
+        out["per_timbre"] = {t: {"files": sum(r.get("timbre") == t for r in rows),
+                                 **{k: round(float(np.mean([r[k] for r in rows if r.get("timbre") == t])), 4)
+                                    for k in ("note_f1", "frame_f1", "note_offset_f1")}} for t in timbres}
+        for t, v in out["per_timbre"].items():
+            print(f"{label} {t:12s} ({v['files']} files): note F1 {v['note_f1']:.3f}  frame F1 {v['frame_f1']:.3f}")
+    out["per_file"] = rows
+    return out
+
+
+def _timbre(audio: str) -> dict:
+    """{"timbre": name} for a rendered validation file (from its .npz), else {}."""
+    npz = audio[:-5] + ".npz"
+    if not os.path.exists(npz):
+        return {}
+    with np.load(npz) as z:
+        return {"timbre": str(z["timbre"])}
 
 
 def real_pairs(folder: str) -> list[tuple[str, str]]:
