@@ -1,11 +1,14 @@
 """Live audio capture: a PortAudio input stream into a ring buffer.
 
-The PortAudio callback makes one call into a numba kernel that downmixes (or
-picks a channel) straight into a preallocated :class:`~rtpitch.ringbuffer.RingBuffer`,
-counts status flags and records the callback's PortAudio time stamps; it never
-locks, logs, raises or signals. Python-level allocation in the callback is
-limited to what sounddevice/cffi create for its arguments (the ``indata`` view,
-``time_info`` fields, the status object) plus numba's call dispatch.
+The PortAudio callback is a numba ``cfunc`` (:func:`_pa_callback`), handed to
+``Pa_OpenStream`` through sounddevice's cffi handles: it downmixes (or picks a
+channel) straight into a preallocated :class:`~rtpitch.ringbuffer.RingBuffer`,
+counts status flags and records the callback's PortAudio time stamps. It is
+machine code that takes no GIL, allocates nothing, never raises, locks, logs
+or signals: a Python thread that holds the GIL (the engine, or anything else
+in the process, descheduled on a loaded CPU) cannot delay the audio thread.
+It finds its arrays through ``userData``: an int64 array of their addresses
+and lengths (:func:`_user_data`), which the open stream keeps alive.
 The reader polls the ring every 2 ms.
 
 PortAudio enumerates devices only when it is initialised, so a
@@ -37,6 +40,8 @@ import time
 import numba
 import numpy as np
 import sounddevice as sd
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 from .devices import list_input_devices
 from .errors import ConfigError, DeviceError
@@ -46,6 +51,7 @@ __all__ = ["Block", "DeviceSource"]
 
 MIN_RATE = 8000
 MAX_RATE = 96000
+_PA_CONTINUE = 0  # paContinue
 _PA_INPUT_OVERFLOW = 2  # paInputOverflow
 _N_TIMES = 1024  # callback time stamps kept for jitter statistics
 _POLL_S = 0.002
@@ -57,6 +63,16 @@ _CB_OVERFLOWS = 1
 _CB_FLAGGED = 2
 _CB_FRAMES = 3  # frames in the last callback
 _N_CB = 4
+
+# userData slots (int64): address and length (first axis) of each array, then the channel choice
+_U_RING = 0
+_U_MARKERS = 2
+_U_STATE = 4
+_U_CB = 6
+_U_TIMES = 8
+_U_CHANNEL = 10  # -1: downmix, else the channel picked
+_U_CHANNELS = 11  # interleaved channels in the input buffer
+_N_USER = 12
 
 
 @numba.njit(nogil=True, cache=True)
@@ -73,6 +89,124 @@ def _on_callback(indata, channel, ring, markers, state, cb, times, flags, t_now,
         cb[_CB_FLAGGED] += 1
     cb[_CB_FRAMES] = indata.shape[0]
     cb[_CB_CALLS] = k + 1
+
+
+@intrinsic
+def _pointer(typingctx, address):
+    """``(void *) address``: an int64 address as a pointer for ``numba.carray``."""
+    sig = types.voidptr(types.int64)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
+
+    return sig, codegen
+
+
+# int callback(const void *input, void *output, unsigned long frameCount,
+#              const PaStreamCallbackTimeInfo *timeInfo, PaStreamCallbackFlags statusFlags, void *userData)
+_ULONG = types.uint64 if sd._ffi.sizeof("unsigned long") == 8 else types.uint32  # 32 bits on Windows
+_CALLBACK_SIG = types.int32(types.voidptr, types.voidptr, _ULONG, types.CPointer(types.float64),
+                            _ULONG, types.CPointer(types.int64))
+
+
+@numba.cfunc(_CALLBACK_SIG, cache=True)
+def _pa_callback(inp, output, frames, time_info, flags, user):
+    """The PortAudio callback: ``inp`` is float32 (frames, channels)
+    interleaved, ``time_info`` three doubles (inputBufferAdcTime, currentTime,
+    outputBufferDacTime; s), ``user`` the int64 (12,) of :func:`_user_data`.
+    Returns paContinue. Nothing in it can fail while the lengths in ``user``
+    are > 0 (numba's error path, the one place that would take the GIL, is
+    then unreachable)."""
+    u = numba.carray(user, _N_USER)
+    ring = numba.carray(_pointer(u[_U_RING]), u[_U_RING + 1], dtype=np.float32)
+    markers = numba.carray(_pointer(u[_U_MARKERS]), (u[_U_MARKERS + 1], 2), dtype=np.int64)
+    state = numba.carray(_pointer(u[_U_STATE]), u[_U_STATE + 1], dtype=np.int64)
+    cb = numba.carray(_pointer(u[_U_CB]), u[_U_CB + 1], dtype=np.int64)
+    times = numba.carray(_pointer(u[_U_TIMES]), (u[_U_TIMES + 1], 2), dtype=np.float64)
+    indata = numba.carray(inp, (np.int64(frames), u[_U_CHANNELS]), dtype=np.float32)
+    _on_callback(indata, u[_U_CHANNEL], ring, markers, state, cb, times, flags, time_info[1], time_info[0])
+    return _PA_CONTINUE
+
+
+def _user_data(ring: RingBuffer, cb: np.ndarray, times: np.ndarray, channel: int, channels: int) -> np.ndarray:
+    """int64 (12,), the callback's ``userData``: address and length of the
+    ring's three arrays, of ``cb`` (4,) and of ``times`` (n, 2), then
+    ``channel`` (-1: downmix) and ``channels`` (interleaved in the input).
+    The arrays must outlive every callback (:class:`_PaStream` keeps them)."""
+    arrays = (ring._ring, ring._markers, ring._state, cb, times)
+    slots = [v for a in arrays for v in (a.ctypes.data, a.shape[0])]
+    return np.array(slots + [channel, channels], dtype=np.int64)
+
+
+def _check(err: int, call: str) -> int:
+    """``err`` when >= 0, else DeviceError('Pa_...: <PortAudio's text> [PaErrorCode n]')."""
+    if err >= 0:
+        return err
+    text = sd._ffi.string(sd._lib.Pa_GetErrorText(err)).decode(errors="replace")
+    if err == sd._lib.paUnanticipatedHostError:
+        host = sd._lib.Pa_GetLastHostErrorInfo()
+        text += f" (host error {host.errorCode}: {sd._ffi.string(host.errorText).decode(errors='replace')})"
+    raise DeviceError(" ".join(f"{call}: {text} [PaErrorCode {err}]".split()))
+
+
+def _input_latency(device: int, latency) -> float:
+    """Suggested input latency (s): ``latency`` itself, or the device's default for "low"/"high"."""
+    if latency not in ("low", "high"):
+        return float(latency)
+    info = sd._lib.Pa_GetDeviceInfo(device)
+    if info == sd._ffi.NULL:
+        _check(sd._lib.paInvalidDevice, "Pa_GetDeviceInfo")
+    return info.defaultLowInputLatency if latency == "low" else info.defaultHighInputLatency
+
+
+_OPEN: set = set()  # open _PaStreams: what their callbacks write into stays alive until closed
+
+
+class _PaStream:
+    """A PortAudio float32 interleaved input stream whose callback is :func:`_pa_callback`.
+
+    ``user`` (from :func:`_user_data`) and ``arrays`` (what it points into) are
+    kept; an open stream stays in ``_OPEN`` until closed, so one never closed
+    (a lost device, left alone) cannot leave its callback writing to freed
+    memory. PortAudio errors raise DeviceError (:func:`_check`).
+    """
+
+    def __init__(self, device: int, channels: int, samplerate: int, blocksize: int, latency,
+                 user: np.ndarray, arrays: tuple):
+        params = sd._ffi.new("PaStreamParameters *", (device, channels, sd._lib.paFloat32,
+                                                       _input_latency(device, latency), sd._ffi.NULL))
+        ptr = sd._ffi.new("PaStream **")
+        _check(sd._lib.Pa_OpenStream(ptr, params, sd._ffi.NULL, float(samplerate), blocksize, sd._lib.paNoFlag,
+                                     _CALLBACK, sd._ffi.cast("void *", user.ctypes.data)), "Pa_OpenStream")
+        self._ptr = ptr[0]
+        self._keep = (user, arrays)
+        _OPEN.add(self)
+        self.latency = float(sd._lib.Pa_GetStreamInfo(self._ptr).inputLatency)  # s
+
+    @property
+    def active(self) -> bool:
+        """True from :meth:`start` until stopped, closed, or the host ended it."""
+        return self._ptr != sd._ffi.NULL and _check(sd._lib.Pa_IsStreamActive(self._ptr), "Pa_IsStreamActive") == 1
+
+    @property
+    def time(self) -> float:
+        """Stream clock (s) of the callbacks' time stamps; 0.0 when unavailable."""
+        return float(sd._lib.Pa_GetStreamTime(self._ptr))
+
+    def start(self) -> None:
+        _check(sd._lib.Pa_StartStream(self._ptr), "Pa_StartStream")
+
+    def stop(self) -> None:
+        """Stop after the pending buffers (blocks until the last callback returned)."""
+        _check(sd._lib.Pa_StopStream(self._ptr), "Pa_StopStream")
+
+    def close(self) -> None:
+        _check(sd._lib.Pa_CloseStream(self._ptr), "Pa_CloseStream")
+        self._ptr = sd._ffi.NULL
+        _OPEN.discard(self)
+
+
+_CALLBACK = sd._ffi.cast("PaStreamCallback *", _pa_callback.address)
 
 
 def _describe(inputs: list[dict]) -> str:
@@ -145,7 +279,7 @@ class DeviceSource:
         Frames per callback: the requested size, or with ``blocksize=0`` the
         size of the last callback PortAudio made (0 before the first).
     input_latency_s : float or None
-        PortAudio's input latency (``stream.latency``) after :meth:`start`.
+        PortAudio's input latency (s, from ``Pa_GetStreamInfo``) after :meth:`start`.
     """
 
     def __init__(self, device: int | str | None = None, channel: int | None = None, *,
@@ -181,36 +315,19 @@ class DeviceSource:
         self._seen_calls = 0  # callbacks counted at the last check ...
         self._seen_at = 0.0   # ... and when that count last changed (time.monotonic())
         self.input_latency_s = None
-        # compile / load the kernel now, not in the first callback
-        scratch = RingBuffer(4)
-        _on_callback(np.zeros((1, self.channels), dtype=np.float32), self._channel, scratch._ring,
-                     scratch._markers, scratch._state, np.zeros(_N_CB, dtype=np.int64),
-                     np.zeros((1, 2), dtype=np.float64), 0, 0.0, 0.0)
-
-    def _make_callback(self):
-        ring, markers, state = self.ring._ring, self.ring._markers, self.ring._state
-        ch, cb, times, kernel = self._channel, self._cb, self._times, _on_callback
-
-        def callback(indata, frames, time_info, status):
-            kernel(indata, ch, ring, markers, state, cb, times, status._flags,
-                   time_info.currentTime, time_info.inputBufferAdcTime)
-
-        return callback
 
     def start(self) -> None:
         """Open and start the input stream. Raises DeviceError (busy, gone)."""
+        user = _user_data(self.ring, self._cb, self._times, self._channel, self.channels)
         try:
-            self._stream = sd.InputStream(
-                samplerate=self.sample_rate, blocksize=self._req_blocksize, device=self.device_index,
-                channels=self.channels, dtype="float32", latency=self._latency,
-                callback=self._make_callback())
-            self._stream.start()
-        except sd.PortAudioError as err:
-            self._stream = None
-            text = " ".join(str(err).split())
+            stream = _PaStream(self.device_index, self.channels, self.sample_rate, self._req_blocksize,
+                               self._latency, user, (self.ring, self._cb, self._times))
+            stream.start()
+        except DeviceError as err:
             raise DeviceError(f"cannot open input device {self.device_index} '{self.device_name}' "
-                              f"({self.hostapi_name}): {text}; is it busy or gone?") from None
-        self.input_latency_s = float(self._stream.latency)
+                              f"({self.hostapi_name}): {err}; is it busy or gone?") from None
+        self._stream = stream
+        self.input_latency_s = stream.latency
         self._seen_at = time.monotonic()
 
     def read(self, timeout_s: float) -> Block | None:
@@ -246,9 +363,8 @@ class DeviceSource:
         try:
             self._stream.stop()
             self._stream.close()
-        except sd.PortAudioError as err:
-            text = " ".join(str(err).split())
-            raise DeviceError(f"closing input device {self.device_index} '{self.device_name}': {text}") from None
+        except DeviceError as err:
+            raise DeviceError(f"closing input device {self.device_index} '{self.device_name}': {err}") from None
 
     def __enter__(self):
         self.start()
@@ -328,9 +444,9 @@ class DeviceSource:
 
     def callback_times(self) -> np.ndarray:
         """PortAudio time stamps of the last <= 1024 callbacks, oldest first,
-        float64 (k, 2): ``time_info.currentTime`` and ``.inputBufferAdcTime`` (s,
-        the stream's clock, ``stream.time``; what it tracks depends on the host
-        API, and some report 0)."""
+        float64 (k, 2): PortAudio's ``currentTime`` and ``inputBufferAdcTime`` (s,
+        the stream's clock, ``Pa_GetStreamTime``; what it tracks depends on the
+        host API, and some report 0)."""
         k = int(self._cb[_CB_CALLS])
         if k <= _N_TIMES:
             return self._times[:k].copy()
@@ -347,7 +463,7 @@ class DeviceSource:
         so its time stamp ``t_k`` (PortAudio ``currentTime``) puts sample 0 at
         stream time ``t_k - k * blocksize / sample_rate``; this is the median
         over the last 8 callbacks (one late callback does not move it), put on
-        the monotonic clock with one back-to-back reading of ``stream.time`` and
+        the monotonic clock with one back-to-back reading of ``Pa_GetStreamTime`` and
         ``time.monotonic()``. Assumes callbacks of equal size (JACK, or a fixed
         ``blocksize``). If the host dropped cycles of this stream earlier (JACK
         skips a client that is late), the samples counted since then are fewer
@@ -364,14 +480,14 @@ class DeviceSource:
         try:
             if not self._stream.active:
                 return None
-            now_stream = float(self._stream.time)
+            now_stream = self._stream.time
             now = time.monotonic()
-        except sd.PortAudioError:  # the device went away: no clock to read
+        except DeviceError:  # the device went away
+            return None
+        if now_stream == 0.0:  # no clock to read
             return None
         idx = np.arange(max(0, k - _N_ORIGIN), k)
         stamps = self._times[idx % _N_TIMES, 0]
-        if now_stream == 0.0 and not stamps.any():
-            return None
         origin = float(np.median(stamps - idx * (frames / self.sample_rate)))
         return now - (now_stream - origin)
 
