@@ -16,6 +16,10 @@ Rules for key ``p`` at frame ``k`` (thresholds from :class:`DecoderSpec`):
   (onset-gated, with weak frame support, so an onset with no sounding evidence is
   dropped; the key stays armed, so if frame activity catches up while the onset
   still rises, the note starts then).
+* **Frame-started note** (only when ``frame_onset_threshold`` is set): a silent
+  key whose frame activation rises past ``frame_onset_threshold``
+  (``frame[k-1] <`` it ``<= frame[k]``) starts a note without an onset trigger:
+  a note whose onset the model missed (a soft note in a chord) still sounds.
 * **Re-strike**: a trigger on a sounding key, at least ``restrike_gap_ms`` after
   that note's on, and with ``frame[k] >= off_threshold``: note-off then note-on at
   frame ``k`` (off first).  A trigger inside the gap is ignored.
@@ -73,6 +77,8 @@ class NoteDecoder:
         self._on_thr = np.float32(spec.onset_threshold)
         self._frame_thr = np.float32(spec.frame_threshold)
         self._off_thr = np.float32(spec.off_threshold)
+        fon = spec.frame_onset_threshold
+        self._frame_on_thr = np.float32(np.inf if fon is None else fon)
         self.reset()
 
     def reset(self) -> None:
@@ -82,6 +88,7 @@ class NoteDecoder:
         self._armed = np.ones(N_KEYS, dtype=bool)
         self._on_frame = np.zeros(N_KEYS, dtype=np.int64)
         self._prev_onset = np.zeros(N_KEYS, dtype=np.float32)
+        self._prev_frame = np.zeros(N_KEYS, dtype=np.float32)
         self._next_frame = 0  # index of the next frame to decide
         self._started = False
 
@@ -126,7 +133,8 @@ class NoteDecoder:
         sounding = self._sounding
         in_gap = trig & sounding & (age < self._gap_frames)
         restrike = trig & sounding & ~in_gap & gate
-        new_on = trig & ~sounding & gate
+        rise = (f >= self._frame_on_thr) & (self._prev_frame < self._frame_on_thr)
+        new_on = ~sounding & ((trig & gate) | rise)
         self._latched |= sounding & (f >= self._frame_thr)
         keep_thr = np.where(self._latched, self._off_thr, self._frame_thr)
         frame_off = sounding & ~restrike & (age >= self._min_frames) & (f < keep_thr)
@@ -134,6 +142,7 @@ class NoteDecoder:
         consumed = restrike | new_on | in_gap
         self._armed = (self._armed & ~consumed) | (o < self._prev_onset) | (o < self._on_thr)
         self._prev_onset = o.copy()
+        self._prev_frame = f.copy()
 
         offs = np.flatnonzero(frame_off | restrike)
         ons = np.flatnonzero(new_on | restrike)

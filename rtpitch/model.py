@@ -30,6 +30,7 @@ class DecoderSpec:
     off_threshold: float = 0.3
     min_duration_ms: float = 30.0
     restrike_gap_ms: float = 60.0
+    frame_onset_threshold: float | None = None  # a silent key whose frame rises past it starts a note; None: off
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,32 @@ def test_onset_without_frame_support_is_dropped():
     assert run(frame, onset)[0] == []
 
 
+def test_frame_started_note_only_when_enabled():
+    """A key whose frame activation rises without any onset: no note by default;
+    with frame_onset_threshold, a note from the crossing frame until the frame falls."""
+    frame, onset, vel = blank(30)
+    frame[5:8, KEY] = [0.4, 0.7, 0.9]
+    frame[8:15, KEY] = 0.8
+    vel[6, KEY] = 0.5
+    assert run(frame, onset, vel)[0] == []
+    spec = DecoderSpec(**{**SPEC.__dict__, "frame_onset_threshold": 0.6})
+    events, _ = run(frame, onset, vel, spec=spec)
+    assert summary(events) == [(6, C4, True, 64), (15, C4, False, 0)]
+
+
+def test_frame_started_note_needs_a_rising_crossing():
+    """A frame that stays above the threshold after its note ended (here: the
+    note's minimum duration is over and an onset-started note was cut by a
+    dip below off_threshold) starts a new note only when it crosses again."""
+    frame, onset, _ = blank(40)
+    frame[0:10, KEY] = 0.9          # high from the start: crosses at frame 0
+    frame[10:12, KEY] = 0.0         # the note ends at 10
+    frame[12:20, KEY] = 0.9         # crosses again at 12
+    spec = DecoderSpec(**{**SPEC.__dict__, "frame_onset_threshold": 0.6})
+    events, _ = run(frame, onset, spec=spec)
+    assert [(f, on) for f, _, on, _ in summary(events)] == [(0, True), (10, False), (12, True), (20, False)]
+
+
 def test_plateau_gives_one_note_and_dip_gives_restrike():
     frame, onset, _ = blank(40)
     onset[2:6, KEY] = [0.6, 0.7, 0.8, 0.9]  # rising plateau: one trigger
@@ -242,10 +268,11 @@ def check_invariants(events, spec, hop, end_frame):
     off_frac=st.floats(0.1, 1.0),
     min_ms=st.floats(0, 80),
     gap_ms=st.floats(0, 120),
+    frame_on=st.one_of(st.none(), st.floats(0.1, 0.95)),
 )
-def test_invariants_property(seed, n, on_thr, frame_thr, off_frac, min_ms, gap_ms):
+def test_invariants_property(seed, n, on_thr, frame_thr, off_frac, min_ms, gap_ms, frame_on):
     spec = DecoderSpec(onset_threshold=on_thr, frame_threshold=frame_thr, off_threshold=frame_thr * off_frac,
-                       min_duration_ms=min_ms, restrike_gap_ms=gap_ms)
+                       min_duration_ms=min_ms, restrike_gap_ms=gap_ms, frame_onset_threshold=frame_on)
     rng = np.random.default_rng(seed)
     frame, onset, vel = random_acts(rng, n, keys=(0, 5, 87))
     dec = NoteDecoder(spec, HOP)

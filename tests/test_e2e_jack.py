@@ -158,15 +158,7 @@ def test_listen_through_jack(live_take):
     assert max(lat_ms, default=0.0) < 1000.0  # loose: a shared CI machine; the figures are printed above
 
 
-# Issue 2's bar: >= 6 of the 8 annotated notes.  The shipped seed-cnn finds 5
-# (it misses F4 and G#3 of the four-note chord at 2.55 s and G2 at 3.45 s, and
-# adds harmonics of F2 at 1.56 s).  The file path is deterministic, so its
-# marker is strict: the first model that meets the bar turns it red until the
-# marker is removed.  The live path's frame grid falls at a random sub-hop phase
-# of the recording, so a borderline note may come or go: not strict there.
-_REASON = "seed-cnn finds 5 of the 8 annotated notes of the real fixture (issue 2 asks for 6)"
-SHORT_OF_THE_BAR = pytest.mark.xfail(MODEL == "seed-cnn", strict=True, reason=_REASON)
-SHORT_OF_THE_BAR_LIVE = pytest.mark.xfail(MODEL == "seed-cnn", strict=False, reason=_REASON)
+# Issue 2's bar: >= 6 of the 8 annotated notes, live and from the file.
 
 
 @pytest.mark.jack
@@ -174,7 +166,6 @@ SHORT_OF_THE_BAR_LIVE = pytest.mark.xfail(MODEL == "seed-cnn", strict=False, rea
 @pytest.mark.slow
 @needs_data
 @needs_model
-@SHORT_OF_THE_BAR_LIVE
 def test_live_notes_match_annotations(live_take):
     take = live_take
     assert take.returncode == 0 and take.capture_frame is not None, "the live run failed (see test_listen_through_jack)"
@@ -189,7 +180,6 @@ def test_live_notes_match_annotations(live_take):
 @pytest.mark.shared
 @needs_data
 @needs_model
-@SHORT_OF_THE_BAR
 def test_transcribe_notes_match_annotations(tmp_path):
     from rtpitch.sinks.midi_file import read_midi_notes
 
@@ -260,8 +250,8 @@ def test_transcribe_matches_live(live_take, tmp_path):
 @needs_data
 @needs_model
 @pytest.mark.xfail(MODEL == "seed-cnn", strict=False,
-                   reason="seed-cnn's borderline harmonics of F2 at 1.56 s (F3, A3, C4) appear in the file path "
-                          "(44.1 -> 16 kHz) but not the live one (48 -> 16 kHz, another sub-hop frame phase)")
+                   reason="seed-cnn's borderline notes (harmonics of F2 at 1.56 s) come and go with the sub-hop "
+                          "frame phase, which differs between the file (44.1 -> 16 kHz) and live (48 -> 16 kHz) paths")
 def test_transcribe_equals_live(live_take, tmp_path):
     """The same set of notes both ways (issue 2), not only live within file."""
     from rtpitch.sinks.midi_file import read_midi_notes

@@ -1,26 +1,57 @@
 #!/usr/bin/env bash
-# Rebuild the shipped model end to end (resumable: rerun the same command).
-#   train/reproduce.sh [NAME]
+# Rebuild a shipped model end to end (resumable: rerun the same command).
+#   train/reproduce.sh seed-cnn        # the seed's CNN (issue 2)
+#   train/reproduce.sh stream          # the streaming CNN, one run for every lookahead;
+#                                      # exports stream (lookahead 2) and stream-fast (0)
 # Steps: fetch Salamander samples -> render + augment + features + labels ->
-# train (checkpoints in work/runs/NAME) -> ONNX export + JSON -> decoder
+# train (checkpoints in work/runs/<run>) -> ONNX export + JSON -> decoder
 # thresholds on rendered validation -> evaluation on the real recordings.
 # Needs: pip install -e '.[train]', apt fluidsynth fluid-soundfont-gm
 # musescore-general-soundfont timgm6mb-soundfont, npm, and ../shared/data.
+# Each training phase is resumable; --minutes is only a per-call cap. The step
+# counts are those of the runs that produced the shipped files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NAME=${1:-seed-cnn}
-# The shipped seed-cnn: phase 1 at lr 1e-3, phase 2 at 3e-4 (step counts of the run
-# that produced it; each phase is resumable, --minutes is only a per-call cap).
-PHASE1_STEPS=${PHASE1_STEPS:-2353}
-PHASE2_STEPS=${PHASE2_STEPS:-2800}
 DATA=${RTPITCH_DATA:-../shared/data}
 PY=${PYTHON:-python}
+train_phase() {  # run data max_steps lr [extra args...]
+    local run=$1 data=$2 steps=$3 lr=$4
+    shift 4
+    $PY train/train.py --data "$data" --run "$run" --max-steps "$steps" --lr "$lr" --minutes 100000 "$@"
+}
+ship() {  # run data frontend name lookahead [export args...]
+    local run=$1 data=$2 frontend=$3 name=$4 la=$5
+    shift 5
+    $PY train/export.py --run "$run" --name "$name" --data "$data" --frontend "$frontend" --lookahead "$la" "$@"
+    $PY train/tune_decoder.py --model "$name" --rendered "$data/val"
+    $PY train/evaluate.py --model "$name" --real "$DATA/real/maps-enstdkcl" --rendered "$data/val" --write-json \
+        --out "benchmarks/results/eval-$name.json"
+}
+
 train/fetch_samples.sh cache/salamander
-$PY train/build_dataset.py --data "$DATA" --out work/data --hours-train 8 --hours-val 0.5 --seed 0 --jobs 2 \
-    --frontend train/frontend.json
-$PY train/train.py --data work/data --run "work/runs/$NAME" --max-steps "$PHASE1_STEPS" --lr 1e-3 --minutes 100000
-$PY train/train.py --data work/data --run "work/runs/$NAME" --max-steps "$PHASE2_STEPS" --lr 3e-4 --minutes 100000
-$PY train/export.py --run "work/runs/$NAME" --name "$NAME" --data work/data
-$PY train/tune_decoder.py --model "$NAME" --rendered work/data/val
-$PY train/evaluate.py --model "$NAME" --real "$DATA/real/maps-enstdkcl" --rendered work/data/val --write-json \
-    --out "benchmarks/results/eval-$NAME.json"
+case "$NAME" in
+seed-cnn)
+    $PY train/build_dataset.py --data "$DATA" --out work/data --hours-train 8 --hours-val 0.5 --seed 0 --jobs 2 \
+        --frontend train/frontend.json
+    RUN=work/runs/seed-cnn
+    train_phase $RUN work/data 2353 1e-3 --eval-every 400
+    train_phase $RUN work/data 2800 3e-4 --eval-every 400
+    train_phase $RUN work/data 3400 3e-4
+    train_phase $RUN work/data 4200 1e-4 --eval-every 400
+    ship $RUN work/data train/frontend.json seed-cnn 9
+    ;;
+stream | stream-fast)
+    $PY train/build_dataset.py --data "$DATA" --out work/data-lowlat --hours-train 12 --hours-val 0.5 --seed 0 \
+        --jobs 2 --frontend train/frontend-lowlat.json
+    RUN=work/runs/stream
+    ARGS=(--arch stream --lookaheads 0,1,2,4,6,9 --lookahead 2 --seq 400 --batch 8 --eval-every 500)
+    train_phase $RUN work/data-lowlat "${STREAM_PHASE1_STEPS:-100000}" 1e-3 "${ARGS[@]}"
+    ship $RUN work/data-lowlat train/frontend-lowlat.json stream 2 --arch stream
+    ship $RUN work/data-lowlat train/frontend-lowlat.json stream-fast 0 --arch stream
+    ;;
+*)
+    echo "unknown model $NAME (seed-cnn, stream, stream-fast)" >&2
+    exit 2
+    ;;
+esac

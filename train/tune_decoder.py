@@ -4,9 +4,10 @@
 
 The model's activations for every validation recording are computed once,
 through the engine (``transcribe_file`` with a backend that keeps its outputs),
-then the NoteDecoder is rerun over a grid of thresholds.  The setting with the
-best mean of note onset F1 and frame F1 is written to ``"decoder"``.  The real
-recordings are never used here.
+then the NoteDecoder is rerun over a grid of thresholds, and then, with the
+best of those, over ``frame_onset_threshold`` (frame-started notes; None = off).
+The setting with the best mean of note onset F1 and frame F1 is written to
+``"decoder"``.  The real recordings are never used here.
 """
 
 from __future__ import annotations
@@ -75,16 +76,24 @@ def main(argv=None):
         "off_threshold": [0.05, 0.1, 0.2],
     }
     best = None
-    for values in itertools.product(*grid.values()):
-        cand = dataclasses.replace(spec.decoder, **dict(zip(grid, values)))
-        if cand.off_threshold > cand.frame_threshold:
-            continue
+
+    def consider(cand, label):
+        nonlocal best
         scores = [score(ref, decode(cand, hop_s, acts)) for acts, ref in data]
         note = float(np.mean([s["note_f1"] for s in scores]))
         frame = float(np.mean([s["frame_f1"] for s in scores]))
-        print(f"{dict(zip(grid, values))}: note F1 {note:.3f} frame F1 {frame:.3f}", flush=True)
+        print(f"{label}: note F1 {note:.3f} frame F1 {frame:.3f}", flush=True)
         if best is None or note + frame > best[0]:
             best = (note + frame, cand, note, frame)
+
+    for values in itertools.product(*grid.values()):
+        cand = dataclasses.replace(spec.decoder, frame_onset_threshold=None, **dict(zip(grid, values)))
+        if cand.off_threshold <= cand.frame_threshold:
+            consider(cand, str(dict(zip(grid, values))))
+    stage1 = best[1]
+    grid["frame_onset_threshold"] = [None, 0.5, 0.6, 0.7, 0.8, 0.9]
+    for value in grid["frame_onset_threshold"][1:]:
+        consider(dataclasses.replace(stage1, frame_onset_threshold=value), f"frame_onset_threshold {value}")
     _, cand, note, frame = best
     path = resolve_model_path(args.model)
     meta = json.load(open(path))
