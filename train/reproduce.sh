@@ -9,7 +9,8 @@
 # Needs: pip install -e '.[train]', apt fluidsynth fluid-soundfont-gm
 # musescore-general-soundfont timgm6mb-soundfont, npm, and ../shared/data.
 # Each training phase is resumable; --minutes is only a per-call cap. The step
-# counts are those of the runs that produced the shipped files.
+# counts are those of the runs that produced the shipped files. The whole
+# latency/accuracy curve of the stream run: benchmarks/latency_curve.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NAME=${1:-seed-cnn}
@@ -46,7 +47,8 @@ stream | stream-fast)
         --jobs 2 --frontend train/frontend-lowlat.json
     RUN=work/runs/stream
     ARGS=(--arch stream --lookaheads 0,1,2,4,6,9 --lookahead 2 --seq 400 --batch 8 --eval-every 500)
-    train_phase $RUN work/data-lowlat "${STREAM_PHASE1_STEPS:-100000}" 1e-3 "${ARGS[@]}"
+    train_phase $RUN work/data-lowlat 3800 1e-3 "${ARGS[@]}"
+    train_phase $RUN work/data-lowlat 5400 3e-4 "${ARGS[@]}"
     ship $RUN work/data-lowlat train/frontend-lowlat.json stream 2 --arch stream
     ship $RUN work/data-lowlat train/frontend-lowlat.json stream-fast 0 --arch stream
     ;;
