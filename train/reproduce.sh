@@ -30,6 +30,13 @@ ship() {  # run data frontend name lookahead [export args...]
         --out "benchmarks/results/eval-$name.json"
 }
 
+resume_from_repo() {  # run: start from the checkpoint kept in train/runs/ when this machine has none
+    local run=$1
+    if [ ! -d "work/runs/$run/ckpt" ] && [ -d "train/runs/$run/ckpt" ]; then
+        mkdir -p work/runs && cp -r "train/runs/$run" "work/runs/$run"
+    fi
+}
+
 train/fetch_samples.sh cache/salamander
 case "$NAME" in
 seed-cnn)
@@ -45,6 +52,7 @@ seed-cnn)
 stream | stream-fast)
     $PY train/build_dataset.py --data "$DATA" --out work/data-lowlat --hours-train 12 --hours-val 0.5 --seed 0 \
         --jobs 2 --frontend train/frontend-lowlat.json
+    resume_from_repo stream  # the run is kept in the repo (ckpt-5400): a new machine goes on from there
     RUN=work/runs/stream
     ARGS=(--arch stream --lookaheads 0,1,2,4,6,9 --lookahead 2 --seq 400 --batch 8 --eval-every 500)
     train_phase $RUN work/data-lowlat 3800 1e-3 "${ARGS[@]}"
