@@ -320,6 +320,16 @@ class LiveTake:
                 if m[0] & 0xF0 == 0x80 or (m[0] & 0xF0 == 0x90 and m[2] == 0)]
 
 
+def quiet(midi_in) -> None:
+    """Cancel an rtmidi input's Python callback and let one already running finish.
+
+    python-rtmidi's JACK calls (``close_port``, ``delete``) hold the GIL while
+    libjack waits for the client's process cycle; if that cycle is inside the
+    Python callback waiting for the GIL, both wait forever. Call this first."""
+    midi_in.cancel_callback()
+    time.sleep(0.05)
+
+
 def wait_for_rtpitch(proc, client, pa_before, midi_before, deadline, timeout_s, err_path):
     """(rtpitch's PortAudio input ports, its MIDI output port) once its capture
     stream runs (its inputs connected by PortAudio) and its port exists."""
@@ -414,8 +424,7 @@ def run_live_take(samples: np.ndarray, *, workdir: Path, rtpitch_args: list[str]
         stop_process(proc)
         # the monitor's callback reads the player's clock: it goes first; then
         # the player (see above), then the monitor's JACK client
-        monitor.cancel_callback()
-        time.sleep(0.05)  # a callback already waiting for the GIL finishes
+        quiet(monitor)
         player.close()
         monitor.close_port()
         monitor.delete()

@@ -264,7 +264,7 @@ def run_jack(args, work: Path) -> dict:
     import rtmidi
     import soundfile as sf
 
-    from benchmarks.jackutil import (JackError, JackServer, Player, wait_for_rtpitch, connections,
+    from benchmarks.jackutil import (JackError, JackServer, Player, connections, quiet, wait_for_rtpitch,
                                      frame_clock_offset, match_onsets, midi_outputs, portaudio_inputs,
                                      stop_process)
 
@@ -335,8 +335,7 @@ def run_jack(args, work: Path) -> dict:
             # the player first: rtmidi's delete() holds the GIL while libjack waits for the
             # current cycle, whose Python process callback (the player's) waits for the GIL
             player.close()
-            mon.cancel_callback()
-            time.sleep(0.05)  # a callback already waiting for the GIL finishes (same deadlock)
+            quiet(mon)
             mon.close_port()
             mon.delete()
     stderr = err_path.read_text()

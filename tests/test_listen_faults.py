@@ -121,16 +121,6 @@ def _midi_file_notes(path: Path) -> int:
     return notes
 
 
-def _quiet(midi_in) -> None:
-    """Cancel an rtmidi input's Python callback and let one already running finish.
-
-    python-rtmidi's ``close_port``/``delete`` hold the GIL while libjack waits
-    for the client's process cycle; if that cycle is inside the Python callback
-    waiting for the GIL, both wait forever."""
-    midi_in.cancel_callback()
-    time.sleep(0.05)
-
-
 def _errors(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("rtpitch: error:")]
 
@@ -338,7 +328,7 @@ def test_midi_receiver_disconnects_and_comes_back(fault_server, wired, tmp_path)
     """The DAW's input disconnects mid-take and another connects later: rtpitch
     neither notices nor stalls; the new receiver gets the later notes and the
     closing all-notes-off; exit 0 after SIGINT; the take is whole."""
-    from benchmarks.jackutil import midi_outputs
+    from benchmarks.jackutil import midi_outputs, quiet
     import jack
     import rtmidi
 
@@ -365,7 +355,7 @@ def test_midi_receiver_disconnects_and_comes_back(fault_server, wired, tmp_path)
 
         first, got1 = monitor("faults-daw1")
         time.sleep(3.0)
-        _quiet(first)
+        quiet(first)
         first.close_port()  # the DAW goes away
         time.sleep(1.5)
         second, got2 = monitor("faults-daw2")
@@ -375,7 +365,7 @@ def test_midi_receiver_disconnects_and_comes_back(fault_server, wired, tmp_path)
         time.sleep(0.2)
     finally:
         for m in monitors:
-            _quiet(m)
+            quiet(m)
             m.delete()
         probe.close()
     assert rc == 0, text
