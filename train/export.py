@@ -22,12 +22,15 @@ import numpy as np
 import tensorflow as tf
 import tf2onnx
 
+from rtpitch.latency import latency_budget
+from rtpitch.model import load_model_spec
+
 sys.path.insert(0, os.path.dirname(__file__))
 from model import ARCHITECTURES, HEADS, build_model, output_name  # noqa: E402
 
 # capture block assumed in algorithmic_latency_ms: 256 samples at 48 kHz (a common
 # interface setting; `rtpitch bench --device` measures the user's own)
-CAPTURE_BLOCK_MS = 1e3 * 256 / 48000
+CAPTURE_BLOCK_S = 256 / 48000
 
 
 def restore(run: str, n_mels: int, window: int, arch: str, lookaheads=None):
@@ -142,11 +145,6 @@ def main(argv=None):
     old = json.load(open(json_path)) if os.path.exists(json_path) else {}
     state = json.load(open(os.path.join(args.run, "state.json")))
     data_info = data_summary(os.path.join(args.data, "manifest.jsonl"))
-    hop_ms = 1e3 * frontend["hop_length"] / frontend["sample_rate"]
-    fall = frontend.get("window_fall") or frontend["n_fft"] // 2
-    latency = {"capture block (256 at 48 kHz)": CAPTURE_BLOCK_MS,
-               "FFT window alignment (peak to end)": 1e3 * fall / frontend["sample_rate"],
-               f"lookahead ({args.lookahead} x {hop_ms:g} ms)": args.lookahead * hop_ms, "decoder delay": 0.0}
     meta = {
         "name": args.name,
         "format_version": 1,
@@ -157,8 +155,6 @@ def main(argv=None):
         "frontend": frontend,
         "window": {"frames": args.window, "lookahead_frames": args.lookahead},
         "decoder": old.get("decoder", {}),
-        "algorithmic_latency_ms": round(sum(latency.values()), 2),
-        "algorithmic_latency_terms_ms": {k: round(v, 2) for k, v in latency.items()},
         "architecture": ARCHITECTURES[args.arch],
         "parameters": int(model.count_params()),
         "training": {"checkpoint": os.path.basename(ckpt), **state, "recipe_phases": recipe, "data": data_info,
@@ -167,6 +163,12 @@ def main(argv=None):
                    "and POP909 (MIT) performances: non-commercial use only (CC BY-NC-SA 4.0).",
         "evaluation": old.get("evaluation", {}),
     }
+    with open(json_path, "w") as f:
+        json.dump(meta, f, indent=2)
+    # the budget as rtpitch computes it, from the model as rtpitch loads it (which checks the JSON)
+    terms = latency_budget(load_model_spec(json_path), capture_block_s=CAPTURE_BLOCK_S)
+    meta["algorithmic_latency_ms"] = round(sum(ms for _, ms in terms), 2)
+    meta["algorithmic_latency_terms_ms"] = {name: round(ms, 2) for name, ms in terms}
     with open(json_path, "w") as f:
         json.dump(meta, f, indent=2)
     print(f"wrote {onnx_path} and {json_path}")
