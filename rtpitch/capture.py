@@ -165,21 +165,23 @@ _OPEN: set = set()  # open _PaStreams: what their callbacks write into stays ali
 class _PaStream:
     """A PortAudio float32 interleaved input stream whose callback is :func:`_pa_callback`.
 
-    ``user`` (from :func:`_user_data`) and ``arrays`` (what it points into) are
-    kept; an open stream stays in ``_OPEN`` until closed, so one never closed
+    The callback writes into ``ring``, ``cb`` and ``times`` (see
+    :func:`_user_data`, built here from them and ``channel``); the stream keeps
+    them, and an open stream stays in ``_OPEN`` until closed, so one never closed
     (a lost device, left alone) cannot leave its callback writing to freed
     memory. PortAudio errors raise DeviceError (:func:`_check`).
     """
 
     def __init__(self, device: int, channels: int, samplerate: int, blocksize: int, latency,
-                 user: np.ndarray, arrays: tuple):
+                 ring: RingBuffer, cb: np.ndarray, times: np.ndarray, channel: int):
+        user = _user_data(ring, cb, times, channel, channels)
         params = sd._ffi.new("PaStreamParameters *", (device, channels, sd._lib.paFloat32,
                                                        _input_latency(device, latency), sd._ffi.NULL))
         ptr = sd._ffi.new("PaStream **")
         _check(sd._lib.Pa_OpenStream(ptr, params, sd._ffi.NULL, float(samplerate), blocksize, sd._lib.paNoFlag,
                                      _CALLBACK, sd._ffi.cast("void *", user.ctypes.data)), "Pa_OpenStream")
         self._ptr = ptr[0]
-        self._keep = (user, arrays)
+        self._keep = (user, ring, cb, times)
         _OPEN.add(self)
         self.latency = float(sd._lib.Pa_GetStreamInfo(self._ptr).inputLatency)  # s
 
@@ -318,10 +320,9 @@ class DeviceSource:
 
     def start(self) -> None:
         """Open and start the input stream. Raises DeviceError (busy, gone)."""
-        user = _user_data(self.ring, self._cb, self._times, self._channel, self.channels)
         try:
             stream = _PaStream(self.device_index, self.channels, self.sample_rate, self._req_blocksize,
-                               self._latency, user, (self.ring, self._cb, self._times))
+                               self._latency, self.ring, self._cb, self._times, self._channel)
             stream.start()
         except DeviceError as err:
             raise DeviceError(f"cannot open input device {self.device_index} '{self.device_name}' "
