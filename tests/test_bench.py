@@ -1,8 +1,7 @@
 """``rtpitch bench`` on a tiny input: the report's structure and sane values.
 
 No timing assertions: figures are only checked to be present, positive and
-ordered (median <= p99 <= max). Uses the ``fake`` model (the seed CNN's
-architecture with random weights) when models/ has it, else the shipped one.
+ordered (median <= p99 <= max). Uses the default shipped model.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from rtpitch import bench
 from rtpitch.cli import main
 from rtpitch.model import DEFAULT_MODEL, load_model_spec, resolve_model_path
 
-# the untrained stand-in when it is there (fast, no trained weights needed), else the shipped model
 MODEL = DEFAULT_MODEL
 pytestmark = pytest.mark.skipif(not resolve_model_path(MODEL).is_file(), reason="no model in models/")
 STAGES = ("resampler", "frontend", "inference", "decoder", "total")
