@@ -144,6 +144,8 @@ def main(argv=None):
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--max-files", type=int, default=None, help="smoke runs: use only this many files")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--freeze-bn", action="store_true",
+                    help="BatchNormalization in inference mode, not trained (a run restored by train/from_onnx.py)")
     ap.add_argument("--arch", default="seed", choices=sorted(HEADS), help="model (train/model.py)")
     ap.add_argument("--lookaheads", default=None,
                     help="stream: comma-separated lookaheads trained at once on one trunk (replaces --lookahead)")
@@ -166,6 +168,10 @@ def main(argv=None):
 
     multi = [int(v) for v in args.lookaheads.split(",")] if args.lookaheads else None
     model = build_model(n_mels, window=args.window, mean=mean, std=std, arch=args.arch, lookaheads=multi)
+    if args.freeze_bn:
+        for layer in model.layers:
+            if isinstance(layer, tf.keras.layers.BatchNormalization):
+                layer.trainable = False
     heads = HEADS[args.arch]
     groups = [(la, la) for la in multi] if multi else [(args.lookahead, None)]  # (lookahead, name key)
     targets = [(output_name(h, key), h, la) for la, key in groups for h in heads]

@@ -48,6 +48,7 @@ NOTE_ON = 0x90
 NOTE_OFF = 0x80
 CONTROL_CHANGE = 0xB0
 CC_ALL_NOTES_OFF = 123
+JACK_DRAIN_S = 0.1  # s left to JACK to deliver the last messages before the port closes
 
 
 @contextlib.contextmanager
@@ -340,6 +341,10 @@ class MidiPortSink:
         self._closed = True
         if self._dead or self._keep_client:
             return  # RtMidi would wait for a JACK server that is gone or hung
+        if self.api == "jack":
+            # RtMidi queues JACK messages for the server's next cycles; closing the
+            # port at once can drop the last ones (the all-notes-off) on a loaded machine
+            time.sleep(JACK_DRAIN_S)
         try:
             self._out.close_port()
             self._out.delete()
