@@ -65,3 +65,31 @@ def test_smoke_training_exports_a_model_rtpitch_can_run(tmp_path, arch, frontend
     assert summary.audio_s > 1.0
     ons = sum(e.on for e in summary.events)
     assert ons == len(summary.events) - ons  # every note-on has its note-off
+
+
+def test_seed_run_restored_from_onnx_trains_on(tmp_path):
+    """train/from_onnx.py turns the shipped seed-cnn ONNX back into a run that
+    train.py resumes (BN frozen) and export.py exports again."""
+    if not (SHARED / "midi").is_dir():
+        pytest.skip(f"../shared/data absent ({SHARED})")
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("tf2onnx")
+    if not Path("/usr/share/sounds/sf2/FluidR3_GM.sf2").exists():
+        pytest.skip("FluidR3 soundfont not installed (apt fluid-soundfont-gm)")
+    shipped = json.loads((ROOT / "models" / "seed-cnn.json").read_text())
+    data, run, models = tmp_path / "data", tmp_path / "run", tmp_path / "models"
+    out = _run("train/from_onnx.py", "--model", ROOT / "models" / "seed-cnn.json", "--run", run)
+    assert "max abs diff" in out.stdout
+    assert subprocess.run([sys.executable, "train/from_onnx.py", "--model", ROOT / "models" / "seed-cnn.json",
+                           "--run", run], cwd=ROOT, capture_output=True).returncode != 0  # never overwrites a run
+    _run("train/build_dataset.py", "--data", SHARED, "--out", data, "--hours-train", "0.01", "--hours-val", "0.005",
+         "--timbres", "fluid-r3", "--frontend", "train/frontend.json")
+    steps = shipped["training"]["steps"]
+    out = _run("train/train.py", "--data", data, "--run", run, "--max-steps", str(steps + 2), "--batch", "2",
+               "--seq", "40", "--eval-every", "100", "--freeze-bn", "--lr", "1e-5")
+    assert f"at step {steps}" in out.stdout
+    _run("train/export.py", "--run", run, "--name", "again", "--models", models, "--data", data,
+         "--frontend", "train/frontend.json")
+    meta = json.loads((models / "again.json").read_text())
+    assert meta["training"]["steps"] == steps + 2
+    assert meta["training"]["recipe_phases"][-1]["freeze_bn"] is True
