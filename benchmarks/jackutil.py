@@ -52,7 +52,6 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
@@ -150,36 +149,135 @@ def server_running() -> bool:
 
 
 # -- clients ----------------------------------------------------------------------------
+class PlayerState:
+    """What a :class:`Player` has done, read from the arrays its callback writes.
+
+    ``armed`` (settable): play from the next cycle; ``pos``: samples played;
+    ``start_frame``: JACK frame of the first sample (None before); ``done``:
+    all played; ``blocks``: (sample position, JACK frame) of every block played;
+    ``xruns``: the server's xrun notifications."""
+
+    def __init__(self, state: np.ndarray, blocks: np.ndarray):
+        self._s, self._blocks = state, blocks
+        self.xruns = 0
+
+    @property
+    def armed(self) -> bool:
+        return bool(self._s[_P_ARMED])
+
+    @armed.setter
+    def armed(self, value: bool) -> None:
+        self._s[_P_ARMED] = int(bool(value))
+
+    @property
+    def pos(self) -> int:
+        return int(self._s[_P_POS])
+
+    @property
+    def start_frame(self) -> int | None:
+        return None if self._s[_P_START] < 0 else int(self._s[_P_START])
+
+    @property
+    def done(self) -> bool:
+        return bool(self._s[_P_DONE])
+
+    @property
+    def blocks(self) -> list[tuple[int, int]]:
+        return [(int(a), int(b)) for a, b in self._blocks[: self._s[_P_NBLOCKS]]]
+
+
+_P_ARMED, _P_POS, _P_START, _P_DONE, _P_NBLOCKS = range(5)
+
+
+def _libjack():
+    import ctypes
+    import ctypes.util
+
+    lib = ctypes.CDLL(ctypes.util.find_library("jack") or "libjack.so.0")
+    lib.jack_port_get_buffer.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+    lib.jack_port_get_buffer.restype = ctypes.c_void_p
+    lib.jack_last_frame_time.argtypes = [ctypes.c_void_p]
+    lib.jack_last_frame_time.restype = ctypes.c_uint32
+    return lib
+
+
+def _player_callback():
+    """The player's JACK process callback, a numba cfunc (no GIL, so Python
+    threads of the benchmark cannot make it miss a cycle).  ``arg`` is an int64
+    (7,): client and port pointers, signal address and length, state address,
+    blocks address and rows."""
+    import numba
+    from numba import types
+
+    from rtpitch.capture import _pointer  # (void *) from an int64 address
+
+    lib = _libjack()
+    get_buffer, last_frame_time = lib.jack_port_get_buffer, lib.jack_last_frame_time
+
+    @numba.cfunc(types.int32(types.uint32, types.CPointer(types.int64)))
+    def process(nframes, arg):
+        u = numba.carray(arg, 7)
+        n = np.int64(nframes)
+        out = numba.carray(_pointer(np.int64(get_buffer(_pointer(u[1]), nframes))), n, dtype=np.float32)
+        sig = numba.carray(_pointer(u[2]), u[3], dtype=np.float32)
+        st = numba.carray(_pointer(u[4]), 5, dtype=np.int64)
+        blocks = numba.carray(_pointer(u[5]), (u[6], 2), dtype=np.int64)
+        if st[_P_ARMED] == 0 or st[_P_DONE] != 0:
+            out[:] = 0.0
+            return 0
+        frame = np.int64(last_frame_time(_pointer(u[0])))
+        if st[_P_START] < 0:
+            st[_P_START] = frame
+        pos = st[_P_POS]
+        if st[_P_NBLOCKS] < u[6]:
+            blocks[st[_P_NBLOCKS], 0] = pos
+            blocks[st[_P_NBLOCKS], 1] = frame
+            st[_P_NBLOCKS] += 1
+        k = min(n, u[3] - pos)
+        out[:k] = sig[pos:pos + k]
+        out[k:] = 0.0
+        st[_P_POS] = pos + k
+        if pos + k >= u[3]:
+            st[_P_DONE] = 1
+        return 0
+
+    return process
+
+
+_PLAYER_CALLBACK = None
+
+
 class Player:
     """A JACK client with one output port that plays ``samples`` once when armed
-    (``st.armed = True``), silence before and after. ``st.start_frame``: the JACK
-    frame of the first sample; ``st.blocks``: (sample position, JACK frame) of
-    every block played; ``st.done`` when all was played."""
+    (``st.armed = True``), silence before and after; ``st`` is a
+    :class:`PlayerState`.  Its process callback is a numba cfunc that takes no
+    GIL (a Python one missed cycles whenever another thread of the benchmark
+    held the GIL: audio rtpitch never got)."""
 
     def __init__(self, name: str, samples: np.ndarray):
+        global _PLAYER_CALLBACK
         import jack
 
+        if _PLAYER_CALLBACK is None:
+            _PLAYER_CALLBACK = _player_callback()
         self.client = jack.Client(name, no_start_server=True)
         self.port = self.client.outports.register("out")
-        self.signal = samples
-        self.st = SimpleNamespace(armed=False, pos=0, start_frame=None, done=False, xruns=0, blocks=[])
-        self.client.set_process_callback(self._process)
+        self.signal = np.ascontiguousarray(samples, dtype=np.float32)
+        if self.signal.size == 0:
+            raise ValueError("nothing to play")
+        self._state = np.array([0, 0, -1, 0, 0], dtype=np.int64)
+        self._blocks = np.zeros((self.signal.size // 16 + 2, 2), dtype=np.int64)  # periods are >= 16 frames
+        self._arg = np.array([int(jack._ffi.cast("intptr_t", self.client._ptr)),
+                              int(jack._ffi.cast("intptr_t", self.port._ptr)),
+                              self.signal.ctypes.data, self.signal.size,
+                              self._state.ctypes.data, self._blocks.ctypes.data, self._blocks.shape[0]],
+                             dtype=np.int64)
+        self.st = PlayerState(self._state, self._blocks)
+        self._cb = jack._ffi.cast("JackProcessCallback", _PLAYER_CALLBACK.address)
+        if jack._lib.jack_set_process_callback(self.client._ptr, self._cb,
+                                               jack._ffi.cast("void *", self._arg.ctypes.data)) != 0:
+            raise JackError("could not set the player's process callback")
         self.client.set_xrun_callback(self._xrun)
-
-    def _process(self, frames):
-        buf = self.port.get_array()
-        st = self.st
-        if not st.armed or st.done:
-            buf.fill(0.0)
-            return
-        if st.start_frame is None:
-            st.start_frame = self.client.last_frame_time
-        st.blocks.append((st.pos, self.client.last_frame_time))
-        k = min(frames, self.signal.shape[0] - st.pos)
-        buf[:k] = self.signal[st.pos:st.pos + k]
-        buf[k:] = 0.0
-        st.pos += k
-        st.done = st.pos >= self.signal.shape[0]
 
     def _xrun(self, delay_usecs):
         self.st.xruns += 1
@@ -370,10 +468,9 @@ def run_live_take(samples: np.ndarray, *, workdir: Path, rtpitch_args: list[str]
     sr, period = probe.samplerate, probe.blocksize
     probe.close()
     # python-rtmidi's JACK calls (open, close, delete) keep the GIL while libjack
-    # waits for the server, and the server waits for the current cycle: if a
-    # Python process callback of this process (the player's, via cffi) waits for
-    # the GIL in that cycle, neither moves. So every rtmidi JACK call happens
-    # while the player is inactive: the monitor opens first and closes last.
+    # waits for the server to finish its cycle; the player's callback takes no GIL,
+    # but every rtmidi JACK call still happens while the player is inactive (the
+    # monitor opens first and closes last), so that none can delay a played cycle.
     player = Player(f"{tag}-player", samples)
     port_messages: list = []
     monitor = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=f"{tag}-monitor")

@@ -278,9 +278,8 @@ def run_jack(args, work: Path) -> dict:
         player = Player("longrun-player", samples)
         client = player.client
         messages: list = []
-        # rtmidi's JACK open holds the GIL while libjack waits for the current cycle,
-        # whose Python process callback (an active player's) waits for the GIL: the
-        # monitor opens before the player is activated (as in jackutil.run_live_take)
+        # the monitor opens before the player is activated and closes after it (as in
+        # jackutil.run_live_take): no rtmidi JACK call while the player plays
         mon = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="longrun-monitor")
         mon.ignore_types(sysex=True, timing=True, active_sense=True)
         mon.open_virtual_port("in")
@@ -332,8 +331,7 @@ def run_jack(args, work: Path) -> dict:
             stop_process(proc)
             xruns = player.st.xruns
             start_frame = player.st.start_frame
-            # the player first: rtmidi's delete() holds the GIL while libjack waits for the
-            # current cycle, whose Python process callback (the player's) waits for the GIL
+            # the player first, then the monitor (see above)
             player.close()
             quiet(mon)
             mon.close_port()
