@@ -516,7 +516,11 @@ def run_live_take(samples: np.ndarray, *, workdir: Path, rtpitch_args: list[str]
             proc.wait(exit_timeout_s)
         except subprocess.TimeoutExpired:
             pass  # returncode stays None: the caller reports it
-        time.sleep(0.1)  # the last MIDI messages (close: all notes off) reach the monitor
+        # the last MIDI messages (close: all notes off) reach the monitor; its callbacks
+        # may lag on a loaded machine
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline and not (port_messages and port_messages[-1][1][:2] == [0xB0, 123]):
+            time.sleep(0.02)
     finally:
         stop_process(proc)
         # the monitor's callback reads the player's clock: it goes first; then

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuild a shipped model end to end (resumable: rerun the same command).
-#   train/reproduce.sh seed-cnn        # the seed's CNN (issue 2)
+#   train/reproduce.sh seed-cnn        # the seed's CNN (issue 2); SEED_FROM_SCRATCH=1: from step 0
 #   train/reproduce.sh stream          # the streaming CNN, one run for every lookahead;
 #                                      # exports stream (lookahead 2) and stream-fast (0)
 # Steps: fetch Salamander samples -> render + augment + features + labels ->
@@ -43,10 +43,19 @@ seed-cnn)
     $PY train/build_dataset.py --data "$DATA" --out work/data --hours-train 8 --hours-val 0.5 --seed 0 --jobs 2 \
         --frontend train/frontend.json
     RUN=work/runs/seed-cnn
+    # its checkpoint is not kept (68 MB): a new machine goes on from the shipped ONNX
+    # weights (train/from_onnx.py), at the step models/seed-cnn.json records
+    if [ ! -d "$RUN/ckpt" ] && [ "${SEED_FROM_SCRATCH:-0}" != 1 ]; then
+        $PY train/from_onnx.py --model models/seed-cnn.json --run $RUN
+    fi
     train_phase $RUN work/data 2353 1e-3 --eval-every 400
     train_phase $RUN work/data 2800 3e-4 --eval-every 400
     train_phase $RUN work/data 3400 3e-4
     train_phase $RUN work/data 4200 1e-4 --eval-every 400
+    # from step 4200 BatchNormalization is frozen (inference mode): the same model
+    # whether the run went on from its checkpoint or from the ONNX file (BN folded)
+    train_phase $RUN work/data 5800 1e-4 --eval-every 400 --freeze-bn
+    train_phase $RUN work/data 6400 3e-5 --eval-every 300 --freeze-bn
     ship $RUN work/data train/frontend.json seed-cnn 9
     ;;
 stream | stream-fast)
