@@ -54,8 +54,8 @@ seed-cnn)
     train_phase $RUN work/data 4200 1e-4 --eval-every 400
     # from step 4200 BatchNormalization is frozen (inference mode): the same model
     # whether the run went on from its checkpoint or from the ONNX file (BN folded)
-    train_phase $RUN work/data 5800 1e-4 --eval-every 400 --freeze-bn
-    train_phase $RUN work/data 6400 3e-5 --eval-every 300 --freeze-bn
+    train_phase $RUN work/data 5400 1e-4 --eval-every 400 --freeze-bn
+    train_phase $RUN work/data 5800 3e-5 --eval-every 200 --freeze-bn
     ship $RUN work/data train/frontend.json seed-cnn 9
     ;;
 stream | stream-fast)
