@@ -48,19 +48,29 @@ def _pick(w: dict, *parts: str) -> np.ndarray:
     return w[hits[0]]
 
 
-def load_seed_weights(model, w: dict) -> None:
+def conv_weights(path: str, w: dict) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(kernel (out, in, kt, kf), bias (out,)) of each Conv node, in graph order.
+
+    Taken from the nodes' inputs, not from initializer names: tf2onnx names a
+    folded kernel differently depending on how BatchNormalization was saved."""
+    convs = [n for n in onnx.load(path).graph.node if n.op_type == "Conv"]
+    return [(w[n.input[1]], w[n.input[2]]) for n in convs]
+
+
+def load_seed_weights(model, path: str, w: dict) -> None:
     """Copy ONNX seed-CNN weights into the Keras seed CNN built by train/model.py."""
-    for block in (1, 2):
-        for i in range(2):
-            kernel = _pick(w, f"block{block}_conv{i}_1/convolution/merged_input")  # (out, in, kt, kf)
-            model.get_layer(f"block{block}_conv{i}").set_weights([kernel.transpose(2, 3, 1, 0)])
-            bn = model.get_layer(f"block{block}_bn{i}")
-            bias = _pick(w, f"block{block}_bn{i}_1/batchnorm/sub")
-            n = bias.shape[0]
-            bn.set_weights([np.ones(n, np.float32), bias, np.zeros(n, np.float32),
-                            np.full(n, 1.0 - bn.epsilon, np.float32)])
-    dense = _pick(w, "dense1_1/convolution/ReadVariableOp")  # (256, 32, 12, 57)
-    model.get_layer("dense1").set_weights([dense.transpose(2, 3, 1, 0), _pick(w, "dense1_1/Squeeze")])
+    convs = conv_weights(path, w)
+    names = [(f"block{b}_conv{i}", f"block{b}_bn{i}") for b in (1, 2) for i in range(2)]
+    if len(convs) != len(names) + 1:
+        raise ValueError(f"{path}: expected {len(names) + 1} Conv nodes (seed CNN), found {len(convs)}")
+    for (conv, bn_name), (kernel, bias) in zip(names, convs):
+        model.get_layer(conv).set_weights([kernel.transpose(2, 3, 1, 0)])
+        bn = model.get_layer(bn_name)
+        n = bias.shape[0]
+        bn.set_weights([np.ones(n, np.float32), bias, np.zeros(n, np.float32),
+                        np.full(n, 1.0 - bn.epsilon, np.float32)])
+    kernel, bias = convs[-1]  # dense1: (256, 32, 12, 57)
+    model.get_layer("dense1").set_weights([kernel.transpose(2, 3, 1, 0), bias])
     for head in ("frame", "onset", "velocity"):
         model.get_layer(head).set_weights([_pick(w, f"{head}_1/Cast/ReadVariableOp"),
                                            _pick(w, f"{head}_1/BiasAdd/ReadVariableOp")])
@@ -82,7 +92,7 @@ def main(argv=None):
     std = 1.0 / _pick(w, "normalize_1/Const_1:0")
     n_mels = meta["frontend"]["n_mels"]
     model = build_model(n_mels, window=meta["window"]["frames"], mean=mean, std=std, arch="seed")
-    load_seed_weights(model, w)
+    load_seed_weights(model, onnx_path, w)
 
     import onnxruntime as ort
 
