@@ -428,6 +428,20 @@ def quiet(midi_in) -> None:
     time.sleep(0.05)
 
 
+def wait_for_all_notes_off(last_message, timeout_s: float) -> bool:
+    """Poll ``last_message()`` (the newest MIDI message a monitor got, or None)
+    until it is CC 123 (all notes off) or ``timeout_s`` passes: a monitor's
+    callbacks may lag on a loaded machine. True when it arrived."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        msg = last_message()
+        if msg is not None and msg[0] & 0xF0 == 0xB0 and msg[1] == 123:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+
+
 def wait_for_rtpitch(proc, client, pa_before, midi_before, deadline, timeout_s, err_path):
     """(rtpitch's PortAudio input ports, its MIDI output port) once its capture
     stream runs (its inputs connected by PortAudio) and its port exists."""
@@ -516,11 +530,8 @@ def run_live_take(samples: np.ndarray, *, workdir: Path, rtpitch_args: list[str]
             proc.wait(exit_timeout_s)
         except subprocess.TimeoutExpired:
             pass  # returncode stays None: the caller reports it
-        # the last MIDI messages (close: all notes off) reach the monitor; its callbacks
-        # may lag on a loaded machine
-        deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline and not (port_messages and port_messages[-1][1][:2] == [0xB0, 123]):
-            time.sleep(0.02)
+        # the last MIDI messages (close: all notes off) reach the monitor
+        wait_for_all_notes_off(lambda: port_messages[-1][1] if port_messages else None, 2.0)
     finally:
         stop_process(proc)
         # the monitor's callback reads the player's clock: it goes first; then

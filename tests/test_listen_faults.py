@@ -328,7 +328,7 @@ def test_midi_receiver_disconnects_and_comes_back(fault_server, wired, tmp_path)
     """The DAW's input disconnects mid-take and another connects later: rtpitch
     neither notices nor stalls; the new receiver gets the later notes and the
     closing all-notes-off; exit 0 after SIGINT; the take is whole."""
-    from benchmarks.jackutil import midi_outputs, quiet
+    from benchmarks.jackutil import midi_outputs, quiet, wait_for_all_notes_off
     import jack
     import rtmidi
 
@@ -362,9 +362,7 @@ def test_midi_receiver_disconnects_and_comes_back(fault_server, wired, tmp_path)
         time.sleep(3.0)
         proc.send_signal(signal.SIGINT)
         rc, text = _finish(proc, err)
-        deadline = time.monotonic() + 3.0  # the monitor's callbacks may lag on a loaded machine
-        while time.monotonic() < deadline and (not got2 or got2[-1] != [0xB0, 123, 0]):
-            time.sleep(0.05)
+        wait_for_all_notes_off(lambda: got2[-1] if got2 else None, 3.0)
     finally:
         for m in monitors:
             quiet(m)

@@ -24,17 +24,22 @@ def _run(*args, cwd=ROOT):
     return proc
 
 
-@pytest.mark.parametrize("arch, frontend, lookaheads, lookahead", [
-    ("seed", "frontend.json", None, 9),
-    ("stream", "frontend-lowlat.json", "0,2", 2),  # one trunk, heads for two lookaheads; export one
-])
-def test_smoke_training_exports_a_model_rtpitch_can_run(tmp_path, arch, frontend, lookaheads, lookahead):
+def _need_training_tools():
+    """Skip unless ../shared/data, TensorFlow + tf2onnx and the FluidR3 soundfont are here."""
     if not (SHARED / "midi").is_dir():
         pytest.skip(f"../shared/data absent ({SHARED})")
     pytest.importorskip("tensorflow")
     pytest.importorskip("tf2onnx")
     if not Path("/usr/share/sounds/sf2/FluidR3_GM.sf2").exists():
         pytest.skip("FluidR3 soundfont not installed (apt fluid-soundfont-gm)")
+
+
+@pytest.mark.parametrize("arch, frontend, lookaheads, lookahead", [
+    ("seed", "frontend.json", None, 9),
+    ("stream", "frontend-lowlat.json", "0,2", 2),  # one trunk, heads for two lookaheads; export one
+])
+def test_smoke_training_exports_a_model_rtpitch_can_run(tmp_path, arch, frontend, lookaheads, lookahead):
+    _need_training_tools()
     data, run, models = tmp_path / "data", tmp_path / "run", tmp_path / "models"
     _run("train/build_dataset.py", "--data", SHARED, "--out", data, "--hours-train", "0.01", "--hours-val", "0.005",
          "--timbres", "fluid-r3", "--frontend", f"train/{frontend}")
@@ -70,12 +75,7 @@ def test_smoke_training_exports_a_model_rtpitch_can_run(tmp_path, arch, frontend
 def test_seed_run_restored_from_onnx_trains_on(tmp_path):
     """train/from_onnx.py turns the shipped seed-cnn ONNX back into a run that
     train.py resumes (BN frozen) and export.py exports again."""
-    if not (SHARED / "midi").is_dir():
-        pytest.skip(f"../shared/data absent ({SHARED})")
-    pytest.importorskip("tensorflow")
-    pytest.importorskip("tf2onnx")
-    if not Path("/usr/share/sounds/sf2/FluidR3_GM.sf2").exists():
-        pytest.skip("FluidR3 soundfont not installed (apt fluid-soundfont-gm)")
+    _need_training_tools()
     shipped = json.loads((ROOT / "models" / "seed-cnn.json").read_text())
     data, run, models = tmp_path / "data", tmp_path / "run", tmp_path / "models"
     out = _run("train/from_onnx.py", "--model", ROOT / "models" / "seed-cnn.json", "--run", run)

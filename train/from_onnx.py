@@ -31,10 +31,10 @@ sys.path.insert(0, os.path.dirname(__file__))
 from model import build_model  # noqa: E402
 
 
-def onnx_weights(path: str) -> dict[str, np.ndarray]:
+def onnx_weights(graph) -> dict[str, np.ndarray]:
     """Initializers by name, float16 copies cast back to float32 under the plain name."""
     out = {}
-    for init in onnx.load(path).graph.initializer:
+    for init in graph.initializer:
         arr = numpy_helper.to_array(init)
         name = init.name.removesuffix("__fp16")
         out[name] = arr.astype(np.float32) if arr.dtype == np.float16 else arr
@@ -48,21 +48,21 @@ def _pick(w: dict, *parts: str) -> np.ndarray:
     return w[hits[0]]
 
 
-def conv_weights(path: str, w: dict) -> list[tuple[np.ndarray, np.ndarray]]:
+def conv_weights(graph, w: dict) -> list[tuple[np.ndarray, np.ndarray]]:
     """(kernel (out, in, kt, kf), bias (out,)) of each Conv node, in graph order.
 
     Taken from the nodes' inputs, not from initializer names: tf2onnx names a
     folded kernel differently depending on how BatchNormalization was saved."""
-    convs = [n for n in onnx.load(path).graph.node if n.op_type == "Conv"]
+    convs = [n for n in graph.node if n.op_type == "Conv"]
     return [(w[n.input[1]], w[n.input[2]]) for n in convs]
 
 
-def load_seed_weights(model, path: str, w: dict) -> None:
-    """Copy ONNX seed-CNN weights into the Keras seed CNN built by train/model.py."""
-    convs = conv_weights(path, w)
+def load_seed_weights(model, graph, w: dict) -> None:
+    """Copy the weights of an ONNX seed-CNN graph into the Keras seed CNN built by train/model.py."""
+    convs = conv_weights(graph, w)
     names = [(f"block{b}_conv{i}", f"block{b}_bn{i}") for b in (1, 2) for i in range(2)]
     if len(convs) != len(names) + 1:
-        raise ValueError(f"{path}: expected {len(names) + 1} Conv nodes (seed CNN), found {len(convs)}")
+        raise ValueError(f"expected {len(names) + 1} Conv nodes (seed CNN), found {len(convs)}")
     for (conv, bn_name), (kernel, bias) in zip(names, convs):
         model.get_layer(conv).set_weights([kernel.transpose(2, 3, 1, 0)])
         bn = model.get_layer(bn_name)
@@ -87,12 +87,13 @@ def main(argv=None):
     if tf.train.latest_checkpoint(os.path.join(args.run, "ckpt")):
         sys.exit(f"{args.run} already has a checkpoint")
     onnx_path = os.path.join(os.path.dirname(args.model), meta["onnx"])
-    w = onnx_weights(onnx_path)
+    graph = onnx.load(onnx_path).graph
+    w = onnx_weights(graph)
     mean = _pick(w, "normalize_1/Const:0")  # mel - mean, then * inv_std
     std = 1.0 / _pick(w, "normalize_1/Const_1:0")
     n_mels = meta["frontend"]["n_mels"]
     model = build_model(n_mels, window=meta["window"]["frames"], mean=mean, std=std, arch="seed")
-    load_seed_weights(model, onnx_path, w)
+    load_seed_weights(model, graph, w)
 
     import onnxruntime as ort
 
