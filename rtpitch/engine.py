@@ -1,7 +1,8 @@
 """The streaming engine: samples in, note events out, one path for live and files.
 
-    samples (source rate) -> StreamResampler -> MelFrontend -> FrameWindow
-        -> Backend.infer -> NoteDecoder -> events (audio time, seconds)
+    samples (source rate) -> StreamResampler -> MelFrontend
+        -> predictor (step graph, or window graph on FrameWindow windows)
+        -> NoteDecoder -> events (audio time, seconds)
 
 ``Engine.feed`` takes mono float32 blocks at the source rate; ``Engine.finish``
 flushes every stage and closes sounding notes.  Compute time per stage is kept
@@ -20,7 +21,7 @@ from .events import Activations, NoteEvent
 from .frontend import MelFrontend
 from .model import ModelSpec
 from .resample import StreamResampler
-from .window import FrameWindow
+from .predictor import make_predictor
 
 
 @dataclass
@@ -39,22 +40,23 @@ class Engine:
     Parameters
     ----------
     spec : the model description (frontend, window, decoder thresholds).
-    backend : an object with ``infer(mel (1, T, n_mels)) -> {head: (T-w+1, 88)}``.
+    backend : an object with ``infer(mel (1, T, n_mels)) -> {head: (T-w+1, 88)}``
+        and optionally ``make_stepper()`` (see :mod:`rtpitch.backends.base`).
     source_rate : sample rate of the samples given to ``feed`` (Hz).
     keep_timings : record per-stage compute times (for reports and benchmarks).
+    step : run the model's step graph where the backend has one (same
+        predictions, less compute per hop); False: always the window graph.
     """
 
-    def __init__(self, spec: ModelSpec, backend, *, source_rate: int, keep_timings: bool = False):
+    def __init__(self, spec: ModelSpec, backend, *, source_rate: int, keep_timings: bool = False,
+                 step: bool = True):
         self.spec = spec
         self.backend = backend
         self.source_rate = int(source_rate)
         fe = spec.frontend
         self.resampler = StreamResampler(self.source_rate, fe.sample_rate)
         self.frontend = MelFrontend(fe)
-        self.window = FrameWindow(
-            n_mels=fe.n_mels, window_frames=spec.window_frames,
-            lookahead_frames=spec.lookahead_frames, pad_value=float(np.log(fe.log_offset)),
-        )
+        self.predictor = make_predictor(backend, spec, step=step)
         self.decoder = NoteDecoder(spec.decoder, fe.hop_s)
         self.timings = StageTimes() if keep_timings else None
         self._heads = tuple(spec.outputs)
@@ -70,7 +72,7 @@ class Engine:
         t1 = time.perf_counter()
         if self.timings is not None and frames.shape[0]:
             self.timings.frontend.append(t1 - t0)
-        return self._run(*self.window.push(frames))
+        return self._run(frames)
 
     def finish(self) -> list[NoteEvent]:
         """End of stream: flush all stages, close every sounding note."""
@@ -97,7 +99,7 @@ class Engine:
         events += self._shift(self.decoder.close(self._fed / self.source_rate))
         self.time_offset_s += (self._fed + n_samples) / self.source_rate
         self.dropped_samples += n_samples
-        for stage in (self.resampler, self.frontend, self.window, self.decoder):
+        for stage in (self.resampler, self.frontend, self.predictor, self.decoder):
             stage.reset()
         self._fed = 0
         return events
@@ -106,15 +108,16 @@ class Engine:
         """Push the held-back samples and frames through; decode the last frames."""
         frames = self.frontend.process(self.resampler.flush())
         frames = np.concatenate([frames, self.frontend.flush()])
-        events = self._run(*self.window.push(frames))
-        events += self._run(*self.window.flush())
+        events = self._run(frames)
+        events += self._run(None)
         return events
 
-    def _run(self, first: int, mel) -> list[NoteEvent]:
-        if mel is None:
-            return []
+    def _run(self, frames) -> list[NoteEvent]:
+        """Predict from new ``frames`` (k, n_mels), or flush the predictor (None); decode."""
         t0 = time.perf_counter()
-        out = self.backend.infer(mel)
+        first, out = self.predictor.flush() if frames is None else self.predictor.push(frames)
+        if out is None:
+            return []
         t1 = time.perf_counter()
         acts = Activations(
             first_frame=first,

@@ -33,6 +33,35 @@ class DecoderSpec:
     frame_onset_threshold: float | None = None  # a silent key whose frame rises past it starts a note; None: off
 
 
+def _read_checked(path: Path, sha256: str, model: str) -> bytes:
+    """The bytes of ``path``, checked against ``sha256``; ModelError otherwise."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"model '{model}': cannot read {path}: {exc.strerror}") from None
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise ModelError(
+            f"model '{model}': {path.name} does not match the sha256 in its JSON (mismatched or corrupt model file)"
+        )
+    return data
+
+
+@dataclass(frozen=True)
+class StepGraphSpec:
+    """The model's streaming step graph (made by ``train/step_graph.py``).
+
+    It computes what the window graph computes, one hop at a time: input
+    (1, m, n_mels), the m newest frames, plus one cache per time-mixing
+    convolution; output each head as (1, m, 88) (row i predicts input frame i
+    minus the lookahead) plus the updated caches.  ``caches`` holds
+    ``(input name, output name, shape)`` per cache.
+    """
+
+    onnx_path: Path
+    onnx_sha256: str
+    caches: tuple
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """Everything the engine reads about one model.
@@ -52,6 +81,7 @@ class ModelSpec:
     input_name: str
     outputs: dict
     decoder: DecoderSpec
+    step: StepGraphSpec | None = None
     info: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -60,17 +90,12 @@ class ModelSpec:
         return self.window_frames - 1 - self.lookahead_frames
 
     def onnx_bytes(self) -> bytes:
-        """The ONNX file, checked against the hash in the JSON."""
-        try:
-            data = self.onnx_path.read_bytes()
-        except OSError as exc:
-            raise ModelError(f"model '{self.name}': cannot read {self.onnx_path}: {exc.strerror}") from None
-        if hashlib.sha256(data).hexdigest() != self.onnx_sha256:
-            raise ModelError(
-                f"model '{self.name}': {self.onnx_path.name} does not match the sha256 in its JSON "
-                "(mismatched or corrupt model file)"
-            )
-        return data
+        """The window graph's ONNX file, checked against the hash in the JSON."""
+        return _read_checked(self.onnx_path, self.onnx_sha256, self.name)
+
+    def step_onnx_bytes(self) -> bytes:
+        """The step graph's ONNX file, checked against its hash (``step`` must be set)."""
+        return _read_checked(self.step.onnx_path, self.step.onnx_sha256, self.name)
 
 
 def resolve_model_path(name_or_path: str) -> Path:
@@ -84,6 +109,13 @@ def resolve_model_path(name_or_path: str) -> Path:
 def available_models() -> list[str]:
     """Names of the models shipped in models/."""
     return sorted(p.stem for p in MODELS_DIR.glob("*.json"))
+
+
+def _step_spec(path: Path, meta: dict | None) -> StepGraphSpec | None:
+    if meta is None:
+        return None
+    caches = tuple((c["input"], c["output"], tuple(int(d) for d in c["shape"])) for c in meta["caches"])
+    return StepGraphSpec(onnx_path=path.with_name(meta["onnx"]), onnx_sha256=meta["onnx_sha256"], caches=caches)
 
 
 def load_model_spec(name_or_path: str = DEFAULT_MODEL) -> ModelSpec:
@@ -111,6 +143,7 @@ def load_model_spec(name_or_path: str = DEFAULT_MODEL) -> ModelSpec:
             input_name=meta["input"],
             outputs=dict(meta["outputs"]),
             decoder=DecoderSpec(**meta.get("decoder", {})),
+            step=_step_spec(path, meta.get("streaming")),
             info=meta,
         )
     except (ValueError, KeyError, TypeError) as exc:

@@ -6,6 +6,11 @@ log-mel frames.  Input: ``mel`` float32 ``(1, T, n_mels)`` with
 per head (``"frame"``, ``"onset"``, optionally ``"velocity"``), row ``i`` being
 the prediction for the window ``mel[0, i : i + window_frames]``.
 
+A backend may also run the model's step graph (:class:`~rtpitch.model.StepGraphSpec`)
+through a :class:`Stepper` from :meth:`Backend.make_stepper`: the same
+predictions, one hop's new frames at a time, with the time context kept in
+caches instead of recomputed.
+
 Tensor names, dtypes and ranks are read from the model itself (the runtime's
 view of the ONNX file) and checked against the model's JSON once, at
 construction, so :meth:`Backend.infer` has no checks on its hot path.
@@ -33,6 +38,22 @@ class TensorInfo:
     name: str
     dtype: np.dtype | None
     shape: tuple
+
+
+class Stepper(ABC):
+    """One stream through a model's step graph; holds that stream's caches."""
+
+    @abstractmethod
+    def run(self, mel: np.ndarray) -> dict[str, np.ndarray]:
+        """Advance by the frames ``mel`` (1, m, n_mels), m >= 1, C-contiguous float32.
+
+        Returns dict head -> float32 (m, 88), freshly allocated: row i predicts
+        the frame ``lookahead_frames`` before input frame i.
+        """
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Zero the caches (the caller primes them with pad frames)."""
 
 
 class Backend(ABC):
@@ -73,6 +94,11 @@ class Backend(ABC):
     def describe(self) -> str:
         """One line for logs and the CLI: runtime, version, device, settings."""
 
+    def make_stepper(self) -> Stepper | None:
+        """A new stream through the step graph, or None where this backend or
+        model has none (then the engine runs :meth:`infer` on windows)."""
+        return None
+
     def close(self) -> None:
         """Release the runtime's resources; the backend cannot be used after."""
 
@@ -103,6 +129,22 @@ class Backend(ABC):
                 raise ModelError(
                     f"model '{spec.name}': a {w}-frame window gave '{head}' output shape {arr.shape}, "
                     f"expected (1, {N_KEYS}) (does the JSON's window.frames match the model?)"
+                )
+
+
+    def _self_check_step(self) -> None:
+        """Run one pad frame through a new stepper and check the output shapes."""
+        spec = self.spec
+        try:
+            out = self.make_stepper().run(np.zeros((1, 1, spec.frontend.n_mels), np.float32))
+        except self.infer_errors as exc:
+            text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise ModelError(f"model '{spec.name}': the step graph does not run ({text})") from None
+        for head, arr in out.items():
+            if arr.shape != (1, N_KEYS):
+                raise ModelError(
+                    f"model '{spec.name}': the step graph gave '{head}' output shape {arr.shape} "
+                    f"for one frame, expected (1, {N_KEYS})"
                 )
 
 
@@ -153,3 +195,29 @@ def check_io(spec: ModelSpec, inputs: list[TensorInfo], outputs: list[TensorInfo
             raise ModelError(
                 f"{where} output '{tensor}' has shape {_dims(out.shape)}, expected (batch, time, {N_KEYS})"
             )
+
+
+def check_step_io(spec: ModelSpec, inputs: list[TensorInfo], outputs: list[TensorInfo]) -> None:
+    """Check the step graph's inputs/outputs against the JSON's ``streaming`` section.
+
+    Raises
+    ------
+    ModelError
+        One line naming the first disagreement.
+    """
+    where = f"model '{spec.name}': step graph {spec.step.onnx_path.name}"
+    ins, outs = {t.name: t for t in inputs}, {t.name: t for t in outputs}
+    want_in = {spec.input_name: None, **{c[0]: c[2] for c in spec.step.caches}}
+    want_out = {**{spec.outputs[h]: None for h in spec.outputs}, **{c[1]: c[2] for c in spec.step.caches}}
+    for kind, have, want in (("input", ins, want_in), ("output", outs, want_out)):
+        for name, shape in want.items():
+            if name not in have:
+                raise ModelError(f"{where} has no {kind} '{name}' named in the JSON")
+            t = have[name]
+            if t.dtype != np.float32:
+                raise ModelError(f"{where} {kind} '{name}' is {t.dtype or 'a non-numpy type'}, expected float32")
+            if shape is not None and t.shape != tuple(shape):
+                raise ModelError(f"{where} {kind} '{name}' has shape {_dims(t.shape)}, JSON says {_dims(shape)}")
+    if set(ins) != set(want_in):
+        extra = ", ".join(sorted(set(ins) - set(want_in)))
+        raise ModelError(f"{where} has inputs the JSON does not name: {extra}")

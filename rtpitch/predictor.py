@@ -1,0 +1,101 @@
+"""Frames in, activations out: the model stage of the engine, in two forms.
+
+Both give the same predictions: frame ``j`` from frames ``j - context ..
+j + lookahead``, with silent (pad) frames before frame 0 and, on ``flush()``,
+``lookahead`` of them after the last frame, so every real frame is predicted
+exactly once, as in training.  ``push(frames (k, n_mels))`` returns
+``(first, out)``: ``out`` maps head -> (m, 88) for the m frames now
+predictable, the first of which is frame ``first`` (``out`` is None when none
+is ready).
+
+``WindowPredictor``
+    runs the window graph (``Backend.infer``) on the last ``window - 1 + m``
+    frames: every layer is recomputed over the whole window at each hop.
+``StepPredictor``
+    runs the step graph (``Backend.make_stepper``) on the new frames only, the
+    time context kept in the graph's caches; after each ``reset`` it primes
+    them with ``window - 1`` pad frames and drops the ``lookahead`` predictions
+    that belong to pad frames.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .model import ModelSpec
+from .window import FrameWindow
+
+
+def _pad_value(spec: ModelSpec) -> np.float32:
+    return np.float32(np.log(spec.frontend.log_offset))
+
+
+class WindowPredictor:
+    """The window graph over :class:`~rtpitch.window.FrameWindow` windows."""
+
+    def __init__(self, backend, spec: ModelSpec):
+        self.backend = backend
+        self.window = FrameWindow(
+            n_mels=spec.frontend.n_mels, window_frames=spec.window_frames,
+            lookahead_frames=spec.lookahead_frames, pad_value=float(_pad_value(spec)),
+        )
+
+    def reset(self) -> None:
+        self.window.reset()
+
+    def push(self, frames: np.ndarray):
+        return self._infer(*self.window.push(frames))
+
+    def flush(self):
+        return self._infer(*self.window.flush())
+
+    def _infer(self, first: int, mel):
+        return first, None if mel is None else self.backend.infer(mel)
+
+
+class StepPredictor:
+    """The step graph, one hop's new frames at a time (a :class:`~rtpitch.backends.base.Stepper`)."""
+
+    def __init__(self, stepper, spec: ModelSpec):
+        self.stepper = stepper
+        self.n_mels = spec.frontend.n_mels
+        self.window_frames = spec.window_frames
+        self.lookahead = spec.lookahead_frames
+        self.pad_value = _pad_value(spec)
+        self.reset()
+
+    def reset(self) -> None:
+        self.stepper.reset()
+        self.stepper.run(self._pad(self.window_frames - 1)[None])
+        self._skip = self.lookahead  # predictions still due for pad frames
+        self._next = 0  # index of the next frame to predict
+
+    def push(self, frames: np.ndarray):
+        if not frames.shape[0]:
+            return self._next, None
+        out = self.stepper.run(np.ascontiguousarray(frames, dtype=np.float32)[None])
+        if self._skip:
+            drop = min(self._skip, frames.shape[0])
+            self._skip -= drop
+            out = {head: arr[drop:] for head, arr in out.items()}
+        n = next(iter(out.values())).shape[0]
+        if n == 0:
+            return self._next, None
+        first = self._next
+        self._next += n
+        return first, out
+
+    def flush(self):
+        """Pad ``lookahead`` silent frames: predictions for the last frames."""
+        return self.push(self._pad(self.lookahead))
+
+    def _pad(self, n: int) -> np.ndarray:
+        return np.full((n, self.n_mels), self.pad_value, np.float32)
+
+
+def make_predictor(backend, spec: ModelSpec, *, step: bool = True):
+    """A StepPredictor where ``step`` and the backend has a step graph for this
+    model, else a WindowPredictor (duck-typed backends without
+    ``make_stepper`` get windows)."""
+    stepper = backend.make_stepper() if step and hasattr(backend, "make_stepper") else None
+    return StepPredictor(stepper, spec) if stepper is not None else WindowPredictor(backend, spec)
