@@ -11,6 +11,9 @@ What it measures (in about 10-20 s with the defaults):
   *resampler* (capture rate -> model rate) and *frontend* (log-mel, numba)
   as standalone stage objects, *inference* and *decoder* from the engine's own
   per-call timings. Median, p99 and max in ms, after a warm-up.
+* Where the backend runs the model's **step graph** (ONNX Runtime, when the
+  model has one), the same run once more with the **window graph**, to show
+  what the step graph's caches save.
 * **Real-time factor** (compute wall time / audio time), **CPU use** (process
   CPU time / wall time over the same run: 1.0 = one core busy) and **peak
   memory** (``ru_maxrss`` of this process, which includes the interpreter and
@@ -120,9 +123,12 @@ def available_backends() -> dict[str, str | None]:
 
 
 # -- compute per hop ---------------------------------------------------------------
-def measure_compute(spec, backend, x: np.ndarray, *, source_rate: int, warmup_s: float = WARMUP_S) -> dict:
+def measure_compute(spec, backend, x: np.ndarray, *, source_rate: int, warmup_s: float = WARMUP_S,
+                    step: bool = True) -> dict:
     """Per-hop compute of each stage for ``x`` (mono float32 at ``source_rate``);
     the hops of its first ``warmup_s`` seconds are run but not counted.
+    ``step``: the engine runs the step graph where the backend has one (as
+    ``listen`` does); False: the window graph.
 
     Returns ``{"per_hop_ms": {stage: stats}, "real_time_factor", "cpu_use",
     "hops", "audio_s", "wall_s"}``; ``stage`` is resampler, frontend,
@@ -142,7 +148,7 @@ def measure_compute(spec, backend, x: np.ndarray, *, source_rate: int, warmup_s:
     warm = min(int(round(warmup_s / fe.hop_s)), n_hops // 2)  # not counted: caches, first allocations
 
     # the whole engine, one hop per feed
-    engine = Engine(spec, backend, source_rate=source_rate, keep_timings=True)
+    engine = Engine(spec, backend, source_rate=source_rate, keep_timings=True, step=step)
     warm_up(engine)
     total = []
     for k in range(n_hops):
@@ -293,6 +299,8 @@ def run_bench(*, model: str, seconds: float = 10.0, audio: str | None = None, de
         try:
             res = measure_compute(spec, backend, x, source_rate=rate)
             res = {"available": True, "describe": backend.describe(), **res}
+            if backend.make_stepper() is not None:  # what the step graph saves
+                res["window_graph"] = measure_compute(spec, backend, x, source_rate=rate, step=False)
         finally:
             backend.close()
         out["backends"][name] = res
@@ -353,6 +361,12 @@ def format_report(res: dict) -> str:
             lines.append(f"  {stage:<10} {vals}")
         lines.append(f"  real-time factor {b['real_time_factor']:.4f}; CPU use {b['cpu_use']:.2f} "
                      f"(process CPU time / wall; 1.0 = one core)")
+        win = b.get("window_graph")
+        if win:
+            inf, tot = win["per_hop_ms"]["inference"], win["per_hop_ms"]["total"]
+            lines.append(f"  the window graph instead (no caches): inference {inf['median']:.3f} / {inf['p99']:.3f} ms, "
+                         f"total {tot['median']:.3f} / {tot['p99']:.3f} ms (median / p99), "
+                         f"real-time factor {win['real_time_factor']:.4f}")
     lines.append(f"peak memory (ru_maxrss): {res['peak_memory_mib']:.1f} MiB; bench took {res['bench_wall_s']:.1f} s")
     return "\n".join(lines)
 

@@ -46,10 +46,12 @@ class Engine:
     keep_timings : record per-stage compute times (for reports and benchmarks).
     step : run the model's step graph where the backend has one (same
         predictions, less compute per hop); False: always the window graph.
+    on_activations : called with each :class:`~rtpitch.events.Activations`
+        before it is decoded (for tools: decoder tuning, analysis).
     """
 
     def __init__(self, spec: ModelSpec, backend, *, source_rate: int, keep_timings: bool = False,
-                 step: bool = True):
+                 step: bool = True, on_activations=None):
         self.spec = spec
         self.backend = backend
         self.source_rate = int(source_rate)
@@ -59,6 +61,7 @@ class Engine:
         self.predictor = make_predictor(backend, spec, step=step)
         self.decoder = NoteDecoder(spec.decoder, fe.hop_s)
         self.timings = StageTimes() if keep_timings else None
+        self.on_activations = on_activations
         self._heads = tuple(spec.outputs)
         self.time_offset_s = 0.0
         self.dropped_samples = 0
@@ -123,6 +126,8 @@ class Engine:
             first_frame=first,
             frame=out["frame"], onset=out["onset"], velocity=out.get("velocity"),
         )
+        if self.on_activations is not None:
+            self.on_activations(acts)
         events = self.decoder.process(acts)
         t2 = time.perf_counter()
         if self.timings is not None:

@@ -249,16 +249,17 @@ def _update_view(view, source, audio_time_s, samples) -> None:
 
 
 def transcribe_file(path, spec, backend, *, channel: int | None = None, blocksize: int = 8192,
-                    sinks: list | None = None, raise_errors: bool = True) -> RunSummary:
+                    sinks: list | None = None, raise_errors: bool = True, on_activations=None) -> RunSummary:
     """Run a file through the engine as fast as possible (the ``transcribe`` path).
 
     With ``raise_errors`` (default) a fault during the run is raised after the
     sinks were closed; else it is left in ``summary.errors`` for the caller.
+    ``on_activations``: see :class:`~rtpitch.engine.Engine`.
     """
     from .filesource import FileSource
 
     source = FileSource(path, realtime=False, blocksize=blocksize, channel=channel)
-    engine = Engine(spec, backend, source_rate=source.sample_rate)
+    engine = Engine(spec, backend, source_rate=source.sample_rate, on_activations=on_activations)
     summary = run_stream(source, engine, sinks or [], stop=threading.Event())
     if raise_errors and summary.failure is not None:
         raise summary.failure

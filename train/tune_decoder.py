@@ -3,7 +3,7 @@
     python train/tune_decoder.py --model seed-cnn --rendered work/data/val
 
 The model's activations for every validation recording are computed once,
-through the engine (``transcribe_file`` with a backend that keeps its outputs),
+through the engine as ``transcribe`` runs it (step graph included),
 then the NoteDecoder is rerun over a grid of thresholds, and then, with the
 best of those, over ``frame_onset_threshold`` (frame-started notes; None = off).
 The setting with the best mean of note onset F1 and frame F1 is written to
@@ -31,24 +31,12 @@ from rtpitch.model import load_model_spec, resolve_model_path  # noqa: E402
 from rtpitch.runner import transcribe_file  # noqa: E402
 
 
-class RecordingBackend:
-    """Wraps a backend and keeps every output it returns."""
-
-    def __init__(self, inner):
-        self.inner = inner
-        self.outputs = []
-
-    def infer(self, mel):
-        out = self.inner.infer(mel)
-        self.outputs.append(out)
-        return out
-
-
 def activations(spec, backend, audio: str) -> Activations:
-    rec = RecordingBackend(backend)
-    transcribe_file(audio, spec, rec)
-    cat = {h: np.concatenate([o[h] for o in rec.outputs]) for h in rec.outputs[0]}
-    return Activations(0, cat["frame"], cat["onset"], cat.get("velocity"))
+    """The activations the engine decodes for ``audio`` (as ``transcribe`` runs it)."""
+    parts = []
+    transcribe_file(audio, spec, backend, on_activations=parts.append)
+    vel = None if parts[0].velocity is None else np.concatenate([a.velocity for a in parts])
+    return Activations(0, np.concatenate([a.frame for a in parts]), np.concatenate([a.onset for a in parts]), vel)
 
 
 def decode(spec_decoder, hop_s: float, acts: Activations) -> np.ndarray:
