@@ -59,14 +59,17 @@ def test_smoke_training_exports_a_model_rtpitch_can_run(tmp_path, arch, frontend
     fall_ms = 1e3 * (fe.get("window_fall") or fe["n_fft"] // 2) / fe["sample_rate"]
     hop_ms = 1e3 * fe["hop_length"] / fe["sample_rate"]
     assert meta["algorithmic_latency_ms"] == pytest.approx(1e3 * 256 / 48000 + fall_ms + lookahead * hop_ms, abs=0.02)
+    _run("train/step_graph.py", "--model", models / "smoke.json", "--int8")  # as reproduce.sh ships it
 
     from rtpitch.backends import make_backend
     from rtpitch.model import load_model_spec
     from rtpitch.runner import transcribe_file
 
     spec = load_model_spec(str(models / "smoke.json"))
+    backend = make_backend("onnxruntime", spec)
+    assert spec.step is not None and "step graph" in backend.describe()
     flac = sorted((data / "val").glob("*.flac"))[0]
-    summary = transcribe_file(flac, spec, make_backend("onnxruntime", spec))
+    summary = transcribe_file(flac, spec, backend)
     assert summary.audio_s > 1.0
     ons = sum(e.on for e in summary.events)
     assert ons == len(summary.events) - ons  # every note-on has its note-off

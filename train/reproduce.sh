@@ -4,8 +4,8 @@
 #   train/reproduce.sh stream          # the streaming CNN, one run for every lookahead;
 #                                      # exports stream (lookahead 2) and stream-fast (0)
 # Steps: fetch Salamander samples -> render + augment + features + labels ->
-# train (checkpoints in work/runs/<run>) -> ONNX export + JSON -> decoder
-# thresholds on rendered validation -> evaluation on the real recordings.
+# train (checkpoints in work/runs/<run>) -> ONNX export + JSON -> step graph ->
+# decoder thresholds on rendered validation -> evaluation on the real recordings.
 # Needs: pip install -e '.[train]', apt fluidsynth fluid-soundfont-gm
 # musescore-general-soundfont timgm6mb-soundfont, npm, and ../shared/data.
 # Each training phase is resumable; --minutes is only a per-call cap. The step
@@ -25,6 +25,7 @@ ship() {  # run data frontend name lookahead [export args...]
     local run=$1 data=$2 frontend=$3 name=$4 la=$5
     shift 5
     $PY train/export.py --run "$run" --name "$name" --data "$data" --frontend "$frontend" --lookahead "$la" "$@"
+    $PY train/step_graph.py --model "$name" --int8  # what ONNX Runtime runs (README: step graph)
     $PY train/tune_decoder.py --model "$name" --rendered "$data/val"
     $PY train/evaluate.py --model "$name" --real "$DATA/real/maps-enstdkcl" --rendered "$data/val" --write-json \
         --out "benchmarks/results/eval-$name.json"

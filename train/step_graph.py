@@ -9,7 +9,8 @@ frame.  So each such convolution can keep the last ``(kernel - 1) x dilation``
 frames of its input from the previous hop and compute only the new columns.
 
 The step graph takes ``mel`` (1, m, n_mels) -- the m newest frames, m >= 1 --
-and one cache per time-mixing convolution, ``cache{k}`` (1, C, frames_k, W);
+and one cache per time-mixing convolution, ``cache{k}``: its input's shape with
+``frames_k`` on the time axis (found by shape inference at two input lengths);
 it returns each head as (1, m, 88) (row i predicts input frame i minus the
 lookahead) and the updated caches ``cache{k}_out``.  Each convolution's input
 becomes ``Concat(cache{k}, x, axis=time)``; ``cache{k}_out`` is the last
@@ -50,7 +51,6 @@ from onnx import TensorProto, helper, numpy_helper, shape_inference
 
 from rtpitch.model import load_model_spec, resolve_model_path
 
-TIME_AXIS = 2  # tf2onnx's convolutions are NCHW with H = time
 PARITY_TOL = 1e-4
 PARITY_TOL_INT8 = 0.05
 
@@ -62,41 +62,12 @@ def _attr(node, name, default=None):
     return default
 
 
-def _check_per_frame(graph) -> None:
-    """Refuse graphs whose non-convolution ops could mix time (pooling over time)."""
-    for node in graph.node:
-        if node.op_type in ("MaxPool", "AveragePool") and _attr(node, "kernel_shape")[0] != 1:
-            sys.exit(f"{node.name}: pools over time; cannot make a step graph")
-        if node.op_type in ("GlobalMaxPool", "GlobalAveragePool", "LSTM", "GRU", "RNN", "ConvTranspose"):
-            sys.exit(f"{node.name}: {node.op_type} mixes time; cannot make a step graph")
-
-
-def _time_mixing_convs(graph) -> list:
-    """Conv nodes whose kernel spans more than one time step, with time pads 0."""
-    convs = []
-    for node in graph.node:
-        if node.op_type != "Conv":
-            continue
-        kernel = _attr(node, "kernel_shape")
-        if kernel is None or len(kernel) != 2:
-            sys.exit(f"{node.name}: expected a 2-D convolution with a kernel_shape attribute")
-        pads = _attr(node, "pads", [0, 0, 0, 0])
-        if _attr(node, "auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID") or pads[0] or pads[2]:
-            sys.exit(f"{node.name}: pads the time axis; only time-'valid' convolutions can be cached")
-        if (_attr(node, "strides", [1, 1]))[0] != 1:
-            sys.exit(f"{node.name}: strides over time; cannot make a step graph")
-        frames = (kernel[0] - 1) * _attr(node, "dilations", [1, 1])[0]
-        if frames:
-            convs.append((node, frames))
-    return convs
-
-
-def _input_shapes(model, n_mels: int, window: int) -> dict:
-    """Static shapes of every tensor for one (1, window, n_mels) input."""
+def _input_shapes(model, n_mels: int, frames: int) -> dict:
+    """Static shapes of every tensor for one (1, frames, n_mels) input."""
     fixed = onnx.ModelProto()
     fixed.CopyFrom(model)
     dims = fixed.graph.input[0].type.tensor_type.shape.dim
-    for d, v in zip(dims, (1, window, n_mels)):
+    for d, v in zip(dims, (1, frames, n_mels)):
         d.Clear()
         d.dim_value = v
     inferred = shape_inference.infer_shapes(fixed, data_prop=True)
@@ -104,6 +75,54 @@ def _input_shapes(model, n_mels: int, window: int) -> dict:
     for vi in list(inferred.graph.value_info) + list(inferred.graph.input):
         shapes[vi.name] = [d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim]
     return shapes
+
+
+def _time_axes(model, n_mels: int, window: int) -> tuple[dict, dict]:
+    """Shapes for a window-long input, and the time axis of every tensor: the one
+    axis whose size follows the input's length (tf2onnx puts time on H for 2-D
+    convolutions, on W for 1-D ones)."""
+    a, b = _input_shapes(model, n_mels, window), _input_shapes(model, n_mels, window + 1)
+    axes = {}
+    for name, shape in a.items():
+        other = b.get(name)
+        if other and len(other) == len(shape) and None not in shape + other:
+            moved = [i for i, (x, y) in enumerate(zip(shape, other)) if x != y]
+            if len(moved) == 1:
+                axes[name] = moved[0]
+    return a, axes
+
+
+def _check_per_frame(graph, axes: dict) -> None:
+    """Refuse graphs whose non-convolution ops could mix time (pooling over time)."""
+    for node in graph.node:
+        if node.op_type in ("MaxPool", "AveragePool"):
+            t = axes.get(node.input[0])
+            if t is None or _attr(node, "kernel_shape")[t - 2] != 1 or (_attr(node, "strides") or [1, 1])[t - 2] != 1:
+                sys.exit(f"{node.name}: pools over time (or its time axis is unknown); cannot make a step graph")
+        if node.op_type in ("GlobalMaxPool", "GlobalAveragePool", "LSTM", "GRU", "RNN", "ConvTranspose"):
+            sys.exit(f"{node.name}: {node.op_type} mixes time; cannot make a step graph")
+
+
+def _time_mixing_convs(graph, axes: dict) -> list:
+    """(Conv node, time axis, cached frames) for each convolution whose kernel
+    spans more than one time step; all must leave time unpadded and unstrided."""
+    convs = []
+    for node in graph.node:
+        if node.op_type != "Conv":
+            continue
+        kernel, t = _attr(node, "kernel_shape"), axes.get(node.input[0])
+        if kernel is None or len(kernel) != 2 or t not in (2, 3):
+            sys.exit(f"{node.name}: expected a 2-D convolution with a kernel_shape and a known time axis")
+        i = t - 2
+        pads = _attr(node, "pads", [0, 0, 0, 0])
+        if _attr(node, "auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID") or pads[i] or pads[i + 2]:
+            sys.exit(f"{node.name}: pads the time axis; only time-'valid' convolutions can be cached")
+        if (_attr(node, "strides", [1, 1]))[i] != 1:
+            sys.exit(f"{node.name}: strides over time; cannot make a step graph")
+        frames = (kernel[i] - 1) * _attr(node, "dilations", [1, 1])[i]
+        if frames:
+            convs.append((node, t, frames))
+    return convs
 
 
 def _constant(graph, name: str) -> np.ndarray | None:
@@ -117,11 +136,12 @@ def _constant(graph, name: str) -> np.ndarray | None:
     return None
 
 
-def _is_dense(node, in_shape) -> bool:
-    """A convolution whose kernel covers its whole (unpadded) frequency axis."""
+def _is_dense(node, in_shape, t: int) -> bool:
+    """A convolution over (time = H, frequency = W) whose kernel covers the whole
+    (unpadded) frequency axis."""
     kernel, pads = _attr(node, "kernel_shape"), _attr(node, "pads", [0, 0, 0, 0])
-    return (kernel[1] == in_shape[3] and not pads[1] and not pads[3] and _attr(node, "group", 1) == 1
-            and len(node.input) == 3)
+    return (t == 2 and kernel[1] == in_shape[3] and not pads[1] and not pads[3]
+            and _attr(node, "group", 1) == 1 and len(node.input) == 3)
 
 
 def _cache_dense(graph, node, k: int, frames: int, in_shape) -> tuple:
@@ -196,32 +216,33 @@ def make_step_graph(model: onnx.ModelProto, n_mels: int, window: int):
     step = onnx.ModelProto()
     step.CopyFrom(model)
     graph = step.graph
-    _check_per_frame(graph)
-    shapes = _input_shapes(model, n_mels, window)
+    shapes, axes = _time_axes(model, n_mels, window)
+    _check_per_frame(graph, axes)
     caches = []
-    for k, (node, frames) in enumerate(_time_mixing_convs(graph)):
+    for k, (node, t, frames) in enumerate(_time_mixing_convs(graph, axes)):
         x = node.input[0]
         shape = shapes.get(x)
         if not shape or None in shape[1:] or len(shape) != 4:
             sys.exit(f"{node.name}: cannot infer the shape of its input {x!r}")
-        if _is_dense(node, shape):
+        if _is_dense(node, shape, t):
             cache_shape = _cache_dense(graph, node, k, frames, shape)
             graph.input.append(helper.make_tensor_value_info(f"cache{k}", TensorProto.FLOAT, cache_shape))
             graph.output.append(helper.make_tensor_value_info(f"cache{k}_out", TensorProto.FLOAT, cache_shape))
             caches.append((f"cache{k}", f"cache{k}_out", cache_shape))
             continue
-        cache_shape = [1, shape[1], frames, shape[3]]
+        cache_shape = list(shape)
+        cache_shape[0], cache_shape[t] = 1, frames
         cin, cout, joined = f"cache{k}", f"cache{k}_out", f"cache{k}_joined"
         graph.input.append(helper.make_tensor_value_info(cin, TensorProto.FLOAT, cache_shape))
         graph.output.append(helper.make_tensor_value_info(cout, TensorProto.FLOAT, cache_shape))
-        starts, ends, axes = f"cache{k}_starts", f"cache{k}_ends", f"cache{k}_axes"
+        starts, ends, axis = f"cache{k}_starts", f"cache{k}_ends", f"cache{k}_axis"
         graph.initializer.extend([
             numpy_helper.from_array(np.array([-frames], np.int64), starts),
             numpy_helper.from_array(np.array([np.iinfo(np.int64).max], np.int64), ends),
-            numpy_helper.from_array(np.array([TIME_AXIS], np.int64), axes),
+            numpy_helper.from_array(np.array([t], np.int64), axis),
         ])
-        concat = helper.make_node("Concat", [cin, x], [joined], axis=TIME_AXIS, name=f"cache{k}_concat")
-        keep = helper.make_node("Slice", [joined, starts, ends, axes], [cout], name=f"cache{k}_slice")
+        concat = helper.make_node("Concat", [cin, x], [joined], axis=t, name=f"cache{k}_concat")
+        keep = helper.make_node("Slice", [joined, starts, ends, axis], [cout], name=f"cache{k}_slice")
         node.input[0] = joined
         at = list(graph.node).index(node)
         graph.node.insert(at, keep)
@@ -234,11 +255,14 @@ def make_step_graph(model: onnx.ModelProto, n_mels: int, window: int):
     return step, caches
 
 
-def quantize_dense(step: onnx.ModelProto) -> bytes:
-    """``step`` with its dense MatMuls' weights in int8 (dynamic quantization)."""
+def quantize_dense(step: onnx.ModelProto) -> bytes | None:
+    """``step`` with its dense MatMuls' weights in int8 (dynamic quantization);
+    None when it has no dense layer."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     names = [n.name for n in step.graph.node if n.op_type == "MatMul" and n.name.endswith("_matmul")]
+    if not names:
+        return None
     logging.getLogger().setLevel(logging.ERROR)  # its advice to pre-process does not apply here
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp, "step.onnx"), Path(tmp, "step-int8.onnx")
@@ -305,8 +329,11 @@ def main(argv=None):
     diff = check_parity(window_bytes, step_bytes, caches, heads, spec)
     if not diff <= PARITY_TOL:
         sys.exit(f"step graph disagrees with the window graph: max abs difference {diff:.3g} > {PARITY_TOL}")
-    if args.int8:
-        step_bytes = quantize_dense(step)
+    int8 = quantize_dense(step) if args.int8 else None
+    if args.int8 and int8 is None:
+        print("no dense layer to quantize: the step graph stays float32")
+    if int8 is not None:
+        step_bytes = int8
         diff = check_parity(window_bytes, step_bytes, caches, heads, spec)
         if not diff <= PARITY_TOL_INT8:
             sys.exit(f"int8 step graph is too far from the window graph: max abs difference {diff:.3g}")
@@ -317,10 +344,10 @@ def main(argv=None):
         "onnx": step_path.name,
         "onnx_sha256": hashlib.sha256(step_bytes).hexdigest(),
         "caches": [{"input": cin, "output": cout, "shape": shape} for cin, cout, shape in caches],
-        "dense_weights": "int8 (dynamic quantization, per column, 7-bit)" if args.int8 else "float32",
+        "dense_weights": "int8 (dynamic quantization, per column, 7-bit)" if int8 is not None else "float32",
         "parity_max_abs_diff": diff,
         "parity_check": "random log-mel stream (300 frames) in chunks of 1-7 frames vs the window graph",
-        "made_by": "train/step_graph.py" + (" --int8" if args.int8 else ""),
+        "made_by": "train/step_graph.py" + (" --int8" if int8 is not None else ""),
     }
     json_path.write_text(json.dumps(meta, indent=2) + "\n")
     print(f"wrote {step_path} ({len(caches)} caches, max abs difference to the window graph {diff:.2g})")
