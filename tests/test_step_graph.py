@@ -25,17 +25,22 @@ ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "benchmarks" / "audio" / "demo.flac"
 
 
+def _window_means(frames: np.ndarray, w: int) -> dict:
+    """A "model": for each full w-frame window of ``frames`` (T, n_mels), the mean
+    of its first 88 bins ("frame") and its negative ("onset"): (T - w + 1, 88)."""
+    c = np.concatenate([np.zeros((1, N_KEYS)), np.cumsum(frames[:, :N_KEYS].astype(np.float64), axis=0)])
+    mean = ((c[w:] - c[:-w]) / w).astype(np.float32)
+    return {"frame": mean, "onset": -mean}
+
+
 class _MeanWindow:
-    """A window "model": frame j = mean of its window's first 88 bins, per head."""
+    """That model as a window backend."""
 
     def __init__(self, spec):
         self.w = spec.window_frames
 
     def infer(self, mel):
-        x = mel[0, :, :N_KEYS].astype(np.float64)
-        c = np.concatenate([np.zeros((1, N_KEYS)), np.cumsum(x, axis=0)])
-        mean = ((c[self.w:] - c[: -self.w]) / self.w).astype(np.float32)
-        return {"frame": mean, "onset": -mean}
+        return _window_means(mel[0], self.w)
 
 
 class _MeanStepper(Stepper):
@@ -51,9 +56,7 @@ class _MeanStepper(Stepper):
     def run(self, mel):
         full = np.concatenate([self.cache, mel[0]])
         self.cache = full[-(self.w - 1):]
-        out = _MeanWindow.__new__(_MeanWindow)
-        out.w = self.w
-        return out.infer(full[None])
+        return _window_means(full, self.w)
 
 
 def _stream(predictor, chunks):

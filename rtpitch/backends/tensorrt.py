@@ -13,6 +13,10 @@ runtime bindings (``cuda.bindings.runtime``; older releases spell it
 ``cuda.cudart``) and are allocated once, for the largest input.  ``infer``
 copies in, enqueues, synchronises and copies out.
 
+It runs the window graph only (``make_stepper`` gives None): on a GPU a hop
+costs a few kernel launches whatever the window, and the step graph's saving
+is CPU work.
+
 Nothing here imports ``tensorrt`` or cuda-python until a backend is built.
 """
 
