@@ -7,21 +7,25 @@ frame ``k``.  All 88 keys are handled at once with numpy.
 Rules for key ``p`` at frame ``k`` (thresholds from :class:`DecoderSpec`):
 
 * **Onset trigger**: ``onset[k] >= onset_threshold`` and ``onset[k] > onset[k-1]``
-  and the key is *armed*.  A key is armed at the start, and re-armed by any frame
+  and the key is *armed*.  With ``noise_floor_range`` and ``noisy_onset_threshold``
+  set and the activations carrying the input's noise floor, the threshold rises
+  linearly with the floor over that range up to ``noisy_onset_threshold``: in
+  steady loud noise the onset head now and then passes 0.7 on nothing, while
+  played notes still pass the higher threshold.  A key is armed at the start, and re-armed by any frame
   whose onset falls (``onset[k] < onset[k-1]``) or is below the threshold.  A
   trigger that is used (or ignored because of the re-strike gap) disarms the key,
   so one onset peak gives at most one note: the note starts on the first rising
   frame over the threshold, not on the peak (which would add a frame of delay).
-* **Note-on**: a trigger on a silent key whose ``frame[k] >= off_threshold``
-  (onset-gated, with weak frame support, so an onset with no sounding evidence is
-  dropped; the key stays armed, so if frame activity catches up while the onset
-  still rises, the note starts then).
+* **Note-on**: a trigger on a silent key whose ``frame[k] >= onset_gate_threshold``
+  (default ``off_threshold``: onset-gated, with frame support, so an onset with no
+  sounding evidence is dropped; the key stays armed, so if frame activity catches
+  up while the onset still rises, the note starts then).
 * **Frame-started note** (only when ``frame_onset_threshold`` is set): a silent
   key whose frame activation rises past ``frame_onset_threshold``
   (``frame[k-1] <`` it ``<= frame[k]``) starts a note without an onset trigger:
   a note whose onset the model missed (a soft note in a chord) still sounds.
 * **Re-strike**: a trigger on a sounding key, at least ``restrike_gap_ms`` after
-  that note's on, and with ``frame[k] >= off_threshold``: note-off then note-on at
+  that note's on, and with ``frame[k] >= onset_gate_threshold``: note-off then note-on at
   frame ``k`` (off first).  A trigger inside the gap is ignored.
 * **Note-off** (hysteresis): a note is *latched* once its frame activation has
   reached ``frame_threshold``; a latched note ends at the first frame with
@@ -86,6 +90,15 @@ class NoteDecoder:
         self._off_thr = np.float32(spec.off_threshold)
         fon = spec.frame_onset_threshold
         self._frame_on_thr = np.float32(np.inf if fon is None else fon)
+        self._noisy = spec.noise_floor_range is not None and spec.noisy_onset_threshold is not None
+        if self._noisy:
+            lo, hi = spec.noise_floor_range
+            if not hi > lo:
+                raise ValueError(f"noise_floor_range must rise, got {spec.noise_floor_range}")
+            self._floor_lo, self._floor_span = np.float32(lo), np.float32(hi - lo)
+            self._noisy_rise = np.float32(spec.noisy_onset_threshold - spec.onset_threshold)
+        gate = spec.onset_gate_threshold
+        self._gate_thr = np.float32(spec.off_threshold if gate is None else gate)
         self.reset()
 
     def reset(self) -> None:
@@ -126,16 +139,22 @@ class NoteDecoder:
         start = 0
         if self._started and acts.first_frame < self._next_frame:
             start = self._next_frame - acts.first_frame
+        floor = acts.noise_floor if self._noisy else None
         for i in range(start, frame.shape[0]):
             k = acts.first_frame + i
-            self._step(k, frame[i], onset[i], onset[i] if vel is None else vel[i], events)
+            on_thr = self._on_thr if floor is None else self._onset_threshold(floor[i])
+            self._step(k, frame[i], onset[i], onset[i] if vel is None else vel[i], events, on_thr)
             self._next_frame = k + 1
             self._started = True
         return events
 
-    def _step(self, k: int, f: np.ndarray, o: np.ndarray, v: np.ndarray, out: list) -> None:
-        trig = self._armed & (o >= self._on_thr) & (o > self._prev_onset)
-        gate = f >= self._off_thr
+    def _onset_threshold(self, floor: float) -> np.float32:
+        rise = np.clip((np.float32(floor) - self._floor_lo) / self._floor_span, 0.0, 1.0)
+        return np.float32(self._on_thr + self._noisy_rise * rise)
+
+    def _step(self, k: int, f: np.ndarray, o: np.ndarray, v: np.ndarray, out: list, on_thr: np.float32) -> None:
+        trig = self._armed & (o >= on_thr) & (o > self._prev_onset)
+        gate = f >= self._gate_thr
         age = k - self._on_frame
         sounding = self._sounding
         in_gap = trig & sounding & (age < self._gap_frames)
@@ -147,7 +166,7 @@ class NoteDecoder:
         frame_off = sounding & ~restrike & (age >= self._min_frames) & (f < keep_thr)
 
         consumed = restrike | new_on | in_gap
-        self._armed = (self._armed & ~consumed) | (o < self._prev_onset) | (o < self._on_thr)
+        self._armed = (self._armed & ~consumed) | (o < self._prev_onset) | (o < on_thr)
         self._prev_onset = o.copy()
         self._prev_frame = f.copy()
 

@@ -20,6 +20,7 @@ from .decoder import NoteDecoder
 from .events import Activations, NoteEvent
 from .frontend import MelFrontend
 from .model import ModelSpec
+from .noise_floor import NoiseFloor
 from .resample import StreamResampler
 from .predictor import make_predictor
 
@@ -60,6 +61,9 @@ class Engine:
         self.frontend = MelFrontend(fe)
         self.predictor = make_predictor(backend, spec, step=step)
         self.decoder = NoteDecoder(spec.decoder, fe.hop_s)
+        self.noise_floor = NoiseFloor(fe.hop_s)
+        self._floors = np.zeros(0, np.float32)  # noise floor of frames not yet predicted
+        self._floors_first = 0  # frame index of _floors[0]
         self.timings = StageTimes() if keep_timings else None
         self.on_activations = on_activations
         self._heads = tuple(spec.outputs)
@@ -72,6 +76,7 @@ class Engine:
         self._fed += samples.shape[0]
         t0 = time.perf_counter()
         frames = self.frontend.process(self.resampler.process(samples))
+        self._add_floors(frames)
         t1 = time.perf_counter()
         if self.timings is not None and frames.shape[0]:
             self.timings.frontend.append(t1 - t0)
@@ -102,8 +107,9 @@ class Engine:
         events += self._shift(self.decoder.close(self._fed / self.source_rate))
         self.time_offset_s += (self._fed + n_samples) / self.source_rate
         self.dropped_samples += n_samples
-        for stage in (self.resampler, self.frontend, self.predictor, self.decoder):
+        for stage in (self.resampler, self.frontend, self.predictor, self.decoder, self.noise_floor):
             stage.reset()
+        self._floors, self._floors_first = np.zeros(0, np.float32), 0
         self._fed = 0
         return events
 
@@ -111,6 +117,7 @@ class Engine:
         """Push the held-back samples and frames through; decode the last frames."""
         frames = self.frontend.process(self.resampler.flush())
         frames = np.concatenate([frames, self.frontend.flush()])
+        self._add_floors(frames)
         events = self._run(frames)
         events += self._run(None)
         return events
@@ -122,9 +129,13 @@ class Engine:
         if out is None:
             return []
         t1 = time.perf_counter()
+        n = out["frame"].shape[0]
+        skip = first - self._floors_first
+        floors = self._floors[skip : skip + n]
+        self._floors, self._floors_first = self._floors[skip + n :], first + n
         acts = Activations(
             first_frame=first,
-            frame=out["frame"], onset=out["onset"], velocity=out.get("velocity"),
+            frame=out["frame"], onset=out["onset"], velocity=out.get("velocity"), noise_floor=floors,
         )
         if self.on_activations is not None:
             self.on_activations(acts)
@@ -135,6 +146,10 @@ class Engine:
             self.timings.decoder.append(t2 - t1)
             self.timings.frames.append(acts.n_frames)
         return self._shift(events)
+
+    def _add_floors(self, frames: np.ndarray) -> None:
+        if frames.shape[0]:
+            self._floors = np.concatenate([self._floors, self.noise_floor.push(frames)])
 
     def _shift(self, events: list[NoteEvent]) -> list[NoteEvent]:
         if not self.time_offset_s:

@@ -29,12 +29,15 @@ class Activations:
 
     frame, onset: probabilities, float32 (n, 88), key 0 = MIDI 21 (A0).
     velocity: float32 (n, 88) in [0, 1] (MIDI velocity / 127), or None.
+    noise_floor: float32 (n,), the input's noise floor at each frame
+    (:mod:`rtpitch.noise_floor`), or None.
     """
 
     first_frame: int
     frame: np.ndarray
     onset: np.ndarray
     velocity: Optional[np.ndarray] = None
+    noise_floor: Optional[np.ndarray] = None
 
     @property
     def n_frames(self) -> int:

@@ -31,6 +31,12 @@ class DecoderSpec:
     min_duration_ms: float = 30.0
     restrike_gap_ms: float = 60.0
     frame_onset_threshold: float | None = None  # a silent key whose frame rises past it starts a note; None: off
+    onset_gate_threshold: float | None = None  # frame activation an onset needs to start a note; None: off_threshold
+    # noise-adaptive onset threshold: it rises linearly from onset_threshold, at a
+    # noise floor (rtpitch/noise_floor.py) of noise_floor_range[0], to
+    # noisy_onset_threshold at noise_floor_range[1]; None: a fixed threshold
+    noise_floor_range: tuple | None = None
+    noisy_onset_threshold: float | None = None
 
 
 def _read_checked(path: Path, sha256: str, model: str) -> bytes:
@@ -111,6 +117,13 @@ def available_models() -> list[str]:
     return sorted(p.stem for p in MODELS_DIR.glob("*.json"))
 
 
+def _decoder_spec(meta: dict) -> DecoderSpec:
+    d = dict(meta)
+    if d.get("noise_floor_range") is not None:
+        d["noise_floor_range"] = tuple(float(v) for v in d["noise_floor_range"])
+    return DecoderSpec(**d)
+
+
 def _step_spec(path: Path, meta: dict | None) -> StepGraphSpec | None:
     if meta is None:
         return None
@@ -142,7 +155,7 @@ def load_model_spec(name_or_path: str = DEFAULT_MODEL) -> ModelSpec:
             lookahead_frames=int(meta["window"]["lookahead_frames"]),
             input_name=meta["input"],
             outputs=dict(meta["outputs"]),
-            decoder=DecoderSpec(**meta.get("decoder", {})),
+            decoder=_decoder_spec(meta.get("decoder", {})),
             step=_step_spec(path, meta.get("streaming")),
             info=meta,
         )
