@@ -183,7 +183,10 @@ def make_wired_model(folder: Path, *, thresholds: float = 0.25) -> Path:
     meta["name"] = "wired"
     meta["decoder"] = {"onset_threshold": thresholds, "frame_threshold": thresholds,
                        "off_threshold": thresholds * 0.6}
-    shutil.copy(MODELS_DIR / meta["onnx"], folder / meta["onnx"])
+    for key in ("onnx", "streaming"):  # the window graph and, where shipped, the step graph
+        name = meta["onnx"] if key == "onnx" else meta.get("streaming", {}).get("onnx")
+        if name:
+            shutil.copy(MODELS_DIR / name, folder / name)
     path = folder / "wired.json"
     path.write_text(json.dumps(meta))
     return path

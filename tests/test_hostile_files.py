@@ -223,6 +223,8 @@ def _model_copy(tmp: Path, edit=None, *, onnx_bytes: bytes | None = None, name: 
     meta = json.loads((MODELS_DIR / "seed-cnn.json").read_text())
     meta["onnx"] = f"{name}.onnx"
     (tmp / f"{name}.onnx").write_bytes(onnx_bytes if onnx_bytes is not None else (MODELS_DIR / "seed-cnn.onnx").read_bytes())
+    if "streaming" in meta:  # the step graph, unchanged, beside it
+        shutil.copy(MODELS_DIR / meta["streaming"]["onnx"], tmp / meta["streaming"]["onnx"])
     if edit is not None:
         edit(meta)
     path = tmp / f"{name}.json"
