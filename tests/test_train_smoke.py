@@ -89,7 +89,7 @@ def test_seed_run_restored_from_onnx_trains_on(tmp_path):
          "--timbres", "fluid-r3", "--frontend", "train/frontend.json")
     steps = shipped["training"]["steps"]
     out = _run("train/train.py", "--data", data, "--run", run, "--max-steps", str(steps + 2), "--batch", "2",
-               "--seq", "40", "--eval-every", "100", "--freeze-bn", "--lr", "1e-5", "--noise-mix", "1.0")
+               "--seq", "40", "--eval-every", "100", "--freeze-bn", "--lr", "1e-5")
     assert f"at step {steps}" in out.stdout
     _run("train/export.py", "--run", run, "--name", "again", "--models", models, "--data", data,
          "--frontend", "train/frontend.json")

@@ -48,14 +48,8 @@ class Crops:
     (head, lookahead), labels (B, seq, 88): output ``j`` sees crop frames
     ``[j, j + window)`` and predicts the frame ``lookahead`` before its last."""
 
-    def __init__(self, segments, *, seq: int, window: int, targets, batch: int, rng: np.random.Generator,
-                 noise=None, noise_mix: float = 0.0, noise_alone: float = 0.0, noise_db=(-60.0, -12.0),
-                 noise_snr_db=(6.0, 30.0)):
-        """targets: (output name, head, lookahead) for every model output.
-        noise: a NoiseBank (train/noise_mel.py); a ``noise_mix`` fraction of
-        crops get noise: a ``noise_alone`` fraction of them noise alone at
-        ``noise_db`` (low, high) dBFS RMS (labels emptied), the others noise
-        mixed into the music at ``noise_snr_db`` (low, high)."""
+    def __init__(self, segments, *, seq: int, window: int, targets, batch: int, rng: np.random.Generator):
+        """targets: (output name, head, lookahead) for every model output."""
         self.segments = [s for s in segments if s["mel"].shape[0] >= window]
         lengths = np.array([s["mel"].shape[0] for s in self.segments], dtype=np.float64)
         self.p = lengths / lengths.sum()
@@ -64,8 +58,6 @@ class Crops:
         self.lead = window - 1 - self.targets[0][2]  # crop frames before the first labelled frame
         self.n_mels = self.segments[0]["mel"].shape[1]
         self.pad_value = float(min(s["mel"].min() for s in self.segments[:50]))
-        self.noise, self.noise_mix, self.noise_alone = noise, noise_mix, noise_alone
-        self.noise_db, self.noise_snr_db = noise_db, noise_snr_db
 
     def batch_arrays(self):
         B, L = self.batch, self.seq + self.window - 1
@@ -83,13 +75,6 @@ class Crops:
                 a, z = max(first, 0), min(first + self.seq, T)
                 if z > a:
                     lab[name][b, a - first : z - first] = s[head][a:z]
-            if self.noise is not None and self.rng.random() < self.noise_mix:
-                if self.rng.random() < self.noise_alone:
-                    mel[b] = self.noise.alone(L, self.rng, level_db=float(self.rng.uniform(*self.noise_db)))
-                    for name in lab:
-                        lab[name][b] = 0.0
-                else:
-                    mel[b] = self.noise.mix(mel[b], self.rng, snr_db=float(self.rng.uniform(*self.noise_snr_db)))
         for name, head, _ in self.targets:
             if head == "velocity":
                 lab[name] /= 127.0
@@ -161,11 +146,6 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--freeze-bn", action="store_true",
                     help="BatchNormalization in inference mode, not trained (a run restored by train/from_onnx.py)")
-    ap.add_argument("--noise-mix", type=float, default=0.0,
-                    help="fraction of crops with loud noise mixed in (train/noise_mel.py; default 0)")
-    ap.add_argument("--noise-alone", type=float, default=0.5, help="of those, the fraction with noise alone")
-    ap.add_argument("--noise-db", default="-60,-12", help="level range of noise alone, dBFS RMS (default -60,-12)")
-    ap.add_argument("--noise-snr-db", default="6,30", help="SNR range of noise mixed into music, dB (default 6,30)")
     ap.add_argument("--arch", default="seed", choices=sorted(HEADS), help="model (train/model.py)")
     ap.add_argument("--lookaheads", default=None,
                     help="stream: comma-separated lookaheads trained at once on one trunk (replaces --lookahead)")
@@ -207,16 +187,7 @@ def main(argv=None):
     with open(os.path.join(args.run, "recipe.jsonl"), "a") as f:  # one line per invocation (phase)
         f.write(json.dumps({"from_step": int(step), **vars(args)}) + "\n")
     rng = np.random.default_rng(args.seed + int(step))
-    noise = None
-    if args.noise_mix > 0:
-        from noise_mel import NoiseBank
-
-        with open(os.path.join(args.data, "manifest.jsonl")) as f:
-            noise = NoiseBank(json.loads(f.readline())["frontend"], seed=args.seed)
-    crops = Crops(train, seq=args.seq, window=args.window, targets=targets, batch=args.batch, rng=rng,
-                  noise=noise, noise_mix=args.noise_mix, noise_alone=args.noise_alone,
-                  noise_db=tuple(float(v) for v in args.noise_db.split(",")),
-                  noise_snr_db=tuple(float(v) for v in args.noise_snr_db.split(",")))
+    crops = Crops(train, seq=args.seq, window=args.window, targets=targets, batch=args.batch, rng=rng)
     gen = tf.data.Dataset.from_generator(
         lambda: iter(crops.batch_arrays, None),
         output_signature=(
