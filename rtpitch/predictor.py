@@ -15,7 +15,10 @@ is ready).
     runs the step graph (``Backend.make_stepper``) on the new frames only, the
     time context kept in the graph's caches; after each ``reset`` it primes
     them with ``window - 1`` pad frames and drops the ``lookahead`` predictions
-    that belong to pad frames.
+    that belong to pad frames.  It runs the graph one frame at a time: an int8
+    graph quantizes its input per run, so runs of one frame keep every
+    prediction independent of how the frames arrived (a live stream and a file
+    give the same notes).
 """
 
 from __future__ import annotations
@@ -66,14 +69,14 @@ class StepPredictor:
 
     def reset(self) -> None:
         self.stepper.reset()
-        self.stepper.run(self._pad(self.window_frames - 1)[None])
+        self._run(self._pad(self.window_frames - 1))
         self._skip = self.lookahead  # predictions still due for pad frames
         self._next = 0  # index of the next frame to predict
 
     def push(self, frames: np.ndarray):
         if not frames.shape[0]:
             return self._next, None
-        out = self.stepper.run(np.ascontiguousarray(frames, dtype=np.float32)[None])
+        out = self._run(frames)
         if self._skip:
             drop = min(self._skip, frames.shape[0])
             self._skip -= drop
@@ -88,6 +91,11 @@ class StepPredictor:
     def flush(self):
         """Pad ``lookahead`` silent frames: predictions for the last frames."""
         return self.push(self._pad(self.lookahead))
+
+    def _run(self, frames: np.ndarray) -> dict:
+        frames = np.ascontiguousarray(frames, dtype=np.float32)
+        outs = [self.stepper.run(frames[None, i : i + 1]) for i in range(frames.shape[0])]
+        return {head: np.concatenate([o[head] for o in outs]) for head in outs[0]}
 
     def _pad(self, n: int) -> np.ndarray:
         return np.full((n, self.n_mels), self.pad_value, np.float32)

@@ -185,3 +185,21 @@ def test_step_graph_tool_rebuilds_a_working_step_graph(tmp_path, int8):
     f_win, _, _ = _activations(spec, be, step=False)
     f_step, _, _ = _activations(spec, be, step=True)
     assert np.abs(f_step - f_win).max() <= (0.05 if int8 else 1e-4)
+
+
+def test_shipped_model_gives_the_same_notes_for_any_block_size():
+    """The int8 step graph quantizes its input per run; one frame per run keeps
+    a live stream (small blocks) and a file (large blocks) note for note equal."""
+    spec = load_model_spec()
+    be = make_backend("onnxruntime", spec)
+    audio, rate = sf.read(DEMO, dtype="float32", always_2d=True)
+    mono = audio.mean(axis=1)[: 20 * rate]
+    runs = []
+    for block in (256, 8192, 777):
+        engine = Engine(spec, be, source_rate=rate)
+        events = []
+        for i in range(0, len(mono), block):
+            events += engine.feed(mono[i : i + block])
+        runs.append(events + engine.finish())
+    assert len(runs[0]) > 20
+    assert runs[0] == runs[1] == runs[2]
