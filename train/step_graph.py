@@ -30,7 +30,8 @@ without VNNI does not saturate) and quantizes its input per hop.  That graph is
 no longer exact: the parity check then allows 0.05, and the figures that count
 are those evaluate.py measures through the engine, which runs this graph.
 
-Writes ``models/<name>.step.onnx`` and the ``streaming`` section of
+Writes ``models/<name>.step`` (ONNX; named so that it is not taken for a
+model of its own, which would have a JSON beside it) and the ``streaming`` section of
 ``models/<name>.json`` (file, sha256, cache names and shapes, parity).
 Needs ``onnx`` (the ``train`` extra); never TensorFlow.
 """
@@ -337,7 +338,7 @@ def main(argv=None):
         diff = check_parity(window_bytes, step_bytes, caches, heads, spec)
         if not diff <= PARITY_TOL_INT8:
             sys.exit(f"int8 step graph is too far from the window graph: max abs difference {diff:.3g}")
-    step_path = spec.onnx_path.with_name(f"{spec.onnx_path.stem}.step.onnx")
+    step_path = spec.onnx_path.with_name(f"{spec.onnx_path.stem}.step")  # ONNX bytes; not a model of its own
     step_path.write_bytes(step_bytes)
     meta = json.loads(json_path.read_text())
     meta["streaming"] = {
