@@ -114,37 +114,29 @@ class Backend(ABC):
         Catches a JSON whose ``window.frames`` disagrees with the model's
         receptive field, and warms the runtime up before the first real hop.
         """
-        spec = self.spec
-        w = spec.window_frames
-        try:
-            out = self.infer(np.zeros((1, w, spec.frontend.n_mels), np.float32))
-        except self.infer_errors as exc:
-            text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-            raise ModelError(
-                f"model '{spec.name}': a {w}-frame window does not run ({text}); "
-                "does the JSON's window.frames match the model?"
-            ) from None
-        for head, arr in out.items():
-            if arr.shape != (1, N_KEYS):
-                raise ModelError(
-                    f"model '{spec.name}': a {w}-frame window gave '{head}' output shape {arr.shape}, "
-                    f"expected (1, {N_KEYS}) (does the JSON's window.frames match the model?)"
-                )
-
+        w, n_mels = self.spec.window_frames, self.spec.frontend.n_mels
+        self._probe(lambda: self.infer(np.zeros((1, w, n_mels), np.float32)), f"a {w}-frame window",
+                    "; does the JSON's window.frames match the model?")
 
     def _self_check_step(self) -> None:
         """Run one pad frame through a new stepper and check the output shapes."""
-        spec = self.spec
+        n_mels = self.spec.frontend.n_mels
+        self._probe(lambda: self.make_stepper().run(np.zeros((1, 1, n_mels), np.float32)),
+                    "the step graph on one frame")
+
+    def _probe(self, run, what: str, hint: str = "") -> None:
+        """Call ``run()`` (one prediction's input): a runtime error, or a head not
+        shaped (1, 88), is a one-line ModelError naming ``what``, then ``hint``."""
+        name = self.spec.name
         try:
-            out = self.make_stepper().run(np.zeros((1, 1, spec.frontend.n_mels), np.float32))
+            out = run()
         except self.infer_errors as exc:
             text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-            raise ModelError(f"model '{spec.name}': the step graph does not run ({text})") from None
+            raise ModelError(f"model '{name}': {what} does not run ({text}){hint}") from None
         for head, arr in out.items():
             if arr.shape != (1, N_KEYS):
                 raise ModelError(
-                    f"model '{spec.name}': the step graph gave '{head}' output shape {arr.shape} "
-                    f"for one frame, expected (1, {N_KEYS})"
+                    f"model '{name}': {what} gave '{head}' output shape {arr.shape}, expected (1, {N_KEYS}){hint}"
                 )
 
 
