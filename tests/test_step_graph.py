@@ -110,16 +110,26 @@ def test_shipped_model_has_a_step_graph_that_onnxruntime_runs():
     assert isinstance(Engine(spec, be, source_rate=16000, step=False).predictor, WindowPredictor)
 
 
+def _demo(seconds: float | None = None):
+    """The demo recording, mono, and its rate."""
+    audio, rate = sf.read(DEMO, dtype="float32", always_2d=True)
+    mono = audio.mean(axis=1)
+    return (mono if seconds is None else mono[: int(seconds * rate)]), rate
+
+
+def _events(engine, mono, block: int) -> list:
+    """Everything ``engine`` emits for ``mono`` fed in ``block``-sample blocks."""
+    events = []
+    for i in range(0, len(mono), block):
+        events += engine.feed(mono[i : i + block])
+    return events + engine.finish()
+
+
 def _activations(spec, backend, step: bool):
     """Frame/onset activations over the demo recording, through the engine."""
-    audio, rate = sf.read(DEMO, dtype="float32", always_2d=True)
+    mono, rate = _demo()
     acts = []
-    engine = Engine(spec, backend, source_rate=rate, step=step, on_activations=acts.append)
-    mono = audio.mean(axis=1)
-    events = []
-    for i in range(0, len(mono), 4096):
-        events += engine.feed(mono[i : i + 4096])
-    events += engine.finish()
+    events = _events(Engine(spec, backend, source_rate=rate, step=step, on_activations=acts.append), mono, 4096)
     frames = np.concatenate([a.frame for a in acts])
     onsets = np.concatenate([a.onset for a in acts])
     return frames, onsets, [(e.pitch, e.on, e.frame) for e in events]
@@ -192,14 +202,7 @@ def test_shipped_model_gives_the_same_notes_for_any_block_size():
     a live stream (small blocks) and a file (large blocks) note for note equal."""
     spec = load_model_spec()
     be = make_backend("onnxruntime", spec)
-    audio, rate = sf.read(DEMO, dtype="float32", always_2d=True)
-    mono = audio.mean(axis=1)[: 20 * rate]
-    runs = []
-    for block in (256, 8192, 777):
-        engine = Engine(spec, be, source_rate=rate)
-        events = []
-        for i in range(0, len(mono), block):
-            events += engine.feed(mono[i : i + block])
-        runs.append(events + engine.finish())
+    mono, rate = _demo(seconds=20)
+    runs = [_events(Engine(spec, be, source_rate=rate), mono, block) for block in (256, 8192, 777)]
     assert len(runs[0]) > 20
     assert runs[0] == runs[1] == runs[2]
