@@ -8,9 +8,9 @@ A live take (:func:`run_live_take`)
 -----------------------------------
 ``rtpitch listen --device system --midi-out --record take.mid`` runs as a
 subprocess. A JACK client (:class:`Player`) plays a signal into rtpitch's
-PortAudio input ports, and an rtmidi JACK input connected to
-``rtpitch:rtpitch`` records every MIDI message that arrives, stamped with
-the JACK frame clock. After SIGINT rtpitch writes its MIDI file and exits.
+PortAudio input ports, and a JACK MIDI input (:class:`MidiMonitor`) connected
+to ``rtpitch:rtpitch`` records every MIDI message that arrives, stamped with
+the JACK frame of its arrival. After SIGINT rtpitch writes its MIDI file and exits.
 
 Audio-time alignment (how a time in the played signal is placed in rtpitch's clock)
 -----------------------------------------------------------------------------------
@@ -198,6 +198,11 @@ def _libjack():
     lib.jack_port_get_buffer.restype = ctypes.c_void_p
     lib.jack_last_frame_time.argtypes = [ctypes.c_void_p]
     lib.jack_last_frame_time.restype = ctypes.c_uint32
+    lib.jack_midi_get_event_count.argtypes = [ctypes.c_void_p]
+    lib.jack_midi_get_event_count.restype = ctypes.c_uint32
+    # int jack_midi_event_get(jack_midi_event_t *event, void *port_buffer, uint32_t event_index)
+    lib.jack_midi_event_get.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint32]
+    lib.jack_midi_event_get.restype = ctypes.c_int
     return lib
 
 
@@ -283,6 +288,106 @@ class Player:
         self.st.xruns += 1
 
     def close(self):
+        try:
+            self.client.deactivate()
+        finally:
+            self.client.close()
+
+
+def _monitor_callback():
+    """The MIDI monitor's JACK process callback, a numba cfunc (no GIL).
+    ``arg`` is an int64 (6,): client and port pointers, address of a
+    ``jack_midi_event_t`` scratch (3 int64: time, size, data pointer), address
+    and rows of the message table (n, 4), address of the count (2,: stored, lost)."""
+    import numba
+    from numba import types
+
+    from rtpitch.capture import _pointer
+
+    lib = _libjack()
+    get_buffer, last_frame_time = lib.jack_port_get_buffer, lib.jack_last_frame_time
+    event_count, event_get = lib.jack_midi_get_event_count, lib.jack_midi_event_get
+
+    @numba.cfunc(types.int32(types.uint32, types.CPointer(types.int64)))
+    def process(nframes, arg):
+        u = numba.carray(arg, 6)
+        buf = _pointer(np.int64(get_buffer(_pointer(u[1]), nframes)))
+        ev = numba.carray(_pointer(u[2]), 3, dtype=np.int64)
+        table = numba.carray(_pointer(u[3]), (u[4], 4), dtype=np.int64)
+        count = numba.carray(_pointer(u[5]), 2, dtype=np.int64)
+        frame = np.int64(last_frame_time(_pointer(u[0])))
+        for i in range(event_count(buf)):
+            if event_get(_pointer(u[2]), buf, np.uint32(i)) != 0:
+                continue
+            n = count[0]
+            if n >= u[4]:
+                count[1] += 1
+                continue
+            size = ev[1]
+            data = numba.carray(_pointer(ev[2]), max(size, 1), dtype=np.uint8)
+            table[n, 0] = frame + (ev[0] & 0xFFFFFFFF)
+            for j in range(3):
+                table[n, 1 + j] = data[j] if j < size else 0
+            count[0] = n + 1
+        return 0
+
+    return process
+
+
+_MONITOR_CALLBACK = None
+
+
+class MidiMonitor:
+    """A JACK client with one MIDI input port (``NAME:in``) that stores every
+    message that arrives with the JACK frame of its arrival (the cycle's first
+    frame + the event's offset in it). Its process callback is a numba cfunc
+    that takes no GIL: an rtmidi input calls a Python callback from JACK's
+    process thread, which waits for the GIL and made the server miss cycles
+    (9 xruns in 40 s of a live take on a 2-core VM; none with this monitor).
+    Messages beyond ``capacity`` are counted in ``lost``."""
+
+    def __init__(self, name: str, capacity: int = 1 << 18):
+        global _MONITOR_CALLBACK
+        import jack
+
+        if _MONITOR_CALLBACK is None:
+            _MONITOR_CALLBACK = _monitor_callback()
+        self.client = jack.Client(name, no_start_server=True)
+        self.port = self.client.midi_inports.register("in")
+        self.name = self.port.name
+        self._event = np.zeros(3, dtype=np.int64)  # jack_midi_event_t (x86-64 / arm64 layout: 24 bytes)
+        self._table = np.zeros((capacity, 4), dtype=np.int64)
+        self._count = np.zeros(2, dtype=np.int64)
+        self._arg = np.array([int(jack._ffi.cast("intptr_t", self.client._ptr)),
+                              int(jack._ffi.cast("intptr_t", self.port._ptr)),
+                              self._event.ctypes.data, self._table.ctypes.data, capacity,
+                              self._count.ctypes.data], dtype=np.int64)
+        self._cb = jack._ffi.cast("JackProcessCallback", _MONITOR_CALLBACK.address)
+        if jack._lib.jack_set_process_callback(self.client._ptr, self._cb,
+                                               jack._ffi.cast("void *", self._arg.ctypes.data)) != 0:
+            raise JackError("could not set the MIDI monitor's process callback")
+        self.client.activate()
+
+    @property
+    def count(self) -> int:
+        """Messages stored so far."""
+        return int(self._count[0])
+
+    @property
+    def lost(self) -> int:
+        """Messages that arrived after the table was full."""
+        return int(self._count[1])
+
+    def messages(self) -> list[tuple[int, list[int]]]:
+        """(JACK frame at arrival, [status, data1, data2]) of the messages so far."""
+        n = int(self._count[0])
+        return [(int(r[0]), [int(r[1]), int(r[2]), int(r[3])]) for r in self._table[:n]]
+
+    def last_message(self) -> list[int] | None:
+        n = int(self._count[0])
+        return None if n == 0 else [int(v) for v in self._table[n - 1, 1:]]
+
+    def close(self) -> None:
         try:
             self.client.deactivate()
         finally:
@@ -468,10 +573,7 @@ def run_live_take(samples: np.ndarray, *, workdir: Path, rtpitch_args: list[str]
     not come up or the player does not finish; otherwise returns the take
     (check ``returncode`` and ``capture_frame``)."""
     import jack
-    import rtmidi
 
-    if not rtmidi_has_jack():
-        raise JackError("python-rtmidi built without JACK")
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     record = workdir / "take.mid"
@@ -481,18 +583,9 @@ def run_live_take(samples: np.ndarray, *, workdir: Path, rtpitch_args: list[str]
     probe = jack.Client(f"{tag}-probe", no_start_server=True)
     sr, period = probe.samplerate, probe.blocksize
     probe.close()
-    # python-rtmidi's JACK calls (open, close, delete) keep the GIL while libjack
-    # waits for the server to finish its cycle; the player's callback takes no GIL,
-    # but every rtmidi JACK call still happens while the player is inactive (the
-    # monitor opens first and closes last), so that none can delay a played cycle.
     player = Player(f"{tag}-player", samples)
-    port_messages: list = []
-    monitor = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=f"{tag}-monitor")
-    monitor.ignore_types(sysex=True, timing=True, active_sense=True)
-    monitor.open_virtual_port("in")
+    monitor = MidiMonitor(f"{tag}-monitor")
     client = player.client
-    monitor.set_callback(lambda event, _: port_messages.append((client.frame_time, list(event[0]))))
-    monitor_port = f"{tag}-monitor:in"
     player.client.activate()
 
     pa_before, midi_before = portaudio_inputs(client), midi_outputs(client)
@@ -514,7 +607,7 @@ def run_live_take(samples: np.ndarray, *, workdir: Path, rtpitch_args: list[str]
             for src in connections(client, port):
                 client.disconnect(src, port)
             client.connect(player.port, port)
-        client.connect(outs[0], monitor_port)
+        client.connect(outs[0], monitor.name)
         time.sleep(settle_s)  # connections take effect; rtpitch hears silence meanwhile
         player.st.armed = True
         play_s = player.signal.shape[0] / sr
@@ -531,15 +624,12 @@ def run_live_take(samples: np.ndarray, *, workdir: Path, rtpitch_args: list[str]
         except subprocess.TimeoutExpired:
             pass  # returncode stays None: the caller reports it
         # the last MIDI messages (close: all notes off) reach the monitor
-        wait_for_all_notes_off(lambda: port_messages[-1][1] if port_messages else None, 2.0)
+        wait_for_all_notes_off(monitor.last_message, 2.0)
     finally:
         stop_process(proc)
-        # the monitor's callback reads the player's clock: it goes first; then
-        # the player (see above), then the monitor's JACK client
-        quiet(monitor)
+        port_messages = monitor.messages()
         player.close()
-        monitor.close_port()
-        monitor.delete()
+        monitor.close()
 
     stderr = err_path.read_text()
     capture_frame = residual = None
@@ -552,6 +642,6 @@ def run_live_take(samples: np.ndarray, *, workdir: Path, rtpitch_args: list[str]
     return LiveTake(
         returncode=proc.returncode, stdout=out_path.read_text(), stderr=stderr, record_path=record,
         sr=sr, period=period, start_frame=player.st.start_frame, capture_frame=capture_frame,
-        snap_residual=residual, port_messages=list(port_messages), xruns=player.st.xruns,
+        snap_residual=residual, port_messages=port_messages, xruns=player.st.xruns,
         blocks=list(player.st.blocks), ready_s=ready_s, wall_s=time.monotonic() - t_begin,
     )

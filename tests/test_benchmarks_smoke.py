@@ -119,3 +119,24 @@ def test_latency_analysis_on_a_constructed_take(tmp_path):
         assert r["off_wall_ms"] == pytest.approx(1e3 * w_off, abs=0.01)
     assert res["note_on"]["wall_ms"]["median"] == pytest.approx(270.0, abs=0.01)
     assert res["take"]["pitches_with_port_file_mismatch"] == []
+
+
+def test_long_run_matching_follows_lost_jack_cycles():
+    """benchmarks/long_run.py: a live take whose clock falls eight periods behind
+    half-way (cycles lost to xruns) still matches note for note, each window's
+    offset within the tolerance of the true one; a missing and a wrong-pitch
+    note are not matched. One constant offset matches only the first half."""
+    from benchmarks.long_run import match_piecewise
+
+    step, base = 256 / 48000, -0.3
+    ref = [(0.5 + 0.37 * i, 40 + i % 30) for i in range(100)]  # 0.5 .. 37 s
+    live = [(t + base + (0.0 if t < 20 else -8 * step), p) for t, p in ref]
+    live[10] = (live[10][0], live[10][1] + 1)  # wrong pitch
+    del live[60]                               # lost
+    matched, offsets = match_piecewise(ref, live, base, step, max_steps=10, tol_s=0.03)
+    assert matched == 98
+    assert len(offsets) == 4  # windows of 10 s
+    for w, off in enumerate(offsets):
+        truth = base if w < 2 else base - 8 * step
+        assert abs(off - truth) <= 0.03
+    assert match_piecewise(ref, live, base, step, max_steps=0, tol_s=0.03)[0] < 60
