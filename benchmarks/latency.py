@@ -7,9 +7,10 @@ For each JACK period size a JACK server with the dummy backend (48 kHz) is
 started under a name of its own, and ``rtpitch listen --device system
 --midi-out --record take.mid`` runs as a subprocess. A JACK client plays
 benchmarks/audio/bench-200.flac (a rendered piece, 384 notes in 40 s, its
-notes in bench-200.tsv) into rtpitch's input; an rtmidi JACK input connected
-to the ``rtpitch`` port stamps every message that arrives with the JACK frame
-clock (:mod:`benchmarks.jackutil` explains how the clocks are aligned).
+notes in bench-200.tsv) into rtpitch's input; a JACK MIDI input connected to
+the ``rtpitch`` port (``jackutil.MidiMonitor``, GIL-free) stamps every message
+that arrives with the JACK frame of its arrival (:mod:`benchmarks.jackutil`
+explains how the clocks are aligned).
 
 Each reference note is matched to the note rtpitch reported: same pitch,
 onset (in rtpitch's audio time, from the --record file) within 100 ms of the

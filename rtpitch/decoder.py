@@ -29,8 +29,11 @@ Rules for key ``p`` at frame ``k`` (thresholds from :class:`DecoderSpec`):
   frame ``k`` (off first).  A trigger inside the gap is ignored.
 * **Note-off** (hysteresis): a note is *latched* once its frame activation has
   reached ``frame_threshold``; a latched note ends at the first frame with
-  ``frame < off_threshold``, a note not (yet) latched at the first frame with
-  ``frame < frame_threshold``.  Never earlier than ``min_duration_ms`` after its
+  ``frame < off_threshold`` or, with ``release_ratio`` set, below that
+  fraction of the highest frame activation since its on (the sound of a held
+  key decays slowly; a released one drops: on rendered validation this lifts
+  note-with-offset F1 more than any fixed threshold), a note not (yet)
+  latched at the first frame with ``frame < frame_threshold``.  Never earlier than ``min_duration_ms`` after its
   on (at least one frame); a re-strike may end a note earlier than that when
   ``restrike_gap_ms < min_duration_ms``.  Such an off is stamped half a hop
   *before* frame ``k``: the frame head is trained on key-down frames, so the key
@@ -99,6 +102,7 @@ class NoteDecoder:
             self._noisy_rise = np.float32(spec.noisy_onset_threshold - spec.onset_threshold)
         gate = spec.onset_gate_threshold
         self._gate_thr = np.float32(spec.off_threshold if gate is None else gate)
+        self._release = np.float32(spec.release_ratio or 0.0)
         self.reset()
 
     def reset(self) -> None:
@@ -109,6 +113,7 @@ class NoteDecoder:
         self._on_frame = np.zeros(N_KEYS, dtype=np.int64)
         self._prev_onset = np.zeros(N_KEYS, dtype=np.float32)
         self._prev_frame = np.zeros(N_KEYS, dtype=np.float32)
+        self._peak = np.zeros(N_KEYS, dtype=np.float32)  # highest frame activation of the sounding note
         self._next_frame = 0  # index of the next frame to decide
         self._started = False
 
@@ -162,7 +167,8 @@ class NoteDecoder:
         rise = (f >= self._frame_on_thr) & (self._prev_frame < self._frame_on_thr)
         new_on = ~sounding & ((trig & gate) | rise)
         self._latched |= sounding & (f >= self._frame_thr)
-        keep_thr = np.where(self._latched, self._off_thr, self._frame_thr)
+        self._peak = np.where(sounding, np.maximum(self._peak, f), 0.0).astype(np.float32)
+        keep_thr = np.where(self._latched, np.maximum(self._off_thr, self._release * self._peak), self._frame_thr)
         frame_off = sounding & ~restrike & (age >= self._min_frames) & (f < keep_thr)
 
         consumed = restrike | new_on | in_gap
@@ -185,6 +191,7 @@ class NoteDecoder:
                 out.append(NoteEvent(t, int(p) + LOWEST_MIDI, int(vel), True, k))
             self._on_frame[ons] = k
             self._latched[ons] = f[ons] >= self._frame_thr
+            self._peak[ons] = f[ons]
         self._sounding = (sounding & ~frame_off) | new_on
 
     def close(self, time_s: float | None = None) -> list[NoteEvent]:

@@ -37,6 +37,9 @@ class DecoderSpec:
     # noisy_onset_threshold at noise_floor_range[1]; None: a fixed threshold
     noise_floor_range: tuple | None = None
     noisy_onset_threshold: float | None = None
+    # a latched note also ends when its frame activation falls below this
+    # fraction of its peak since the note-on (a decaying note, key released); None: off
+    release_ratio: float | None = None
 
 
 def _read_checked(path: Path, sha256: str, model: str) -> bytes:

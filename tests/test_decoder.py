@@ -136,6 +136,31 @@ def test_hysteresis():
     assert summary(events) == [(2, C4, True, 114), (12, C4, False, 0)]
 
 
+def test_release_ratio_ends_a_note_whose_frame_drops_from_its_peak():
+    frame, onset, _ = blank(40)
+    onset[2, KEY] = 0.9
+    frame[2:8, KEY] = np.linspace(0.6, 0.95, 6)  # peak 0.95 at frame 7
+    frame[8:20, KEY] = 0.5                        # decays slowly: above 0.4 * 0.95 = 0.38
+    frame[20:, KEY] = 0.35                        # the key is released: below 0.38, above off_threshold
+    events, _ = run(frame, onset)
+    assert summary(events)[-1] == (40, C4, False, 0)  # without it: held to the end
+    spec = DecoderSpec(**{**SPEC.__dict__, "release_ratio": 0.4})
+    events, _ = run(frame, onset, spec=spec)
+    assert summary(events) == [(2, C4, True, 114), (20, C4, False, 0)]
+
+
+def test_release_ratio_peak_restarts_with_each_note():
+    """A re-strike starts a new peak: a soft second strike is not ended by the first one's peak."""
+    frame, onset, _ = blank(60)
+    onset[2, KEY] = 0.9
+    frame[2:20, KEY] = 0.95
+    onset[20, KEY] = 0.9                       # re-strike, softer and held
+    frame[20:50, KEY] = 0.45                   # < 0.5 * 0.95 but > 0.5 * 0.45
+    spec = DecoderSpec(**{**SPEC.__dict__, "release_ratio": 0.5, "frame_threshold": 0.4})
+    events, _ = run(frame, onset, spec=spec)
+    assert summary(events) == [(2, C4, True, 114), (20, C4, False, 0), (20, C4, True, 114), (50, C4, False, 0)]
+
+
 def test_note_that_never_latches_ends_below_frame_threshold():
     frame, onset, _ = blank(30)
     onset[2, KEY] = 0.9
@@ -203,14 +228,16 @@ def random_acts(rng, n, keys=(0, 30, 39, 40, 87)):
     return np.clip(frame, 0, 1), np.clip(onset, 0, 1), vel
 
 
-def test_chunked_equals_one_shot():
+@pytest.mark.parametrize("release_ratio", [None, 0.5])
+def test_chunked_equals_one_shot(release_ratio):
     rng = np.random.default_rng(0)
     frame, onset, vel = random_acts(rng, 600)
-    whole = NoteDecoder(SPEC, HOP)
+    spec = DecoderSpec(**{**SPEC.__dict__, "release_ratio": release_ratio})
+    whole = NoteDecoder(spec, HOP)
     expected = whole.process(Activations(0, frame, onset, vel)) + whole.close()
     assert len(expected) > 50
     for _ in range(5):
-        dec = NoteDecoder(SPEC, HOP)
+        dec = NoteDecoder(spec, HOP)
         got, i = [], 0
         while i < len(frame):
             n = int(rng.integers(1, 40))
@@ -276,10 +303,12 @@ def check_invariants(events, spec, hop, end_frame):
     min_ms=st.floats(0, 80),
     gap_ms=st.floats(0, 120),
     frame_on=st.one_of(st.none(), st.floats(0.1, 0.95)),
+    release=st.one_of(st.none(), st.floats(0.05, 0.9)),
 )
-def test_invariants_property(seed, n, on_thr, frame_thr, off_frac, min_ms, gap_ms, frame_on):
+def test_invariants_property(seed, n, on_thr, frame_thr, off_frac, min_ms, gap_ms, frame_on, release):
     spec = DecoderSpec(onset_threshold=on_thr, frame_threshold=frame_thr, off_threshold=frame_thr * off_frac,
-                       min_duration_ms=min_ms, restrike_gap_ms=gap_ms, frame_onset_threshold=frame_on)
+                       min_duration_ms=min_ms, restrike_gap_ms=gap_ms, frame_onset_threshold=frame_on,
+                       release_ratio=release)
     rng = np.random.default_rng(seed)
     frame, onset, vel = random_acts(rng, n, keys=(0, 5, 87))
     dec = NoteDecoder(spec, HOP)

@@ -45,11 +45,15 @@ def restore(run: str, n_mels: int, window: int, arch: str, lookaheads=None):
     return model, latest
 
 
-def data_summary(manifest: str) -> dict:
-    """Hours of rendered audio per split, collection and timbre."""
+def data_summary(manifests: list[str]) -> dict:
+    """Hours of rendered audio per split, collection and timbre: the training
+    segments of every manifest, the validation segments of the first (as
+    train/train.py uses ``--data A,B``)."""
     hours: dict = {}
-    for line in open(manifest):
-        seg = json.loads(line)
+    segs = [(i, json.loads(line)) for i, m in enumerate(manifests) for line in open(m)]
+    for i, seg in segs:
+        if i > 0 and seg["split"] != "train":
+            continue
         split = hours.setdefault(seg["split"], {"total": 0.0, "collection": {}, "timbre": {}})
         h = seg["dur_s"] / 3600
         split["total"] += h
@@ -106,7 +110,8 @@ def main(argv=None):
     ap.add_argument("--name", default="seed-cnn")
     ap.add_argument("--models", default=os.path.join(os.path.dirname(__file__), "..", "models"))
     ap.add_argument("--frontend", default=os.path.join(os.path.dirname(__file__), "frontend.json"))
-    ap.add_argument("--data", default="work/data", help="dataset folder (for the data summary)")
+    ap.add_argument("--data", default="work/data",
+                    help="dataset folder(s) the run trained on, comma-separated as for train.py (data summary)")
     ap.add_argument("--window", type=int, default=20)
     ap.add_argument("--lookahead", type=int, default=9,
                     help="the model's lookahead; for a run trained with --lookaheads, which heads to keep")
@@ -144,7 +149,7 @@ def main(argv=None):
     json_path = os.path.join(args.models, f"{args.name}.json")
     old = json.load(open(json_path)) if os.path.exists(json_path) else {}
     state = json.load(open(os.path.join(args.run, "state.json")))
-    data_info = data_summary(os.path.join(args.data, "manifest.jsonl"))
+    data_info = data_summary([os.path.join(d, "manifest.jsonl") for d in args.data.split(",")])
     meta = {
         "name": args.name,
         "format_version": 1,

@@ -21,7 +21,7 @@ train_phase() {  # run data max_steps lr [extra args...]
     shift 4
     $PY train/train.py --data "$data" --run "$run" --max-steps "$steps" --lr "$lr" --minutes 100000 "$@"
 }
-ship() {  # run data frontend name lookahead [export args...]
+ship() {  # run data frontend name lookahead [export args...] (data: its val/ tunes and evaluates)
     local run=$1 data=$2 frontend=$3 name=$4 la=$5
     shift 5
     $PY train/export.py --run "$run" --name "$name" --data "$data" --frontend "$frontend" --lookahead "$la" "$@"
@@ -57,7 +57,13 @@ seed-cnn)
     # whether the run went on from its checkpoint or from the ONNX file (BN folded)
     train_phase $RUN work/data 5400 1e-4 --eval-every 400 --freeze-bn
     train_phase $RUN work/data 5800 3e-5 --eval-every 200 --freeze-bn
-    ship $RUN work/data train/frontend.json seed-cnn 9
+    # then 16 h more of fresh renders (other segments, timbres and rooms: --seed 1),
+    # trained on with the first 8.5 h
+    $PY train/build_dataset.py --data "$DATA" --out work/data-s1 --hours-train 16 --hours-val 0.1 --seed 1 --jobs 2 \
+        --frontend train/frontend.json
+    train_phase $RUN work/data,work/data-s1 7000 1e-4 --eval-every 400 --freeze-bn
+    train_phase $RUN work/data,work/data-s1 7400 3e-5 --eval-every 200 --freeze-bn
+    ship $RUN work/data train/frontend.json seed-cnn 9 --data work/data,work/data-s1
     ;;
 stream | stream-fast)
     $PY train/build_dataset.py --data "$DATA" --out work/data-lowlat --hours-train 12 --hours-val 0.5 --seed 0 \

@@ -4,7 +4,8 @@
     python train/train.py --arch stream --lookahead 2 --seq 400 --data work/data-lowlat --run work/runs/stream-la2
 
 Reads ``<data>/train/*.npz`` and ``<data>/val/*.npz`` written by
-build_dataset.py (mel float16 (T, n_mels); frame/onset/offset/velocity uint8 (T, 88)).
+build_dataset.py (mel float16 (T, n_mels); frame/onset/offset/velocity uint8 (T, 88));
+``--data A,B`` trains on the segments of every folder, validates on the first's.
 Each step takes random crops of ``--seq`` output frames (+ window - 1 context
 frames) and trains the fully convolutional model on all of them at once.
 Checkpoints (model + optimizer + step + data stats) go to ``<run>/ckpt`` every
@@ -129,7 +130,7 @@ def frame_f1(model, segments, window: int, lookaheads, max_frames: int = 60000) 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default="work/data")
+    ap.add_argument("--data", default="work/data", help="dataset folder(s), comma-separated: validation from the first")
     ap.add_argument("--run", default="work/runs/seed-cnn")
     ap.add_argument("--minutes", type=float, default=60.0, help="wall-clock budget of this invocation")
     ap.add_argument("--max-steps", type=int, default=1_000_000)
@@ -153,10 +154,11 @@ def main(argv=None):
 
     tf.random.set_seed(args.seed)
     os.makedirs(args.run, exist_ok=True)
-    train = load_split(os.path.join(args.data, "train"), args.max_files)
-    val = load_split(os.path.join(args.data, "val"), args.max_files)
+    folders = args.data.split(",")
+    train = [s for d in folders for s in load_split(os.path.join(d, "train"), args.max_files)]
+    val = load_split(os.path.join(folders[0], "val"), args.max_files)
     if not train:
-        sys.exit(f"no training segments in {args.data}/train: run train/build_dataset.py first")
+        sys.exit(f"no training segments in {args.data} (<folder>/train): run train/build_dataset.py first")
     n_mels = train[0]["mel"].shape[1]
     stats_path = os.path.join(args.run, "mel_stats.npz")
     if os.path.exists(stats_path):
