@@ -18,18 +18,18 @@ Two modes (issue 5, "long runs"):
 ``jack`` (default 10 minutes, real time)
     A private JACK server (dummy backend, ``jackd -n rtpitch-longrun``); a
     player client plays the concatenated audio (at the server's rate) into
-    ``rtpitch listen --device system --midi-out --record``; an rtmidi monitor
+    ``rtpitch listen --device system --midi-out --record``; a MIDI monitor
     records the port (``jackutil.MidiMonitor``, a GIL-free JACK MIDI input). The
     rtpitch process's resident memory is read every 10 s. At the end (SIGINT)
     the monitor's stream must close every note and carry exactly the recorded
     notes, the run must report no overruns, and the take must match
-    ``transcribe`` of the same audio (after the offset of the player's start in
-    rtpitch's clock: onsets within one hop + one JACK period + 2 MIDI ticks, as
-    in tests/test_e2e_jack.py). A JACK cycle lost to an xrun never reaches
+    ``transcribe`` of the audio rtpitch heard (the file after as much silence as
+    rtpitch captured before the player started, so both cut the same frames):
+    onsets within one hop + one JACK period + 2 MIDI ticks, as in
+    tests/test_e2e_jack.py. A JACK cycle lost to an xrun never reaches
     rtpitch, so its clock falls behind the file's by a period at each loss: the
     offset is found per 10 s of audio (:func:`match_piecewise`, a whole number
-    of periods from the end-of-take estimate) and the number of distinct
-    offsets is reported.
+    of periods) and the distinct offsets are reported.
 
 Pass criteria: memory growth after the warm-up (the first ``--warmup`` minutes)
 <= 5 MB; no stuck note; events equal (engine) or matched (jack); 0 overruns.
@@ -390,23 +390,32 @@ def run_jack(args, work: Path) -> dict:
     overruns = int(m.group(1)) if m else None
     m = re.search(r"input overflows: (\d+)", stderr)
     overflows = int(m.group(1)) if m else 0
-    # against transcribe of the same audio: the audio's time t is rtpitch audio time
-    # t + offset, offset = (P - C) / rate with P the JACK frame of the player's first
-    # sample and C that of rtpitch's sample 0 (its 'capture clock' line mapped to JACK
-    # frames and snapped to the cycle grid, as in benchmarks/jackutil.py)
-    ref = [(e.time_s, e.pitch) for e in transcribe_file(audio, spec, make_backend("onnxruntime", spec)).events
-           if e.on]
+    # against transcribe of the audio rtpitch heard: the silence before the player's
+    # first sample, then the file. Its first sample is rtpitch audio time
+    # offset = (P - C) / rate, P the JACK frame of the player's first sample and C
+    # that of rtpitch's sample 0 (its 'capture clock' line mapped to JACK frames
+    # and snapped to the cycle grid, as in benchmarks/jackutil.py); with that
+    # lead-in the file is cut into the same frames as the live stream (without
+    # it, the frame grid sits a fraction of a hop apart and borderline notes differ)
     live = [(n[0], n[2]) for n in recorded]
-    offset = None
-    matched, offsets = 0, []
+    offset, ref = None, []
+    matched, identical, offsets = 0, 0, []
     m = re.search(r"capture clock: audio time 0 = monotonic ([0-9.]+) s", stderr)
     if m is not None and clock_offset is not None and start_frame is not None:
         c_est = float(m.group(1)) * server.rate + clock_offset
         cycles = round((c_est - start_frame) / server.period)
         offset = -cycles * server.period / server.rate
+        heard = work / "heard.flac"
+        lead = np.zeros(max(0, -cycles * server.period), np.float32)
+        sf.write(str(heard), np.concatenate([lead, samples]), server.rate, subtype="PCM_16")
+        ons = [e for e in transcribe_file(heard, spec, make_backend("onnxruntime", spec)).events if e.on]
+        ref = [(e.time_s, e.pitch) for e in ons]
         tol = hop_s + server.period / server.rate + 2 / 960
-        matched, offsets = match_piecewise(ref, live, offset, server.period / server.rate,
+        matched, offsets = match_piecewise(ref, live, 0.0, server.period / server.rate,
                                            xruns + overflows + 2, tol)
+        # identical: same pitch and velocity, onset within 2 MIDI ticks, no clock step
+        identical = match_piecewise([(e.time_s, (e.pitch, e.velocity)) for e in ons],
+                                    [(n[0], (n[2], n[3])) for n in recorded], 0.0, 1.0, 0, 2 / 960)[0]
     warm = min(args.warmup, args.minutes / 4)
     mem = growth(series, warm)
     ok = {
@@ -423,7 +432,7 @@ def run_jack(args, work: Path) -> dict:
                  "monitor_lost_messages": lost},
         "returncode": rc, "overruns_samples": overruns, "input_overflows": overflows,
         "notes_file": len(recorded), "notes_port": len(port_ons), "notes_transcribe": len(ref),
-        "matched_with_transcribe": matched, "offset_s": offset,
+        "matched_with_transcribe": matched, "identical_to_transcribe": identical, "offset_s": offset,
         "distinct_offsets": sorted(set(offsets)), "warmup_minutes": warm, "memory": mem,
         "rss_series": [[round(t, 3), round(m_, 2)] for t, m_ in series[:: max(1, len(series) // 400)]],
         "stream_problems": stream_problems[:20], "stderr_tail": stderr.strip().splitlines()[-6:],
