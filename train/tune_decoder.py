@@ -7,9 +7,9 @@ through the engine as ``transcribe`` runs it (step graph included),
 then the NoteDecoder is rerun over a grid of thresholds, and then, with the
 best of those, over ``frame_onset_threshold`` (frame-started notes; None = off)
 and ``release_ratio`` (a note ends when its frame activation falls below that
-fraction of its peak; None = off): the setting with the best sum of note
-onset F1, frame F1 and note-with-offset F1 (the three figures issue 3 scores;
-note lengths are what a DAW user sees).  Last, the
+fraction of its peak; None = off): the setting with the best mean of note
+onset F1 and frame F1 (adding note-with-offset F1 to it chose settings that
+cost 0.03 note F1 and 0.01 frame F1 for 0.05 more note-with-offset F1).  Last, the
 noise-adaptive onset threshold (``noisy_onset_threshold`` over a fixed noise
 floor range): the lowest value that keeps white and pink noise at -20 and -15
 dBFS (made here, other seeds and filters than benchmarks/hostile_audio.py)
@@ -109,8 +109,8 @@ def main(argv=None):
         frame = float(np.mean([s["frame_f1"] for s in scores]))
         offset = float(np.mean([s["note_offset_f1"] for s in scores]))
         print(f"{label}: note F1 {note:.3f} frame F1 {frame:.3f} note+offset F1 {offset:.3f}", flush=True)
-        if best is None or note + frame + offset > best[0]:
-            best = (note + frame + offset, cand, note, frame, offset)
+        if best is None or note + frame > best[0]:
+            best = (note + frame, cand, note, frame, offset)
 
     for values in itertools.product(*grid.values()):
         cand = dataclasses.replace(spec.decoder, frame_onset_threshold=None, noise_floor_range=None,
@@ -150,7 +150,7 @@ def main(argv=None):
     meta["decoder"] = dataclasses.asdict(cand)
     meta.setdefault("evaluation", {})["decoder_tuning"] = {
         "data": f"{len(pairs)} rendered validation segments (held-out pieces)",
-        "grid": grid, "objective": "note F1 + frame F1 + note-with-offset F1",
+        "grid": grid, "objective": "note F1 + frame F1",
         "note_f1": round(note, 4), "frame_f1": round(frame, 4), "note_offset_f1": round(offset, 4),
         "noise": {"signals": [f"{c} {db} dBFS, {NOISE_S:g} s" for c, db in NOISE], "target_per_min": NOISE_TARGET,
                   "tried": list(NOISY_THRESHOLDS), "false_notes_per_min": round(noisy[1], 3)},
