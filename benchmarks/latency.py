@@ -1,6 +1,6 @@
 """End-to-end latency of the live path, measured through a real JACK server.
 
-    python benchmarks/latency.py [--model seed-cnn] [--periods 128,256,512]
+    python benchmarks/latency.py [--model seed-cnn] [--periods 128,256,512] [--realtime]
     python benchmarks/latency.py --tiny          # CI: 5 s of audio, one period
 
 For each JACK period size a JACK server with the dummy backend (48 kHz) is
@@ -181,6 +181,8 @@ def main(argv=None) -> int:
     ap.add_argument("--tiny", action="store_true", help="CI: first 5 s, period 256 only")
     ap.add_argument("--out-dir", default=str(RESULTS))
     ap.add_argument("--server-name", default="rtpitch-bench", help="JACK server name (jackd -n)")
+    ap.add_argument("--realtime", action="store_true",
+                    help="jackd -R (SCHED_FIFO, as on a musician's machine; needs CAP_SYS_NICE or an rtprio limit)")
     ap.add_argument("--startup-timeout", type=float, default=90.0, help="s to wait for rtpitch to come up")
     args = ap.parse_args(argv)
     periods = [256] if args.tiny else [int(p) for p in args.periods.split(",")]
@@ -195,12 +197,12 @@ def main(argv=None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     results = {"model": spec.name, "audio": audio.name, "seconds_played": seconds, "rate": RATE,
                "match": f"same pitch, onset within {MATCH_TOL_S * 1e3:.0f} ms (rtpitch audio time), nearest first",
-               "machine": machine_info(), "periods": {}}
+               "machine": machine_info(), "jack_realtime": args.realtime, "periods": {}}
     with tempfile.TemporaryDirectory(prefix="rtpitch-latency-") as tmp:
         for period in periods:
             print(f"period {period}: starting JACK ({RATE} Hz) and rtpitch ...", flush=True)
             try:
-                with JackServer(period=period, rate=RATE, name=args.server_name):
+                with JackServer(period=period, rate=RATE, name=args.server_name, realtime=args.realtime):
                     signal = load_signal(audio, RATE, seconds=seconds)
                     take = run_live_take(signal, workdir=Path(tmp) / f"p{period}", tag="latbench",
                                          rtpitch_args=["--model", args.model],

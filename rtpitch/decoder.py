@@ -31,8 +31,9 @@ Rules for key ``p`` at frame ``k`` (thresholds from :class:`DecoderSpec`):
   reached ``frame_threshold``; a latched note ends at the first frame with
   ``frame < off_threshold`` or, with ``release_ratio`` set, below that
   fraction of the highest frame activation since its on (the sound of a held
-  key decays slowly, a released one drops; seed-cnn on rendered validation at
-  0.15: note-with-offset F1 0.295 -> 0.310, frame F1 0.602 -> 0.604), a note
+  key decays slowly, a released one drops; a seed-cnn fine-tune on rendered
+  validation at 0.15: note-with-offset F1 0.295 -> 0.310, frame F1 0.602 ->
+  0.604), a note
   not (yet) latched at the first frame with ``frame < frame_threshold``.
   Never earlier than ``min_duration_ms`` after its on (at least one frame); a
   re-strike may end a note earlier than that when ``restrike_gap_ms <

@@ -279,6 +279,44 @@ def test_transcribe_equals_live(live_take, tmp_path):
         f"live {_describe(live)}; file {_describe(_in_rt_time(live_take, file_notes))}")
 
 
+@pytest.mark.jack
+@pytest.mark.shared
+@pytest.mark.slow
+@needs_data
+@needs_model
+def test_transcribe_of_what_live_heard_equals_live(live_take, tmp_path):
+    """`rtpitch transcribe` of the audio the live path captured (the silence
+    before the player started, the signal as the player played it at the
+    server's rate, the silence after it) gives the live take's notes exactly: same pitches and
+    velocities, onsets and offsets to the MIDI tick. The live path adds nothing
+    of its own; what differs in test_transcribe_equals_live is its input."""
+    import soundfile as sf
+
+    from rtpitch.sinks.midi_file import read_midi_notes
+
+    take = live_take
+    if take.returncode != 0 or take.capture_frame is None:
+        pytest.fail("the live run failed (see test_listen_through_jack)")
+    if take.skipped_frames() or "input overflows" in take.stderr:
+        pytest.skip("JACK lost cycles during the take: the captured audio is not the played one")
+    lead = take.start_frame - take.capture_frame  # frames rtpitch captured before the signal
+    heard = np.concatenate([np.zeros(lead, np.float32), load_signal(FIXTURE, take.sr),
+                            np.zeros(int(TRAILING_SILENCE_S * take.sr), np.float32)])
+    wav = tmp_path / "heard.wav"
+    sf.write(str(wav), heard, take.sr, subtype="FLOAT")
+    out = tmp_path / "heard.mid"
+    res = subprocess.run([sys.executable, "-m", "rtpitch", "transcribe", str(wav), "-o", str(out),
+                          "--model", MODEL], cwd=REPO, capture_output=True, text=True, timeout=120,
+                         stdin=subprocess.DEVNULL)
+    assert res.returncode == 0, res.stderr
+    file_notes = read_midi_notes(out)
+    live = take.recorded_notes()
+    assert len(live) == len(file_notes), f"live {len(live)} notes, transcribe {len(file_notes)}"
+    for a, b in zip(sorted(live, key=lambda n: (n[0], n[2])), sorted(file_notes, key=lambda n: (n[0], n[2]))):
+        assert a[2:] == b[2:] and abs(a[0] - b[0]) <= TICK_S and abs(a[1] - b[1]) <= TICK_S, (
+            f"live {a} != transcribe {b}")
+
+
 def _click_alignment(click_at: int = 1000) -> tuple[int, int, float, int]:
     """Play a click ``click_at`` samples after a player's first JACK frame into a
     fresh ``DeviceSource``; return (sample where the source got it, sample that
