@@ -33,11 +33,10 @@ Rules for key ``p`` at frame ``k`` (thresholds from :class:`DecoderSpec`):
   fraction of the highest frame activation since its on (the sound of a held
   key decays slowly, a released one drops; a seed-cnn fine-tune on rendered
   validation at 0.15: note-with-offset F1 0.295 -> 0.310, frame F1 0.602 ->
-  0.604), a note
-  not (yet) latched at the first frame with ``frame < frame_threshold``.
-  Never earlier than ``min_duration_ms`` after its on (at least one frame); a
-  re-strike may end a note earlier than that when ``restrike_gap_ms <
-  min_duration_ms``.  Such an off is stamped half a hop
+  0.604), a note not (yet) latched at the first frame with
+  ``frame < frame_threshold``.  Never earlier than ``min_duration_ms`` after
+  its on (at least one frame); a re-strike may end a note earlier than that
+  when ``restrike_gap_ms < min_duration_ms``.  Such an off is stamped half a hop
   *before* frame ``k``: the frame head is trained on key-down frames, so the key
   was released between frame ``k - 1`` (last seen down) and frame ``k``, and the
   midpoint is the unbiased estimate (stamping it at ``k`` made every note 10 ms
