@@ -380,11 +380,10 @@ class MidiMonitor:
 
     def messages(self) -> list[tuple[int, list[int]]]:
         """(JACK frame at arrival, [status, data1, data2]) of the messages so far."""
-        n = int(self._count[0])
-        return [(int(r[0]), [int(r[1]), int(r[2]), int(r[3])]) for r in self._table[:n]]
+        return [(int(r[0]), [int(v) for v in r[1:]]) for r in self._table[: self.count]]
 
     def last_message(self) -> list[int] | None:
-        n = int(self._count[0])
+        n = self.count
         return None if n == 0 else [int(v) for v in self._table[n - 1, 1:]]
 
     def close(self) -> None:
@@ -392,6 +391,20 @@ class MidiMonitor:
             self.client.deactivate()
         finally:
             self.client.close()
+
+
+def snap_capture_frame(stderr: str, clock_offset: float | None, start_frame: int | None, sr: int,
+                       period: int) -> tuple[int | None, float | None]:
+    """(C, C_est - C): the JACK frame of rtpitch's sample 0, from the ``capture
+    clock`` line of its stderr mapped to JACK frames with ``clock_offset``
+    (:func:`frame_clock_offset`) and snapped to the cycle grid of the player's
+    first frame ``start_frame`` (module docstring); (None, None) when a part is missing."""
+    m = re.search(r"capture clock: audio time 0 = monotonic ([0-9.]+) s", stderr)
+    if m is None or clock_offset is None or start_frame is None:
+        return None, None
+    c_est = float(m.group(1)) * sr + clock_offset
+    capture_frame = start_frame + int(round((c_est - start_frame) / period)) * period
+    return capture_frame, c_est - capture_frame
 
 
 def frame_clock_offset(client, n: int = 25) -> float:
@@ -632,13 +645,7 @@ def run_live_take(samples: np.ndarray, *, workdir: Path, rtpitch_args: list[str]
         monitor.close()
 
     stderr = err_path.read_text()
-    capture_frame = residual = None
-    m = re.search(r"capture clock: audio time 0 = monotonic ([0-9.]+) s", stderr)
-    if m is not None and offset is not None and player.st.start_frame is not None:
-        c_est = float(m.group(1)) * sr + offset
-        P = player.st.start_frame
-        capture_frame = P + int(round((c_est - P) / period)) * period
-        residual = c_est - capture_frame
+    capture_frame, residual = snap_capture_frame(stderr, offset, player.st.start_frame, sr, period)
     return LiveTake(
         returncode=proc.returncode, stdout=out_path.read_text(), stderr=stderr, record_path=record,
         sr=sr, period=period, start_frame=player.st.start_frame, capture_frame=capture_frame,

@@ -288,11 +288,9 @@ def match_piecewise(ref, live, base_offset: float, step_s: float, max_steps: int
             near = [j for j in free if lo + base_offset - reach <= live[j][0] < lo + window_s + base_offset + reach]
             cand = [live[j] for j in near]
 
-            def pairs(k):
-                return match_onsets([(t + base_offset + k * step_s, p) for t, p in part], cand, tol_s)
-
-            k = max(ks, key=lambda k: (len(pairs(k)), -abs(k)))
-            used = {near[j] for _, j in pairs(k)}
+            pairs = {k: match_onsets([(t + base_offset + k * step_s, p) for t, p in part], cand, tol_s) for k in ks}
+            k = max(ks, key=lambda k: (len(pairs[k]), -abs(k)))
+            used = {near[j] for _, j in pairs[k]}
             free = [j for j in free if j not in used]
             matched += len(used)
             offsets.append(round(base_offset + k * step_s, 6))
@@ -304,7 +302,8 @@ def run_jack(args, work: Path) -> dict:
     import soundfile as sf
 
     from benchmarks.jackutil import (JackError, JackServer, MidiMonitor, Player, connections, wait_for_rtpitch,
-                                     frame_clock_offset, midi_outputs, portaudio_inputs, stop_process)
+                                     frame_clock_offset, midi_outputs, portaudio_inputs, snap_capture_frame,
+                                     stop_process)
 
     spec = load_model_spec(args.model)
     hop_s = spec.frontend.hop_s
@@ -393,20 +392,17 @@ def run_jack(args, work: Path) -> dict:
     # against transcribe of the audio rtpitch heard: the silence before the player's
     # first sample, then the file. Its first sample is rtpitch audio time
     # offset = (P - C) / rate, P the JACK frame of the player's first sample and C
-    # that of rtpitch's sample 0 (its 'capture clock' line mapped to JACK frames
-    # and snapped to the cycle grid, as in benchmarks/jackutil.py); with that
-    # lead-in the file is cut into the same frames as the live stream (without
-    # it, the frame grid sits a fraction of a hop apart and borderline notes differ)
+    # that of rtpitch's sample 0 (jackutil.snap_capture_frame); with that lead-in
+    # the file is cut into the same frames as the live stream (without it, the
+    # frame grid sits a fraction of a hop apart and borderline notes differ)
     live = [(n[0], n[2]) for n in recorded]
     offset, ref = None, []
     matched, identical, offsets = 0, 0, []
-    m = re.search(r"capture clock: audio time 0 = monotonic ([0-9.]+) s", stderr)
-    if m is not None and clock_offset is not None and start_frame is not None:
-        c_est = float(m.group(1)) * server.rate + clock_offset
-        cycles = round((c_est - start_frame) / server.period)
-        offset = -cycles * server.period / server.rate
+    capture_frame, _ = snap_capture_frame(stderr, clock_offset, start_frame, server.rate, server.period)
+    if capture_frame is not None:
+        offset = (start_frame - capture_frame) / server.rate
         heard = work / "heard.flac"
-        lead = np.zeros(max(0, -cycles * server.period), np.float32)
+        lead = np.zeros(max(0, start_frame - capture_frame), np.float32)
         sf.write(str(heard), np.concatenate([lead, samples]), server.rate, subtype="PCM_16")
         ons = [e for e in transcribe_file(heard, spec, make_backend("onnxruntime", spec)).events if e.on]
         ref = [(e.time_s, e.pitch) for e in ons]

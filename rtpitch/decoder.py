@@ -168,7 +168,7 @@ class NoteDecoder:
         rise = (f >= self._frame_on_thr) & (self._prev_frame < self._frame_on_thr)
         new_on = ~sounding & ((trig & gate) | rise)
         self._latched |= sounding & (f >= self._frame_thr)
-        self._peak = np.where(sounding, np.maximum(self._peak, f), 0.0).astype(np.float32)
+        np.maximum(self._peak, f, out=self._peak)  # a silent key's value is unused: a note-on resets it
         keep_thr = np.where(self._latched, np.maximum(self._off_thr, self._release * self._peak), self._frame_thr)
         frame_off = sounding & ~restrike & (age >= self._min_frames) & (f < keep_thr)
 

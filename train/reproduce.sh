@@ -22,14 +22,21 @@ train_phase() {  # run data max_steps lr [extra args...]
     shift 4
     $PY train/train.py --data "$data" --run "$run" --max-steps "$steps" --lr "$lr" --minutes 100000 "$@"
 }
-ship() {  # run data frontend name lookahead [export args...] (data: its val/ tunes and evaluates)
+ship() {  # run data frontend name lookahead [export args...]
+    # data: dataset folder(s) as for train.py; the first one's val/ tunes and evaluates
     local run=$1 data=$2 frontend=$3 name=$4 la=$5
+    local val="${data%%,*}/val"
     shift 5
     $PY train/export.py --run "$run" --name "$name" --data "$data" --frontend "$frontend" --lookahead "$la" "$@"
     $PY train/step_graph.py --model "$name" --int8  # what ONNX Runtime runs (README: step graph)
-    $PY train/tune_decoder.py --model "$name" --rendered "$data/val"
-    $PY train/evaluate.py --model "$name" --real "$DATA/real/maps-enstdkcl" --rendered "$data/val" --write-json \
+    $PY train/tune_decoder.py --model "$name" --rendered "$val"
+    $PY train/evaluate.py --model "$name" --real "$DATA/real/maps-enstdkcl" --rendered "$val" --write-json \
         --out "benchmarks/results/eval-$name.json"
+}
+
+seed_data() {  # the seed CNN's 8.5 h (work/data; its val/ tunes and evaluates both seed models)
+    $PY train/build_dataset.py --data "$DATA" --out work/data --hours-train 8 --hours-val 0.5 --seed 0 --jobs 2 \
+        --frontend train/frontend.json
 }
 
 resume_from_repo() {  # run: start from the checkpoint kept in train/runs/ when this machine has none
@@ -42,8 +49,7 @@ resume_from_repo() {  # run: start from the checkpoint kept in train/runs/ when 
 train/fetch_samples.sh cache/salamander
 case "$NAME" in
 seed-cnn)
-    $PY train/build_dataset.py --data "$DATA" --out work/data --hours-train 8 --hours-val 0.5 --seed 0 --jobs 2 \
-        --frontend train/frontend.json
+    seed_data
     RUN=work/runs/seed-cnn
     # its checkpoint is not kept (68 MB): a new machine goes on from the shipped ONNX
     # weights (train/from_onnx.py), at the step models/seed-cnn.json records
@@ -65,8 +71,7 @@ seed-cnn-24h)
     # 8.5 h and 16 h of fresh renders (other segments, timbres, rooms: --seed 1).
     # 2026-12-02: MAPS note F1 0.708, frame F1 0.603, but on the e2e fixture it finds
     # 5 of 8 notes at 4 of 24 frame phases (tests/test_e2e_jack.py asks for 6)
-    $PY train/build_dataset.py --data "$DATA" --out work/data --hours-train 8 --hours-val 0.5 --seed 0 --jobs 2 \
-        --frontend train/frontend.json
+    seed_data
     $PY train/build_dataset.py --data "$DATA" --out work/data-s1 --hours-train 16 --hours-val 0.1 --seed 1 --jobs 2 \
         --frontend train/frontend.json
     RUN=work/runs/seed-cnn-24h
@@ -75,7 +80,7 @@ seed-cnn-24h)
     fi
     train_phase $RUN work/data,work/data-s1 7000 1e-4 --eval-every 400 --freeze-bn
     train_phase $RUN work/data,work/data-s1 7400 3e-5 --eval-every 200 --freeze-bn
-    ship $RUN work/data train/frontend.json seed-cnn-24h 9 --data work/data,work/data-s1
+    ship $RUN work/data,work/data-s1 train/frontend.json seed-cnn-24h 9
     ;;
 stream | stream-fast)
     $PY train/build_dataset.py --data "$DATA" --out work/data-lowlat --hours-train 12 --hours-val 0.5 --seed 0 \

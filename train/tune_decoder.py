@@ -117,14 +117,13 @@ def main(argv=None):
                                    noisy_onset_threshold=None, release_ratio=None, **dict(zip(grid, values)))
         if cand.off_threshold <= cand.frame_threshold:
             consider(cand, str(dict(zip(grid, values))))
-    stage1 = best[1]
-    grid["frame_onset_threshold"] = [None, 0.5, 0.6, 0.7, 0.8, 0.9]
-    for value in grid["frame_onset_threshold"][1:]:
-        consider(dataclasses.replace(stage1, frame_onset_threshold=value), f"frame_onset_threshold {value}")
-    stage2 = best[1]
-    grid["release_ratio"] = [None, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4]
-    for value in grid["release_ratio"][1:]:
-        consider(dataclasses.replace(stage2, release_ratio=value), f"release_ratio {value}")
+    # then one setting at a time, from the best so far (None: the setting off, already scored)
+    for name, values in (("frame_onset_threshold", [None, 0.5, 0.6, 0.7, 0.8, 0.9]),
+                         ("release_ratio", [None, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4])):
+        grid[name] = values
+        base = best[1]
+        for value in values[1:]:
+            consider(dataclasses.replace(base, **{name: value}), f"{name} {value}")
     _, cand, note, frame, offset = best
     # the noise-adaptive onset threshold: the lowest that keeps steady loud noise
     # within NOISE_TARGET false notes a minute (noise made here, not the benchmark's)
