@@ -22,17 +22,21 @@ Two modes (issue 5, "long runs"):
     records the port (``jackutil.MidiMonitor``, a GIL-free JACK MIDI input). The
     rtpitch process's resident memory is read every 10 s. At the end (SIGINT)
     the monitor's stream must close every note and carry exactly the recorded
-    notes, the run must report no overruns, and the take must match
-    ``transcribe`` of the audio rtpitch heard (the file after as much silence as
-    rtpitch captured before the player started, so both cut the same frames):
-    onsets within one hop + one JACK period + 2 MIDI ticks, as in
-    tests/test_e2e_jack.py. A JACK cycle lost to an xrun never reaches
-    rtpitch, so its clock falls behind the file's by a period at each loss: the
-    offset is found per 10 s of audio (:func:`match_piecewise`, a whole number
-    of periods) and the distinct offsets are reported.
+    notes, the run must report no overruns, and the take must equal
+    ``transcribe`` of the audio rtpitch heard (``listen --record-audio``): every
+    note, to the MIDI tick and the velocity.
+
+    Also reported, not a criterion: the take against ``transcribe`` of the audio
+    as played (the file after as much silence as rtpitch captured before the
+    player started, so both cut the same frames), onsets within one hop + one
+    JACK period + 2 MIDI ticks. A JACK cycle lost to an xrun never reaches
+    rtpitch, so its clock falls behind the file's by a period at each loss and
+    the audio of that cycle is not heard: the offset is found per 10 s of audio
+    (:func:`match_piecewise`, a whole number of periods) and the distinct
+    offsets are reported.
 
 Pass criteria: memory growth after the warm-up (the first ``--warmup`` minutes)
-<= 5 MB; no stuck note; events equal (engine) or matched (jack); 0 overruns.
+<= 5 MB; no stuck note; events equal to ``transcribe``'s; 0 overruns.
 
     .venv/bin/python benchmarks/long_run.py engine                      # 2 h, seed-cnn
     .venv/bin/python benchmarks/long_run.py jack                        # 10 min real time
@@ -319,8 +323,9 @@ def run_jack(args, work: Path) -> dict:
         record = work / "take.mid"
         err_path, out_path = work / "stderr.txt", work / "stdout.txt"
         pa_before, midi_before = portaudio_inputs(client), midi_outputs(client)
+        heard = work / "heard.wav"
         cmd = [sys.executable, "-m", "rtpitch", "listen", "--device", "system", "--midi-out", "--record",
-               str(record), "--no-view", "--model", args.model]
+               str(record), "--record-audio", str(heard), "--no-view", "--model", args.model]
         with open(out_path, "w") as fo, open(err_path, "w") as fe:
             proc = subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=fo,
                                     stderr=fe, stdin=subprocess.DEVNULL, start_new_session=True)
@@ -389,8 +394,15 @@ def run_jack(args, work: Path) -> dict:
     overruns = int(m.group(1)) if m else None
     m = re.search(r"input overflows: (\d+)", stderr)
     overflows = int(m.group(1)) if m else 0
-    # against transcribe of the audio rtpitch heard: the silence before the player's
-    # first sample, then the file. Its first sample is rtpitch audio time
+    # the criterion: transcribe of the audio rtpitch heard gives the take, note for note
+    heard_notes = None
+    if heard.exists():
+        from rtpitch.sinks.midi_file import MidiFileSink
+
+        transcribe_file(heard, spec, make_backend("onnxruntime", spec), sinks=[MidiFileSink(work / "heard.mid")])
+        heard_notes = read_midi_notes(work / "heard.mid")
+    # reported: against transcribe of the audio as played: the silence before the
+    # player's first sample, then the file. Its first sample is rtpitch audio time
     # offset = (P - C) / rate, P the JACK frame of the player's first sample and C
     # that of rtpitch's sample 0 (jackutil.snap_capture_frame); with that lead-in
     # the file is cut into the same frames as the live stream (without it, the
@@ -401,10 +413,10 @@ def run_jack(args, work: Path) -> dict:
     capture_frame, _ = snap_capture_frame(stderr, clock_offset, start_frame, server.rate, server.period)
     if capture_frame is not None:
         offset = (start_frame - capture_frame) / server.rate
-        heard = work / "heard.flac"
+        played = work / "played.flac"
         lead = np.zeros(max(0, start_frame - capture_frame), np.float32)
-        sf.write(str(heard), np.concatenate([lead, samples]), server.rate, subtype="PCM_16")
-        ons = [e for e in transcribe_file(heard, spec, make_backend("onnxruntime", spec)).events if e.on]
+        sf.write(str(played), np.concatenate([lead, samples]), server.rate, subtype="PCM_16")
+        ons = [e for e in transcribe_file(played, spec, make_backend("onnxruntime", spec)).events if e.on]
         ref = [(e.time_s, e.pitch) for e in ons]
         tol = hop_s + server.period / server.rate + 2 / 960
         matched, offsets = match_piecewise(ref, live, 0.0, server.period / server.rate,
@@ -420,16 +432,19 @@ def run_jack(args, work: Path) -> dict:
         "no_stuck_notes": not stream_problems and lost == 0,
         "port_matches_file": port_matches_file,
         "no_overruns": overruns == 0,
-        "same_as_transcribe": matched == len(ref) == len(live),
+        "same_as_transcribe": heard_notes is not None and heard_notes == recorded,
     }
     return {
         "benchmark": "long_run", "mode": "jack", "model": spec.name, "minutes": args.minutes,
         "jack": {"rate": server.rate, "period": server.period, "realtime": server.realtime, "player_xruns": xruns, "start_frame": start_frame,
                  "monitor_lost_messages": lost},
         "returncode": rc, "overruns_samples": overruns, "input_overflows": overflows,
-        "notes_file": len(recorded), "notes_port": len(port_ons), "notes_transcribe": len(ref),
-        "matched_with_transcribe": matched, "identical_to_transcribe": identical, "offset_s": offset,
-        "distinct_offsets": sorted(set(offsets)), "warmup_minutes": warm, "memory": mem,
+        "notes_file": len(recorded), "notes_port": len(port_ons),
+        "notes_transcribe_heard": None if heard_notes is None else len(heard_notes),
+        "heard_audio_s": round(sf.info(str(heard)).duration, 3) if heard.exists() else None,
+        "played": {"notes_transcribe": len(ref), "matched": matched, "identical": identical, "offset_s": offset,
+                   "distinct_offsets": sorted(set(offsets))},
+        "warmup_minutes": warm, "memory": mem,
         "rss_series": [[round(t, 3), round(m_, 2)] for t, m_ in series[:: max(1, len(series) // 400)]],
         "stream_problems": stream_problems[:20], "stderr_tail": stderr.strip().splitlines()[-6:],
         "pass": ok, "all_pass": all(ok.values()),

@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="send to an existing MIDI output port (index or part of its name)")
     li.add_argument("--midi-channel", type=int, default=1, help="MIDI channel 1-16 (default 1)")
     li.add_argument("--record", metavar="FILE.mid", default=None, help="write the take to a MIDI file on exit")
+    li.add_argument("--record-audio", metavar="FILE.wav", default=None,
+                    help="also record the audio rtpitch hears, as it arrives (mono float32 WAV at the input's "
+                         "rate; 'rtpitch transcribe' of it gives the take's notes)")
     li.add_argument("--blocksize", type=int, default=0,
                     help="capture block in frames (default: what the device prefers; files: 256)")
     li.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
@@ -140,8 +143,11 @@ def cmd_listen(args) -> int:
         raise ConfigError(f"--midi-channel must be 1..16, got {args.midi_channel}")
     if args.duration is not None and args.duration <= 0:
         raise ConfigError(f"--duration must be > 0 s, got {args.duration:g}")
-    if args.record:
-        _check_writable(args.record)
+    for path in (args.record, args.record_audio):
+        if path:
+            _check_writable(path)
+    if args.record_audio and os.path.splitext(args.record_audio)[1].lower() != ".wav":
+        raise ConfigError(f"cannot record audio to {args.record_audio}: use a .wav file name")
     spec = load_model_spec(args.model)
     if args.input is not None:
         from .filesource import FileSource
@@ -167,6 +173,11 @@ def cmd_listen(args) -> int:
         port = MidiPortSink(virtual_name=args.midi_out, port=args.midi_port, channel=args.midi_channel)
         sinks.append(port)
         print(f"MIDI out: {port.describe()}", file=sys.stderr)
+    audio = None
+    if args.record_audio:
+        from .sinks.audio_file import AudioFileRecorder
+
+        audio = AudioFileRecorder(args.record_audio, source.sample_rate)
     engine = Engine(spec, backend, source_rate=source.sample_rate)
     block_s = (args.blocksize or getattr(source, "blocksize", 0) or 256) / source.sample_rate
     terms = latency_budget(spec, capture_block_s=block_s, resampler_delay_s=engine.resampler.delay_s,
@@ -188,12 +199,12 @@ def cmd_listen(args) -> int:
         timer.start()
     warm_up(engine)  # first-call costs now, not while the capture callback waits for the GIL
     print("listening: Ctrl-C to stop", file=sys.stderr)
-    summary = run_stream(source, engine, sinks, stop=stop, view=view, keep_events=False)
+    summary = run_stream(source, engine, sinks, stop=stop, view=view, keep_events=False, audio_recorder=audio)
     if summary.origin_monotonic_s is not None:
         # audio time 0 on the wall clock: lets a test or benchmark align the
         # take's audio-time stamps with another clock (see tests/test_e2e_jack.py)
         _say(f"capture clock: audio time 0 = monotonic {summary.origin_monotonic_s:.6f} s")
-    code = _report(summary, record, stop_signal=stop.signum)
+    code = _report(summary, record, stop_signal=stop.signum, audio=audio)
     if summary.source_lost:
         # PortAudio cannot be shut down once its JACK server is gone (pa_jack.c
         # asserts in Pa_Terminate; Pa_StopStream waits 10 minutes): the take is
@@ -235,10 +246,11 @@ def _check_writable(path: str) -> None:
         raise ConfigError(f"cannot write {path}: folder {folder} is not writable")
 
 
-def _report(summary, record=None, *, stop_signal: int | None = None, partial_note: str = "") -> int:
+def _report(summary, record=None, *, stop_signal: int | None = None, partial_note: str = "", audio=None) -> int:
     """Print the closing lines and return the exit status (see :func:`cmd_listen`).
 
-    ``record``: the MidiFileSink of the take (or None). Faults come first, one
+    ``record``: the MidiFileSink of the take (or None); ``audio``: the
+    AudioFileRecorder (or None). Faults come first, one
     ``rtpitch: error:`` line each; the last line says where the notes went.
     """
     overflows = f"; input overflows: {summary.input_overflows} callbacks" if summary.input_overflows else ""
@@ -252,6 +264,8 @@ def _report(summary, record=None, *, stop_signal: int | None = None, partial_not
         from .runner import format_failure
 
         _say(format_failure(summary).rstrip())
+    if audio is not None and audio.error is None:
+        _say(f"wrote {audio.path} ({audio.samples_written / audio.sample_rate:.1f} s of audio)")
     if record is not None and record.saved_path is not None:
         partial = partial_note if summary.errors else ""
         if record.saved_path == record.path:

@@ -135,7 +135,7 @@ class _Dispatcher:
 
 
 def run_stream(source, engine: Engine, sinks: list, *, stop: threading.Event, view=None,
-               keep_events: bool = True, read_timeout_s: float = 0.05) -> RunSummary:
+               keep_events: bool = True, read_timeout_s: float = 0.05, audio_recorder=None) -> RunSummary:
     """Read blocks from ``source`` until it finishes, is lost, or ``stop`` is set.
 
     Events go to every sink as soon as they are decoded; ``view`` (also one of
@@ -143,7 +143,9 @@ def run_stream(source, engine: Engine, sinks: list, *, stop: threading.Event, vi
     positions (samples lost to an overrun) closes sounding notes and moves the
     engine's clock past the gap (:meth:`Engine.skip`).  For a device source
     ``origin_monotonic_s`` is the ``time.monotonic()`` of audio time 0, read
-    from the stream's clock at the end of the run.
+    from the stream's clock at the end of the run.  ``audio_recorder`` (an
+    :class:`~rtpitch.sinks.audio_file.AudioFileRecorder`) gets every block the
+    engine gets; it is closed first at the end, and its failure is a sink error.
 
     Raises only if ``source.start()`` fails (nothing was recorded then);
     every later fault is reported in the summary (module docstring).
@@ -166,6 +168,8 @@ def run_stream(source, engine: Engine, sinks: list, *, stop: threading.Event, vi
             if block.position > expected:
                 events += engine.skip(block.position - expected)
             expected = block.position + block.samples.shape[0]
+            if audio_recorder is not None:
+                audio_recorder.write(block.position, block.samples)
             events += engine.feed(block.samples)
             dispatch(events)
             _update_view(view, source, expected / rate, block.samples)
@@ -173,14 +177,18 @@ def run_stream(source, engine: Engine, sinks: list, *, stop: threading.Event, vi
         summary.failure = exc
         summary.errors.append(_describe_failure(exc, "engine"))
     finally:
-        _shut_down(source, engine, dispatch, summary, expected, rate)
+        _shut_down(source, engine, dispatch, summary, expected, rate, audio_recorder)
         summary.wall_s = time.monotonic() - t0
     return summary
 
 
 def _shut_down(source, engine: Engine, dispatch: _Dispatcher, summary: RunSummary, expected: int,
-               rate: int) -> None:
+               rate: int, audio_recorder=None) -> None:
     """Flush, close the sinks, stop the source; every step runs whatever the others did."""
+    if audio_recorder is not None:
+        audio_recorder.close()  # never raises
+        if audio_recorder.error:
+            summary.sink_errors.append(audio_recorder.error)
     summary.source_lost = bool(getattr(source, "lost", False))
     if summary.source_lost:
         summary.errors.insert(0, getattr(source, "error", None) or "the audio source stopped by itself")

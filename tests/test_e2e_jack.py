@@ -79,9 +79,11 @@ def live_take(jack_server, tmp_path_factory) -> LiveTake:
     # than two cycles says nothing about rtpitch: its audio was not played. Such
     # a take is retaken (up to 3 tries); the last one is checked as it is.
     for attempt in range(3):
+        workdir = tmp_path_factory.mktemp("e2e")
         try:
-            take = run_live_take(load_signal(FIXTURE, sr), workdir=tmp_path_factory.mktemp("e2e"),
-                                 rtpitch_args=["--model", MODEL], tag="e2e", startup_timeout_s=STARTUP_TIMEOUT_S,
+            take = run_live_take(load_signal(FIXTURE, sr), workdir=workdir,
+                                 rtpitch_args=["--model", MODEL, "--record-audio", str(workdir / "heard.wav")],
+                                 tag="e2e", startup_timeout_s=STARTUP_TIMEOUT_S,
                                  trailing_silence_s=TRAILING_SILENCE_S, exit_timeout_s=EXIT_TIMEOUT_S)
         except JackError as err:
             pytest.fail(str(err))
@@ -344,6 +346,39 @@ def test_transcribe_of_what_live_heard_equals_live(live_take, tmp_path):
     for a, b in zip(sorted(live, key=lambda n: (n[0], n[2])), sorted(file_notes, key=lambda n: (n[0], n[2]))):
         assert a[2:] == b[2:] and abs(a[0] - b[0]) <= TICK_S and abs(a[1] - b[1]) <= TICK_S, (
             f"live {a} != transcribe {b}")
+
+
+@pytest.mark.jack
+@pytest.mark.shared
+@pytest.mark.slow
+@needs_data
+@needs_model
+def test_recorded_audio_is_what_was_played_and_transcribes_to_the_take(live_take, tmp_path):
+    """``--record-audio`` holds the audio the engine heard: the played signal,
+    sample for sample, after the captured lead-in (when JACK lost no cycles),
+    and ``rtpitch transcribe`` of it gives the live take's notes exactly,
+    whatever JACK lost."""
+    import soundfile as sf
+
+    from rtpitch.sinks.midi_file import read_midi_notes
+
+    take = live_take
+    if take.returncode != 0 or take.capture_frame is None:
+        pytest.fail("the live run failed (see test_listen_through_jack)")
+    wav = take.record_path.parent / "heard.wav"
+    assert f"wrote {wav} (" in take.stderr, take.stderr
+    heard, sr = sf.read(str(wav), dtype="float32")
+    assert sr == take.sr and heard.ndim == 1
+    if not take.skipped_frames() and "input overflows" not in take.stderr:
+        lead, played = take.start_frame - take.capture_frame, load_signal(FIXTURE, take.sr)
+        assert np.array_equal(heard[:lead], np.zeros(lead, np.float32))
+        np.testing.assert_array_equal(heard[lead:lead + played.shape[0]], played)
+    out = tmp_path / "heard.mid"
+    res = subprocess.run([sys.executable, "-m", "rtpitch", "transcribe", str(wav), "-o", str(out),
+                          "--model", MODEL], cwd=REPO, capture_output=True, text=True, timeout=120,
+                         stdin=subprocess.DEVNULL)
+    assert res.returncode == 0, res.stderr
+    assert read_midi_notes(out) == take.recorded_notes()
 
 
 def _click_alignment(click_at: int = 1000) -> tuple[int, int, float, int]:

@@ -24,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 # These tests kill JACK servers.  After in-process PortAudio/JACK tests, libjack
@@ -130,9 +131,11 @@ def _errors(stderr: str) -> list[str]:
                                          (signal.SIGHUP, 128 + signal.SIGHUP)],
                          ids=["SIGINT", "SIGTERM", "SIGHUP"])
 def test_signal_ends_take_cleanly(sig, status, wired, tmp_path):
-    take = tmp_path / "take.mid"
-    proc, out, err = _spawn(["--input", str(PIANO), "--record", str(take), "--model", wired, "--print-notes"],
-                            tmp_path)
+    import soundfile as sf
+
+    take, heard = tmp_path / "take.mid", tmp_path / "take.wav"
+    proc, out, err = _spawn(["--input", str(PIANO), "--record", str(take), "--record-audio", str(heard),
+                             "--model", wired, "--print-notes"], tmp_path)
     _wait_listening(proc, err)
     time.sleep(4.0)
     proc.send_signal(sig)
@@ -140,11 +143,30 @@ def test_signal_ends_take_cleanly(sig, status, wired, tmp_path):
     assert rc == status, text
     assert not _errors(text), text
     assert f"wrote {take}" in text
+    audio_s = float(re.search(r"notes in ([\d.]+) s of audio", text).group(1))
+    assert f"wrote {heard} ({audio_s:.1f} s of audio)" in text
+    assert sf.info(str(heard)).duration == pytest.approx(audio_s, abs=0.05) and audio_s > 3.5
     n = _midi_file_notes(take)
     assert n > 0, "the wired model should have played notes in 4 s of piano"
     assert sum(" on  v=" in line for line in out.read_text().splitlines()) == n
     if sig != signal.SIGINT:
         assert text.rstrip().splitlines()[-1] == f"rtpitch: stopped by {signal.Signals(sig).name}"
+
+
+def test_sigkill_leaves_the_audio_recording_readable(wired, tmp_path):
+    """Killed without a chance to clean up: the WAV header was last brought up
+    to date at most HEADER_EVERY_S (5 s) of audio before, so the file reads
+    back with at least that much audio."""
+    import soundfile as sf
+
+    heard = tmp_path / "take.wav"
+    proc, _, err = _spawn(["--input", str(PIANO), "--record-audio", str(heard), "--model", wired], tmp_path)
+    _wait_listening(proc, err)
+    time.sleep(7.0)
+    proc.kill()
+    proc.wait(EXIT_TIMEOUT_S)
+    x, sr = sf.read(str(heard), dtype="float32")
+    assert x.shape[0] >= 5 * sr and np.abs(x).max() > 0.01
 
 
 def test_record_cannot_be_written_at_the_end(wired, tmp_path):

@@ -7,6 +7,8 @@ and what went wrong is in the summary.
 
 from __future__ import annotations
 
+import os
+import re
 import threading
 
 import numpy as np
@@ -244,3 +246,39 @@ def test_report_lines_and_exit_status(capsys, tmp_path):
     lines = capsys.readouterr().err.splitlines()
     assert lines[2:] == ["rtpitch: error: audio device 'system' stopped (JACK server gone?)",
                          f"wrote {tmp_path / 'take.mid'}"]
+
+
+def test_audio_recording_failure_is_a_sink_error_and_the_take_goes_on(spec, tmp_path):
+    """The audio file holds every sample the engine got, overrun gaps as
+    silence; on a full disk the run goes on, the MIDI take is written, and the
+    failure is reported once."""
+    import soundfile as sf
+
+    from rtpitch.sinks.audio_file import AudioFileRecorder
+
+    x = tone(SR, 3.0, [(0.3, 0.8), (1.2, 1.7), (2.0, 2.5)])
+    drop = (int(0.9 * SR), int(1.0 * SR))
+    rec = AudioFileRecorder(tmp_path / "take.wav", SR)
+    record = MidiFileSink(tmp_path / "take.mid")
+    engine = Engine(spec, LevelBackend(spec), source_rate=SR)
+    summary = run_stream(ArraySource(x, SR, blocksize=960, drop=drop), engine, [record], stop=threading.Event(),
+                         audio_recorder=rec)
+    assert summary.ok and rec.error is None
+    heard, _ = sf.read(tmp_path / "take.wav", dtype="float32")
+    want = x.copy()
+    want[drop[0]:drop[1]] = 0
+    np.testing.assert_array_equal(heard, want[:heard.shape[0]])
+    assert heard.shape[0] == x.shape[0] // 960 * 960
+
+    if not os.path.exists("/dev/full"):
+        return
+    (tmp_path / "take2.wav").symlink_to("/dev/full")  # a real full disk
+    rec = AudioFileRecorder(tmp_path / "take2.wav", SR)
+    engine = Engine(spec, LevelBackend(spec), source_rate=SR)
+    record = MidiFileSink(tmp_path / "take2.mid")
+    summary = run_stream(ArraySource(x, SR, blocksize=960), engine, [record], stop=threading.Event(),
+                         audio_recorder=rec)
+    assert not summary.errors and len(summary.sink_errors) == 1, summary.sink_errors
+    assert re.fullmatch(rf"audio recording {re.escape(str(tmp_path / 'take2.wav'))} stopped at \d+\.\d s: "
+                        "No space left on device", summary.sink_errors[0]), summary.sink_errors
+    assert len(read_midi_notes(tmp_path / "take2.mid")) == 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import time
 
 import pytest
@@ -254,3 +255,61 @@ def test_terminal_rate_limit():
     for i in range(100):
         view.update(audio_time_s=0.1 + i)
     assert out.getvalue() == first
+
+
+# -- audio recording -------------------------------------------------------------------
+def test_audio_recording_is_exact_and_fills_gaps_with_silence(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    from rtpitch.sinks.audio_file import AudioFileRecorder
+
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(-1, 1, 300).astype(np.float32), rng.uniform(-1, 1, 200).astype(np.float32)
+    rec = AudioFileRecorder(tmp_path / "take.wav", 48000)
+    rec.write(0, a)
+    rec.write(300 + 10_000, b)  # 10 000 samples lost to an overrun
+    rec.close()
+    rec.close()  # idempotent
+    rec.write(10_500, b)  # after close: ignored
+    x, sr = sf.read(tmp_path / "take.wav", dtype="float32")
+    assert sr == 48000 and rec.error is None and rec.samples_written == x.shape[0] == 10_500
+    np.testing.assert_array_equal(x, np.concatenate([a, np.zeros(10_000, np.float32), b]))
+
+
+@pytest.mark.parametrize("name, message", [("take.flac", "use a .wav file name"),
+                                           ("missing/take.wav", "No such file or directory")])
+def test_audio_recording_refuses_what_it_cannot_write(tmp_path, name, message):
+    from rtpitch.sinks.audio_file import AudioFileRecorder
+
+    with pytest.raises(ConfigError, match=f"cannot record audio to .*{message}"):
+        AudioFileRecorder(tmp_path / name, 48000)
+
+
+def test_audio_recording_on_a_full_disk_is_kept_not_raised(tmp_path, monkeypatch):
+    """A real full disk (/dev/full): the write fails, ``error`` says why, nothing raises."""
+    import numpy as np
+
+    from rtpitch.sinks import audio_file
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    monkeypatch.setattr(audio_file, "HEADER_EVERY_S", 0.5)
+    (tmp_path / "take.wav").symlink_to("/dev/full")
+    rec = audio_file.AudioFileRecorder(tmp_path / "take.wav", 48000)
+    for k in range(200):
+        rec.write(256 * k, np.zeros(256, np.float32))
+    rec.close()
+    assert rec.error is not None
+    assert re.fullmatch(rf"audio recording {re.escape(str(tmp_path / 'take.wav'))} stopped at \d\.\d s: "
+                        "No space left on device", rec.error), rec.error
+    assert rec.samples_written <= 48000 // 2 + 256
+
+
+def test_wav_header_is_read_back():
+    import soundfile as sf
+
+    from rtpitch.sinks.audio_file import wav_header
+
+    info = sf.info(io.BytesIO(wav_header(44100, 3) + bytes(12)))
+    assert (info.format, info.subtype, info.samplerate, info.channels, info.frames) == ("WAV", "FLOAT", 44100, 1, 3)
