@@ -89,7 +89,7 @@ seed-cnn-40h)
     # 0.604, but on the e2e fixture it finds 5 of 8 notes at all 12 frame phases
     # (the soft notes of its chord peak at 0.64-0.67, under the thresholds of 0.7
     # that rendered validation chooses)
-    bash train/reproduce.sh seed-cnn-24h  # its run and data first (a no-op when done)
+    bash train/reproduce.sh seed-cnn-24h  # its data and run first (done phases are skipped)
     $PY train/build_dataset.py --data "$DATA" --out work/data-s2 --hours-train 16 --hours-val 0.1 --seed 2 --jobs 2 \
         --frontend train/frontend.json
     RUN=work/runs/seed-cnn-40h
