@@ -408,11 +408,12 @@ def run_jack(args, work: Path) -> dict:
     m = re.search(r"input overflows: (\d+)", stderr)
     overflows = int(m.group(1)) if m else 0
     # the criterion: transcribe of the audio rtpitch heard gives the take, note for note
+    backend = make_backend("onnxruntime", spec)
     heard_notes = None
     if heard.exists():
         from rtpitch.sinks.midi_file import MidiFileSink
 
-        transcribe_file(heard, spec, make_backend("onnxruntime", spec), sinks=[MidiFileSink(work / "heard.mid")])
+        transcribe_file(heard, spec, backend, sinks=[MidiFileSink(work / "heard.mid")])
         heard_notes = read_midi_notes(work / "heard.mid")
     # reported: against transcribe of the audio as played: the silence before the
     # player's first sample, then the file. Its first sample is rtpitch audio time
@@ -429,7 +430,7 @@ def run_jack(args, work: Path) -> dict:
         played = work / "played.flac"
         lead = np.zeros(max(0, start_frame - capture_frame), np.float32)
         sf.write(str(played), np.concatenate([lead, samples]), server.rate, subtype="PCM_16")
-        ons = [e for e in transcribe_file(played, spec, make_backend("onnxruntime", spec)).events if e.on]
+        ons = [e for e in transcribe_file(played, spec, backend).events if e.on]
         ref = [(e.time_s, e.pitch) for e in ons]
         tol = hop_s + server.period / server.rate + 2 / 960
         matched, offsets = match_piecewise(ref, live, 0.0, server.period / server.rate,

@@ -146,8 +146,10 @@ def cmd_listen(args) -> int:
     for path in (args.record, args.record_audio):
         if path:
             _check_writable(path)
-    if args.record_audio and os.path.splitext(args.record_audio)[1].lower() != ".wav":
-        raise ConfigError(f"cannot record audio to {args.record_audio}: use a .wav file name")
+    if args.record_audio:
+        from .sinks.audio_file import check_name
+
+        check_name(args.record_audio)
     spec = load_model_spec(args.model)
     if args.input is not None:
         from .filesource import FileSource

@@ -93,6 +93,18 @@ def live_take(jack_server, tmp_path_factory) -> LiveTake:
     return take
 
 
+def _transcribe(audio: Path, out: Path) -> subprocess.CompletedProcess:
+    """``rtpitch transcribe AUDIO -o OUT --model MODEL`` as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "rtpitch", "transcribe", str(audio), "-o", str(out), "--model", MODEL],
+                          cwd=REPO, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+
+def _lost_cycles(take: LiveTake) -> bool:
+    """JACK lost cycles during the take (the player was skipped, or rtpitch saw
+    input overflows): the audio rtpitch captured is then not the played one."""
+    return bool(take.skipped_frames()) or "input overflows" in take.stderr
+
+
 def _in_rt_time(take: LiveTake, notes) -> list[tuple[float, int]]:
     """(onset, pitch) in recording time -> (onset in rtpitch audio time, pitch)."""
     return [(take.rt_time(t), p) for t, p in notes]
@@ -194,9 +206,7 @@ def test_transcribe_notes_match_annotations(tmp_path):
     from rtpitch.sinks.midi_file import read_midi_notes
 
     out = tmp_path / "file.mid"
-    res = subprocess.run([sys.executable, "-m", "rtpitch", "transcribe", str(FIXTURE), "-o", str(out),
-                          "--model", MODEL], cwd=REPO, capture_output=True, text=True, timeout=120,
-                         stdin=subprocess.DEVNULL)
+    res = _transcribe(FIXTURE, out)
     assert res.returncode == 0, res.stderr
     ref = read_annotations()
     est = [(on, p) for on, _, p, _ in read_midi_notes(out)]
@@ -258,9 +268,7 @@ def test_transcribe_matches_live(live_take, tmp_path):
 
     out = tmp_path / "file.mid"
     t0 = time.monotonic()
-    res = subprocess.run([sys.executable, "-m", "rtpitch", "transcribe", str(FIXTURE), "-o", str(out),
-                          "--model", MODEL], cwd=REPO, capture_output=True, text=True, timeout=120,
-                         stdin=subprocess.DEVNULL)
+    res = _transcribe(FIXTURE, out)
     print(f"\ntranscribe: {time.monotonic() - t0:.1f} s wall")
     assert res.returncode == 0, res.stderr
     assert "Traceback" not in res.stderr, res.stderr
@@ -300,9 +308,7 @@ def test_transcribe_equals_live(live_take, tmp_path):
     from rtpitch.sinks.midi_file import read_midi_notes
 
     out = tmp_path / "file.mid"
-    res = subprocess.run([sys.executable, "-m", "rtpitch", "transcribe", str(FIXTURE), "-o", str(out),
-                          "--model", MODEL], cwd=REPO, capture_output=True, text=True, timeout=120,
-                         stdin=subprocess.DEVNULL)
+    res = _transcribe(FIXTURE, out)
     assert res.returncode == 0, res.stderr
     file_notes = [(on, p) for on, _, p, _ in read_midi_notes(out)]
     live = [(on, p) for on, _, p, _ in live_take.recorded_notes()]
@@ -328,7 +334,7 @@ def test_transcribe_of_what_live_heard_equals_live(live_take, tmp_path):
     take = live_take
     if take.returncode != 0 or take.capture_frame is None:
         pytest.fail("the live run failed (see test_listen_through_jack)")
-    if take.skipped_frames() or "input overflows" in take.stderr:
+    if _lost_cycles(take):
         pytest.skip("JACK lost cycles during the take: the captured audio is not the played one")
     lead = take.start_frame - take.capture_frame  # frames rtpitch captured before the signal
     heard = np.concatenate([np.zeros(lead, np.float32), load_signal(FIXTURE, take.sr),
@@ -336,9 +342,7 @@ def test_transcribe_of_what_live_heard_equals_live(live_take, tmp_path):
     wav = tmp_path / "heard.wav"
     sf.write(str(wav), heard, take.sr, subtype="FLOAT")
     out = tmp_path / "heard.mid"
-    res = subprocess.run([sys.executable, "-m", "rtpitch", "transcribe", str(wav), "-o", str(out),
-                          "--model", MODEL], cwd=REPO, capture_output=True, text=True, timeout=120,
-                         stdin=subprocess.DEVNULL)
+    res = _transcribe(wav, out)
     assert res.returncode == 0, res.stderr
     file_notes = read_midi_notes(out)
     live = take.recorded_notes()
@@ -369,14 +373,12 @@ def test_recorded_audio_is_what_was_played_and_transcribes_to_the_take(live_take
     assert f"wrote {wav} (" in take.stderr, take.stderr
     heard, sr = sf.read(str(wav), dtype="float32")
     assert sr == take.sr and heard.ndim == 1
-    if not take.skipped_frames() and "input overflows" not in take.stderr:
+    if not _lost_cycles(take):
         lead, played = take.start_frame - take.capture_frame, load_signal(FIXTURE, take.sr)
         assert np.array_equal(heard[:lead], np.zeros(lead, np.float32))
         np.testing.assert_array_equal(heard[lead:lead + played.shape[0]], played)
     out = tmp_path / "heard.mid"
-    res = subprocess.run([sys.executable, "-m", "rtpitch", "transcribe", str(wav), "-o", str(out),
-                          "--model", MODEL], cwd=REPO, capture_output=True, text=True, timeout=120,
-                         stdin=subprocess.DEVNULL)
+    res = _transcribe(wav, out)
     assert res.returncode == 0, res.stderr
     assert read_midi_notes(out) == take.recorded_notes()
 

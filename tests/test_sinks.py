@@ -7,6 +7,7 @@ import os
 import re
 import time
 
+import numpy as np
 import pytest
 
 from rtpitch.errors import ConfigError, MidiError
@@ -259,7 +260,6 @@ def test_terminal_rate_limit():
 
 # -- audio recording -------------------------------------------------------------------
 def test_audio_recording_is_exact_and_fills_gaps_with_silence(tmp_path):
-    import numpy as np
     import soundfile as sf
 
     from rtpitch.sinks.audio_file import AudioFileRecorder
@@ -288,8 +288,6 @@ def test_audio_recording_refuses_what_it_cannot_write(tmp_path, name, message):
 
 def test_audio_recording_on_a_full_disk_is_kept_not_raised(tmp_path, monkeypatch):
     """A real full disk (/dev/full): the write fails, ``error`` says why, nothing raises."""
-    import numpy as np
-
     from rtpitch.sinks import audio_file
 
     if not os.path.exists("/dev/full"):

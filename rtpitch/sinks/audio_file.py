@@ -39,6 +39,18 @@ def wav_header(sample_rate: int, n_samples: int) -> bytes:
             + b"data" + struct.pack("<I", data))
 
 
+def check_name(path) -> None:
+    """Refuse a file name the recorder cannot write (before anything starts).
+
+    Raises
+    ------
+    ConfigError
+        ``path`` does not end in ``.wav``.
+    """
+    if Path(path).suffix.lower() != ".wav":
+        raise ConfigError(f"cannot record audio to {path}: use a .wav file name")
+
+
 class AudioFileRecorder:
     """Write mono blocks stamped with their sample position to ``path``.
 
@@ -51,9 +63,8 @@ class AudioFileRecorder:
     """
 
     def __init__(self, path, sample_rate: int):
+        check_name(path)
         self.path = Path(path)
-        if self.path.suffix.lower() != ".wav":
-            raise ConfigError(f"cannot record audio to {self.path}: use a .wav file name")
         self.sample_rate = int(sample_rate)
         try:
             self._file = open(self.path, "wb")
