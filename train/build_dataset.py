@@ -5,7 +5,8 @@
 
 Performances (ASAP, batik, vienna4x22, POP909) are split by piece (hash of the piece id,
 ~10 % val; vienna4x22 is train only), cut into segments of <= 60 s, rendered with a
-random timbre, passed through ``microphone_in_room``, and stored as
+random timbre (velocities optionally scaled per segment, ``--velocity-scale``), passed
+through ``microphone_in_room``, and stored as
 ``OUT/<split>/<id>.npz`` (mel float16 (T, n_mels); frame/onset/offset/velocity uint8
 (T, 88); pedal uint8 (T,); metadata). Val segments also get ``<id>.flac`` (the audio the
 features came from) and ``<id>.tsv`` (onset, key release, pitch, velocity; segment time).
@@ -171,6 +172,8 @@ def make_segment(seg: dict, out: str, spec_d: dict, samples_dir) -> dict:
     sr = spec.sample_rate
     rng = np.random.default_rng(seg["seed"])
     perf = _perf(seg["source"]).segment(seg["start_s"], seg["dur_s"])
+    if "velocity_scale" in seg:  # softer playing: lower layers, labels follow
+        perf.velocity = np.clip(np.round(perf.velocity * seg["velocity_scale"]), 1, 127).astype(np.int64)
     n = int(round(seg["dur_s"] * sr))
     timbre = seg["timbre"]
     try:
@@ -207,6 +210,13 @@ def make_segment(seg: dict, out: str, spec_d: dict, samples_dir) -> dict:
     return meta
 
 
+def draw_velocity_scales(plan: list[dict], lo: float, hi: float) -> None:
+    """Give each segment a velocity factor, uniform in [lo, hi], drawn from its own seed
+    (so adding the option leaves every other draw of the build unchanged)."""
+    for seg in plan:
+        seg["velocity_scale"] = round(float(np.random.default_rng([seg["seed"], 2]).uniform(lo, hi)), 3)
+
+
 def _work(args):
     seg, out, spec_d, samples_dir = args
     try:
@@ -238,7 +248,18 @@ def main(argv=None):
     ap.add_argument("--frontend", default=None, help="JSON file or string (FrontendSpec fields, or a model JSON with 'frontend')")
     ap.add_argument("--samples-dir", default=None, help="Salamander samples (default <repo>/cache/salamander)")
     ap.add_argument("--timbres", default=None, help=f"comma-separated subset of {','.join(TIMBRE_WEIGHTS)}")
+    ap.add_argument("--velocity-scale", default=None, metavar="LO,HI",
+                    help="multiply each segment's MIDI velocities by a factor drawn in [LO, HI] "
+                         "(the MIDI collections play louder than the real validation: median 70 vs 47)")
     a = ap.parse_args(argv)
+    vscale = None
+    if a.velocity_scale:
+        try:
+            vscale = tuple(float(v) for v in a.velocity_scale.split(","))
+            if len(vscale) != 2 or not 0 < vscale[0] <= vscale[1] <= 2:
+                raise ValueError
+        except ValueError:
+            ap.error("--velocity-scale: LO,HI with 0 < LO <= HI <= 2, e.g. 0.45,1.0")
     timbres = a.timbres.split(",") if a.timbres else None
     if timbres and not set(timbres) <= set(TIMBRE_WEIGHTS):
         ap.error(f"--timbres: choose from {', '.join(TIMBRE_WEIGHTS)}")
@@ -256,6 +277,8 @@ def main(argv=None):
     plan = (plan_split(perfs, "train", a.hours_train, a.seed, durs, timbres)
             + plan_split(perfs, "val", a.hours_val, a.seed, durs, timbres))
     durs.save()
+    if vscale:
+        draw_velocity_scales(plan, *vscale)
     print(f"planned {len(plan)} segments ({sum(s['dur_s'] for s in plan) / 3600:.2f} h) in {time.time() - t:.1f}s", flush=True)
 
     man_path = out / "manifest.jsonl"

@@ -1,0 +1,55 @@
+"""train/build_dataset.py: --velocity-scale softens what is rendered and what is labelled.
+
+Renders one short segment with FluidR3 (apt fluid-soundfont-gm) from ../shared/data.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("RTPITCH_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+pytestmark = pytest.mark.shared
+
+
+def test_velocity_scales_are_drawn_per_segment_and_change_nothing_else():
+    from train.build_dataset import draw_velocity_scales
+
+    plan = [dict(id=f"train_{i:05d}", seed=1000 + i, timbre="salamander") for i in range(200)]
+    before = [dict(s) for s in plan]
+    draw_velocity_scales(plan, 0.45, 1.0)
+    scales = np.array([s.pop("velocity_scale") for s in plan])
+    assert plan == before
+    assert scales.min() >= 0.45 and scales.max() <= 1.0 and scales.std() > 0.1
+    again = [dict(s) for s in before]
+    draw_velocity_scales(again, 0.45, 1.0)
+    assert [s["velocity_scale"] for s in again] == scales.tolist()  # a resumed build draws the same
+
+
+def test_velocity_scale_lowers_rendered_velocities_and_their_labels(tmp_path):
+    if not (SHARED / "midi").is_dir():
+        pytest.skip(f"../shared/data absent ({SHARED})")
+    if not Path("/usr/share/sounds/sf2/FluidR3_GM.sf2").exists():
+        pytest.skip("FluidR3 soundfont not installed (apt fluid-soundfont-gm)")
+    from train.build_dataset import DEFAULT_FRONTEND, list_performances, make_segment
+
+    perf = next(p for p in list_performances(SHARED) if p["collection"] == "pop909")
+    seg = dict(id="train_00000", split="train", collection="pop909", piece=perf["piece"], source=perf["path"],
+               start_s=0.0, dur_s=8.0, timbre="fluid-r3", seed=7)
+    make_segment(seg, str(tmp_path / "plain"), DEFAULT_FRONTEND, None)
+    meta = make_segment(dict(seg, velocity_scale=0.5), str(tmp_path / "soft"), DEFAULT_FRONTEND, None)
+    assert meta["velocity_scale"] == 0.5
+    with np.load(tmp_path / "plain" / "train" / "train_00000.npz") as a, \
+            np.load(tmp_path / "soft" / "train" / "train_00000.npz") as b:
+        assert json.loads(str(b["meta"]))["velocity_scale"] == 0.5
+        for head in ("frame", "onset", "offset"):
+            assert np.array_equal(a[head], b[head])
+        on = a["onset"] > 0
+        assert on.sum() > 10
+        want = np.clip(np.round(a["velocity"][on].astype(float) * 0.5), 1, 127)
+        assert np.array_equal(b["velocity"][on], want)
+        assert not np.array_equal(a["mel"], b["mel"])  # softer notes sound different
