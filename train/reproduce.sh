@@ -3,6 +3,7 @@
 #   train/reproduce.sh seed-cnn        # the seed's CNN (issue 2); SEED_FROM_SCRATCH=1: from step 0
 #   train/reproduce.sh seed-cnn-24h    # a candidate: seed-cnn fine-tuned on 24 h (not shipped)
 #   train/reproduce.sh seed-cnn-40h    # a candidate: seed-cnn-24h fine-tuned on 40 h (not shipped)
+#   train/reproduce.sh seed-cnn-soft   # seed-cnn-40h fine-tuned on softer renders
 #   train/reproduce.sh stream          # the streaming CNN, one run for every lookahead;
 #                                      # exports stream (lookahead 2) and stream-fast (0)
 # Steps: fetch Salamander samples -> render + augment + features + labels ->
@@ -101,6 +102,25 @@ seed-cnn-40h)
     train_phase $RUN $D 9200 3e-5 --eval-every 200 --freeze-bn
     ship $RUN $D train/frontend.json seed-cnn-40h 9
     ;;
+seed-cnn-soft)
+    # a candidate, not shipped: seed-cnn-40h (step 9 200) fine-tuned on a fourth
+    # render (16 h, --seed 3) whose velocities are scaled by 0.45-1.0 per segment:
+    # the MIDI collections play louder than the real recordings (onset velocity
+    # median 70 vs MAPS 47; scaled: 48). Its validation (soft, first in the list)
+    # tunes the decoder. 2026-12-03: MAPS note F1 0.714, note+offset 0.390, frame
+    # F1 0.610, but on the e2e fixture 5 of 8 notes at 3 of 12 frame phases
+    bash train/reproduce.sh seed-cnn-40h
+    $PY train/build_dataset.py --data "$DATA" --out work/data-s3 --hours-train 16 --hours-val 0.5 --seed 3 --jobs 2 \
+        --frontend train/frontend.json --velocity-scale 0.45,1.0
+    RUN=work/runs/seed-cnn-soft
+    if [ ! -d "$RUN/ckpt" ]; then
+        cp -r work/runs/seed-cnn-40h "$RUN"
+    fi
+    D=work/data-s3,work/data
+    train_phase $RUN $D 10400 1e-4 --eval-every 400 --freeze-bn
+    train_phase $RUN $D 10800 3e-5 --eval-every 200 --freeze-bn
+    ship $RUN $D train/frontend.json seed-cnn-soft 9
+    ;;
 stream | stream-fast)
     $PY train/build_dataset.py --data "$DATA" --out work/data-lowlat --hours-train 12 --hours-val 0.5 --seed 0 \
         --jobs 2 --frontend train/frontend-lowlat.json
@@ -113,7 +133,7 @@ stream | stream-fast)
     ship $RUN work/data-lowlat train/frontend-lowlat.json stream-fast 0 --arch stream
     ;;
 *)
-    echo "unknown model $NAME (seed-cnn, seed-cnn-24h, seed-cnn-40h, stream, stream-fast)" >&2
+    echo "unknown model $NAME (seed-cnn, seed-cnn-24h, seed-cnn-40h, seed-cnn-soft, stream, stream-fast)" >&2
     exit 2
     ;;
 esac
