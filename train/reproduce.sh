@@ -3,7 +3,7 @@
 #   train/reproduce.sh seed-cnn        # the seed's CNN (issue 2); SEED_FROM_SCRATCH=1: from step 0
 #   train/reproduce.sh seed-cnn-24h    # a candidate: seed-cnn fine-tuned on 24 h (not shipped)
 #   train/reproduce.sh seed-cnn-40h    # a candidate: seed-cnn-24h fine-tuned on 40 h (not shipped)
-#   train/reproduce.sh seed-cnn-soft   # seed-cnn-40h fine-tuned on softer renders
+#   train/reproduce.sh seed-cnn-soft   # a candidate: seed-cnn-40h fine-tuned on softer renders (not shipped)
 #   train/reproduce.sh stream          # the streaming CNN, one run for every lookahead;
 #                                      # exports stream (lookahead 2) and stream-fast (0)
 # Steps: fetch Salamander samples -> render + augment + features + labels ->
