@@ -48,6 +48,10 @@ resume_from_repo() {  # run: start from the checkpoint kept in train/runs/ when 
     fi
 }
 
+branch_run() {  # from to: a fine-tune starts as a copy of the run it goes on from (once)
+    [ -d "$2/ckpt" ] || cp -r "$1" "$2"
+}
+
 train/fetch_samples.sh cache/salamander
 case "$NAME" in
 seed-cnn)
@@ -94,9 +98,7 @@ seed-cnn-40h)
     $PY train/build_dataset.py --data "$DATA" --out work/data-s2 --hours-train 16 --hours-val 0.1 --seed 2 --jobs 2 \
         --frontend train/frontend.json
     RUN=work/runs/seed-cnn-40h
-    if [ ! -d "$RUN/ckpt" ]; then
-        cp -r work/runs/seed-cnn-24h "$RUN"
-    fi
+    branch_run work/runs/seed-cnn-24h $RUN
     D=work/data,work/data-s1,work/data-s2
     train_phase $RUN $D 8800 1e-4 --eval-every 400 --freeze-bn
     train_phase $RUN $D 9200 3e-5 --eval-every 200 --freeze-bn
@@ -113,9 +115,7 @@ seed-cnn-soft)
     $PY train/build_dataset.py --data "$DATA" --out work/data-s3 --hours-train 16 --hours-val 0.5 --seed 3 --jobs 2 \
         --frontend train/frontend.json --velocity-scale 0.45,1.0
     RUN=work/runs/seed-cnn-soft
-    if [ ! -d "$RUN/ckpt" ]; then
-        cp -r work/runs/seed-cnn-40h "$RUN"
-    fi
+    branch_run work/runs/seed-cnn-40h $RUN
     D=work/data-s3,work/data
     train_phase $RUN $D 10400 1e-4 --eval-every 400 --freeze-bn
     train_phase $RUN $D 10800 3e-5 --eval-every 200 --freeze-bn
