@@ -53,3 +53,25 @@ def test_velocity_scale_lowers_rendered_velocities_and_their_labels(tmp_path):
         want = np.clip(np.round(a["velocity"][on].astype(float) * 0.5), 1, 127)
         assert np.array_equal(b["velocity"][on], want)
         assert not np.array_equal(a["mel"], b["mel"])  # softer notes sound different
+
+
+def test_velocity_spread_varies_notes_within_a_segment_and_keeps_the_timing(tmp_path):
+    if not (SHARED / "midi").is_dir():
+        pytest.skip(f"../shared/data absent ({SHARED})")
+    if not Path("/usr/share/sounds/sf2/FluidR3_GM.sf2").exists():
+        pytest.skip("FluidR3 soundfont not installed (apt fluid-soundfont-gm)")
+    from train.build_dataset import DEFAULT_FRONTEND, list_performances, make_segment
+
+    perf = next(p for p in list_performances(SHARED) if p["collection"] == "pop909")
+    seg = dict(id="train_00000", split="train", collection="pop909", piece=perf["piece"], source=perf["path"],
+               start_s=0.0, dur_s=8.0, timbre="fluid-r3", seed=7)
+    make_segment(seg, str(tmp_path / "plain"), DEFAULT_FRONTEND, None)
+    make_segment(dict(seg, velocity_spread=0.35), str(tmp_path / "spread"), DEFAULT_FRONTEND, None)
+    with np.load(tmp_path / "plain" / "train" / "train_00000.npz") as a, \
+            np.load(tmp_path / "spread" / "train" / "train_00000.npz") as b:
+        for head in ("frame", "onset", "offset"):
+            assert np.array_equal(a[head], b[head])
+        on = a["onset"] > 0
+        ratio = np.log(b["velocity"][on].astype(float) / a["velocity"][on])
+        assert 0.2 < ratio.std() < 0.5  # per note, about exp(N(0, 0.35)); not one factor for all
+        assert abs(np.median(ratio)) < 0.15

@@ -5,7 +5,8 @@
 
 Performances (ASAP, batik, vienna4x22, POP909) are split by piece (hash of the piece id,
 ~10 % val; vienna4x22 is train only), cut into segments of <= 60 s, rendered with a
-random timbre (velocities optionally scaled per segment, ``--velocity-scale``), passed
+random timbre (velocities optionally scaled per segment, ``--velocity-scale``, and spread
+per note, ``--velocity-spread``), passed
 through ``microphone_in_room``, and stored as
 ``OUT/<split>/<id>.npz`` (mel float16 (T, n_mels); frame/onset/offset/velocity uint8
 (T, 88); pedal uint8 (T,); metadata). Val segments also get ``<id>.flac`` (the audio the
@@ -172,8 +173,11 @@ def make_segment(seg: dict, out: str, spec_d: dict, samples_dir) -> dict:
     sr = spec.sample_rate
     rng = np.random.default_rng(seg["seed"])
     perf = _perf(seg["source"]).segment(seg["start_s"], seg["dur_s"])
-    if "velocity_scale" in seg:  # softer playing: lower layers, labels follow
-        perf.velocity = np.clip(np.round(perf.velocity * seg["velocity_scale"]), 1, 127).astype(np.int64)
+    if "velocity_scale" in seg or "velocity_spread" in seg:  # softer, uneven playing; labels follow
+        v = perf.velocity * seg.get("velocity_scale", 1.0)
+        if seg.get("velocity_spread"):  # per note: soft notes under loud ones in a chord
+            v = v * np.exp(np.random.default_rng([seg["seed"], 3]).normal(0.0, seg["velocity_spread"], len(v)))
+        perf.velocity = np.clip(np.round(v), 1, 127).astype(np.int64)
     n = int(round(seg["dur_s"] * sr))
     timbre = seg["timbre"]
     try:
@@ -251,7 +255,12 @@ def main(argv=None):
     ap.add_argument("--velocity-scale", default=None, metavar="LO,HI",
                     help="multiply each segment's MIDI velocities by a factor drawn in [LO, HI] "
                          "(the MIDI collections play louder than the real validation: median 70 vs 47)")
+    ap.add_argument("--velocity-spread", type=float, default=0.0, metavar="SIGMA",
+                    help="also multiply each note's velocity by exp(N(0, SIGMA)), drawn from the segment's seed "
+                         "(chords whose notes differ in loudness; 0 = off)")
     a = ap.parse_args(argv)
+    if not 0 <= a.velocity_spread <= 1:
+        ap.error("--velocity-spread: SIGMA in [0, 1], e.g. 0.35")
     vscale = None
     if a.velocity_scale:
         try:
@@ -279,6 +288,9 @@ def main(argv=None):
     durs.save()
     if vscale:
         draw_velocity_scales(plan, *vscale)
+    if a.velocity_spread:
+        for seg in plan:
+            seg["velocity_spread"] = a.velocity_spread
     print(f"planned {len(plan)} segments ({sum(s['dur_s'] for s in plan) / 3600:.2f} h) in {time.time() - t:.1f}s", flush=True)
 
     man_path = out / "manifest.jsonl"
