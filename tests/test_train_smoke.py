@@ -6,6 +6,7 @@ Keeps the training path alive in CI; it never trains for real.  Needs the
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -81,10 +82,12 @@ def test_seed_run_restored_from_onnx_trains_on(tmp_path):
     _need_training_tools()
     shipped = json.loads((ROOT / "models" / "seed-cnn.json").read_text())
     data, run, models = tmp_path / "data", tmp_path / "run", tmp_path / "models"
+    start, soup = tmp_path / "start", tmp_path / "soup"
     out = _run("train/from_onnx.py", "--model", ROOT / "models" / "seed-cnn.json", "--run", run)
     assert "max abs diff" in out.stdout
     assert subprocess.run([sys.executable, "train/from_onnx.py", "--model", ROOT / "models" / "seed-cnn.json",
                            "--run", run], cwd=ROOT, capture_output=True).returncode != 0  # never overwrites a run
+    shutil.copytree(run, start)
     _run("train/build_dataset.py", "--data", SHARED, "--out", data, "--hours-train", "0.01", "--hours-val", "0.005",
          "--timbres", "fluid-r3", "--frontend", "train/frontend.json")
     steps = shipped["training"]["steps"]
@@ -96,3 +99,25 @@ def test_seed_run_restored_from_onnx_trains_on(tmp_path):
     meta = json.loads((models / "again.json").read_text())
     assert meta["training"]["steps"] == steps + 2
     assert meta["training"]["recipe_phases"][-1]["freeze_bn"] is True
+
+    # train/average.py: the soup of the restored run and its fine-tune holds the mean of every variable
+    _run("train/average.py", "--runs", f"{start},{run}", "--run", soup)
+    import numpy as np
+    import tensorflow as tf
+
+    sys.path.insert(0, str(ROOT / "train"))
+    from model import build_model
+
+    def weights(path):
+        with np.load(path / "mel_stats.npz") as z:
+            model = build_model(z["mean"].shape[0], mean=z["mean"], std=z["std"])
+        tf.train.Checkpoint(model=model).restore(tf.train.latest_checkpoint(str(path / "ckpt"))).expect_partial()
+        return [w.numpy() for w in model.weights]
+
+    a, b, mean = weights(start), weights(run), weights(soup)
+    assert any(not np.array_equal(x, y) for x, y in zip(a, b))  # the fine-tune moved something
+    for x, y, m in zip(a, b, mean):
+        np.testing.assert_allclose(m, (x + y) / 2, rtol=1e-6, atol=1e-7)
+    assert json.loads((soup / "recipe.jsonl").read_text().splitlines()[-1])["average_steps"] == [steps, steps + 2]
+    assert subprocess.run([sys.executable, "train/average.py", "--runs", f"{start},{run}", "--run", soup],
+                          cwd=ROOT, capture_output=True).returncode != 0  # never overwrites a run

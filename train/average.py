@@ -1,0 +1,85 @@
+"""Average the weights of training runs of one lineage into a new run.
+
+    python train/average.py --runs work/runs/seed-cnn-40h,work/runs/seed-cnn-soft --run work/runs/seed-cnn-avg
+
+Each run's latest checkpoint (model only) is restored and every variable is
+averaged with equal weights (a "model soup" of fine-tunes that went on one from
+another; averaging along a fine-tuning path tends to generalise better than its
+end point).  The runs must share their input statistics (``mel_stats.npz``) and,
+where BatchNormalization is frozen (``--freeze-bn``, as after
+train/from_onnx.py), their moving statistics, so the average is taken in one
+parameter space; both are checked.  Writes ``RUN/ckpt`` (model, a fresh Adam
+state, the step of the last run), ``RUN/mel_stats.npz``, ``RUN/state.json``
+(training time: that of the last run, which went on from the others) and
+``RUN/recipe.jsonl`` (the last run's phases plus one ``average`` line), so
+train/export.py exports it like any run.  Refuses a run that already has a
+checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+sys.path.insert(0, os.path.dirname(__file__))
+from model import build_model  # noqa: E402
+
+
+def restore(run: str, n_mels: int, window: int):
+    with np.load(os.path.join(run, "mel_stats.npz")) as z:
+        mean, std = z["mean"], z["std"]
+    model = build_model(n_mels, window=window, mean=mean, std=std)
+    step = tf.Variable(0, dtype=tf.int64)
+    latest = tf.train.latest_checkpoint(os.path.join(run, "ckpt"))
+    if latest is None:
+        sys.exit(f"no checkpoint in {run}/ckpt")
+    tf.train.Checkpoint(model=model, step=step).restore(latest).expect_partial()
+    return model, int(step), (mean, std)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", required=True, help="comma-separated run folders, oldest first")
+    ap.add_argument("--run", required=True, help="the new run folder")
+    ap.add_argument("--frontend", default=os.path.join(os.path.dirname(__file__), "frontend.json"))
+    ap.add_argument("--window", type=int, default=20)
+    args = ap.parse_args(argv)
+    runs = args.runs.split(",")
+    if len(runs) < 2:
+        sys.exit("--runs needs at least two runs")
+    if os.path.isdir(os.path.join(args.run, "ckpt")):
+        sys.exit(f"{args.run}/ckpt exists; not overwriting")
+    n_mels = json.load(open(args.frontend))["n_mels"]
+
+    models, steps, stats = zip(*(restore(r, n_mels, args.window) for r in runs))
+    for r, (mean, std) in zip(runs[1:], stats[1:]):
+        if not (np.array_equal(mean, stats[0][0]) and np.array_equal(std, stats[0][1])):
+            sys.exit(f"{r} has other input statistics than {runs[0]}: not one lineage")
+    out = models[-1]
+    for i, var in enumerate(out.weights):
+        vals = [m.weights[i].numpy() for m in models]
+        if not var.trainable and any(not np.array_equal(v, vals[0]) for v in vals[1:]):
+            sys.exit(f"non-trainable {var.name} differs between the runs (BatchNormalization not frozen?)")
+        var.assign(np.mean(vals, axis=0))
+    print(f"averaged {len(out.weights)} variables of {len(runs)} runs at steps {list(steps)}")
+
+    os.makedirs(args.run, exist_ok=True)
+    shutil.copy(os.path.join(runs[-1], "mel_stats.npz"), args.run)
+    shutil.copy(os.path.join(runs[-1], "state.json"), args.run)
+    step = tf.Variable(steps[-1], dtype=tf.int64)
+    ckpt = tf.train.Checkpoint(model=out, optimizer=tf.keras.optimizers.Adam(1e-4), step=step)
+    tf.train.CheckpointManager(ckpt, os.path.join(args.run, "ckpt"), max_to_keep=3).save(checkpoint_number=steps[-1])
+    with open(os.path.join(args.run, "recipe.jsonl"), "w") as f:
+        f.writelines(open(os.path.join(runs[-1], "recipe.jsonl")))
+        f.write(json.dumps({"from_step": steps[-1], "average": runs, "average_steps": list(steps)}) + "\n")
+    print(f"wrote {args.run}")
+
+
+if __name__ == "__main__":
+    main()
