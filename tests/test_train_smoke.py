@@ -103,16 +103,14 @@ def test_seed_run_restored_from_onnx_trains_on(tmp_path):
     # train/average.py: the soup of the restored run and its fine-tune holds the mean of every variable
     _run("train/average.py", "--runs", f"{start},{run}", "--run", soup)
     import numpy as np
-    import tensorflow as tf
 
     sys.path.insert(0, str(ROOT / "train"))
-    from model import build_model
+    from export import restore
+
+    n_mels = json.loads((ROOT / "train" / "frontend.json").read_text())["n_mels"]
 
     def weights(path):
-        with np.load(path / "mel_stats.npz") as z:
-            model = build_model(z["mean"].shape[0], mean=z["mean"], std=z["std"])
-        tf.train.Checkpoint(model=model).restore(tf.train.latest_checkpoint(str(path / "ckpt"))).expect_partial()
-        return [w.numpy() for w in model.weights]
+        return [w.numpy() for w in restore(str(path), n_mels, 20, "seed")[0].weights]
 
     a, b, mean = weights(start), weights(run), weights(soup)
     assert any(not np.array_equal(x, y) for x, y in zip(a, b))  # the fine-tune moved something

@@ -28,19 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(__file__))
-from model import build_model  # noqa: E402
-
-
-def restore(run: str, n_mels: int, window: int):
-    with np.load(os.path.join(run, "mel_stats.npz")) as z:
-        mean, std = z["mean"], z["std"]
-    model = build_model(n_mels, window=window, mean=mean, std=std)
-    step = tf.Variable(0, dtype=tf.int64)
-    latest = tf.train.latest_checkpoint(os.path.join(run, "ckpt"))
-    if latest is None:
-        sys.exit(f"no checkpoint in {run}/ckpt")
-    tf.train.Checkpoint(model=model, step=step).restore(latest).expect_partial()
-    return model, int(step), (mean, std)
+from export import restore  # noqa: E402
 
 
 def main(argv=None):
@@ -57,17 +45,19 @@ def main(argv=None):
         sys.exit(f"{args.run}/ckpt exists; not overwriting")
     n_mels = json.load(open(args.frontend))["n_mels"]
 
-    models, steps, stats = zip(*(restore(r, n_mels, args.window) for r in runs))
-    for r, (mean, std) in zip(runs[1:], stats[1:]):
-        if not (np.array_equal(mean, stats[0][0]) and np.array_equal(std, stats[0][1])):
+    stats = [dict(np.load(os.path.join(r, "mel_stats.npz"))) for r in runs]
+    for r, st in zip(runs[1:], stats[1:]):
+        if any(not np.array_equal(st[k], stats[0][k]) for k in ("mean", "std")):
             sys.exit(f"{r} has other input statistics than {runs[0]}: not one lineage")
+    models = [restore(r, n_mels, args.window, "seed")[0] for r in runs]
+    steps = [json.load(open(os.path.join(r, "state.json")))["steps"] for r in runs]
     out = models[-1]
     for i, var in enumerate(out.weights):
         vals = [m.weights[i].numpy() for m in models]
         if not var.trainable and any(not np.array_equal(v, vals[0]) for v in vals[1:]):
             sys.exit(f"non-trainable {var.name} differs between the runs (BatchNormalization not frozen?)")
         var.assign(np.mean(vals, axis=0))
-    print(f"averaged {len(out.weights)} variables of {len(runs)} runs at steps {list(steps)}")
+    print(f"averaged {len(out.weights)} variables of {len(runs)} runs at steps {steps}")
 
     os.makedirs(args.run, exist_ok=True)
     shutil.copy(os.path.join(runs[-1], "mel_stats.npz"), args.run)
@@ -77,7 +67,7 @@ def main(argv=None):
     tf.train.CheckpointManager(ckpt, os.path.join(args.run, "ckpt"), max_to_keep=3).save(checkpoint_number=steps[-1])
     with open(os.path.join(args.run, "recipe.jsonl"), "w") as f:
         f.writelines(open(os.path.join(runs[-1], "recipe.jsonl")))
-        f.write(json.dumps({"from_step": steps[-1], "average": runs, "average_steps": list(steps)}) + "\n")
+        f.write(json.dumps({"from_step": steps[-1], "average": runs, "average_steps": steps}) + "\n")
     print(f"wrote {args.run}")
 
 
