@@ -104,8 +104,7 @@ def test_seed_run_restored_from_onnx_trains_on(tmp_path):
     _run("train/average.py", "--runs", f"{start},{run}", "--run", soup)
     import numpy as np
 
-    sys.path.insert(0, str(ROOT / "train"))
-    from export import restore
+    from train.export import restore  # as a package module: a train/ on sys.path would shadow the package
 
     n_mels = json.loads((ROOT / "train" / "frontend.json").read_text())["n_mels"]
 
