@@ -35,18 +35,19 @@ def _need_training_tools():
         pytest.skip("FluidR3 soundfont not installed (apt fluid-soundfont-gm)")
 
 
-@pytest.mark.parametrize("arch, frontend, lookaheads, lookahead", [
-    ("seed", "frontend.json", None, 9),
-    ("stream", "frontend-lowlat.json", "0,2", 2),  # one trunk, heads for two lookaheads; export one
+@pytest.mark.parametrize("arch, frontend, lookaheads, lookahead, precision", [
+    ("seed", "frontend.json", None, 9, "float32"),
+    # one trunk, heads for two lookaheads (export one), trained with bfloat16 compute
+    ("stream", "frontend-lowlat.json", "0,2", 2, "mixed_bfloat16"),
 ])
-def test_smoke_training_exports_a_model_rtpitch_can_run(tmp_path, arch, frontend, lookaheads, lookahead):
+def test_smoke_training_exports_a_model_rtpitch_can_run(tmp_path, arch, frontend, lookaheads, lookahead, precision):
     _need_training_tools()
     data, run, models = tmp_path / "data", tmp_path / "run", tmp_path / "models"
     _run("train/build_dataset.py", "--data", SHARED, "--out", data, "--hours-train", "0.01", "--hours-val", "0.005",
          "--timbres", "fluid-r3", "--frontend", f"train/{frontend}")
     assert list((data / "train").glob("*.npz")) and list((data / "val").glob("*.flac"))
     model_args = ["--arch", arch, "--lookahead", str(lookahead)]
-    train_args = model_args + (["--lookaheads", lookaheads] if lookaheads else [])
+    train_args = model_args + (["--lookaheads", lookaheads] if lookaheads else []) + ["--precision", precision]
     _run("train/train.py", "--data", data, "--run", run, "--max-steps", "3", "--batch", "2", "--seq", "40",
          "--ckpt-every", "3", "--eval-every", "3", *train_args)
     out = _run("train/train.py", "--data", data, "--run", run, "--max-steps", "4", "--batch", "2", "--seq", "40",

@@ -3,7 +3,9 @@
 Input: log-mel (batch, T, n_mels).  Outputs (batch, T - window + 1, 88) per
 head, sigmoid: frame, onset, velocity (velocity / 127), and for the streaming
 CNN also offset (key release).  Served on one window (T = window) per hop;
-trained on long sequences.
+trained on long sequences, in float32 or with bfloat16 compute (``train.py
+--precision mixed_bfloat16``: the weights stay float32, so checkpoints and
+exports are the same either way).
 
 ``seed``: two blocks of two 3x3 convolutions (time 'valid', frequency 'same')
 with frequency max-pooling, then a "dense" layer that sees the remaining
@@ -35,8 +37,8 @@ class Standardize(layers.Layer):
         self.mean = np.asarray(mean, np.float32)
         self.inv_std = (1.0 / np.asarray(std, np.float32)).astype(np.float32)
 
-    def call(self, x):
-        return (x - tf.constant(self.mean)) * tf.constant(self.inv_std)
+    def call(self, x):  # in the layer's compute dtype (bfloat16 under mixed precision)
+        return (x - tf.constant(self.mean, x.dtype)) * tf.constant(self.inv_std, x.dtype)
 
 
 def _conv_block(x, channels: int, name: str):
@@ -89,6 +91,12 @@ def _input(n_mels: int, mean, std):
     return mel, layers.Reshape((-1, n_mels, 1), name="to_image")(x)
 
 
+def _head(x, name: str):
+    """88 sigmoids, computed in float32 under mixed precision too (the losses take
+    log(1 - p) near p = 1, which bfloat16 cannot resolve)."""
+    return layers.Dense(N_KEYS, activation="sigmoid", dtype="float32", name=name)(x)
+
+
 def _conv(x, channels: int, name: str):
     """3x3 conv, time 'valid' (one frame less on each side), frequency 'same'; BN; ReLU."""
     x = layers.ZeroPadding2D(((0, 0), (1, 1)), name=f"{name}_pad")(x)
@@ -116,7 +124,7 @@ def build_stream_cnn(n_mels: int, window: int = 20, channels=(12, 12, 24, 32), h
     x = layers.ReLU(name="tconv2_relu")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
     names = [output_name(h, la) for la in (lookaheads or [None]) for h in HEADS["stream"]]
-    outputs = {n: layers.Dense(N_KEYS, activation="sigmoid", name=n)(x) for n in names}
+    outputs = {n: _head(x, n) for n in names}
     return keras.Model(mel, outputs, name="stream_cnn")
 
 
@@ -132,5 +140,5 @@ def build_seed_cnn(n_mels: int, window: int = 20, channels=(16, 32), hidden: int
     x = layers.Reshape((-1, hidden), name="squeeze")(x)
     x = layers.ReLU(name="dense1_relu")(x)
     x = layers.Dropout(dropout, name="dense1_dropout")(x)
-    outputs = {head: layers.Dense(N_KEYS, activation="sigmoid", name=head)(x) for head in HEADS["seed"]}
+    outputs = {head: _head(x, head) for head in HEADS["seed"]}
     return keras.Model(mel, outputs, name="seed_cnn")

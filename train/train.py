@@ -150,8 +150,12 @@ def main(argv=None):
     ap.add_argument("--arch", default="seed", choices=sorted(HEADS), help="model (train/model.py)")
     ap.add_argument("--lookaheads", default=None,
                     help="stream: comma-separated lookaheads trained at once on one trunk (replaces --lookahead)")
+    ap.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16"),
+                    help="mixed_bfloat16: bfloat16 compute, float32 weights (seed CNN 2.5x, stream CNN 1.4x "
+                         "faster a step on an AVX512-BF16 CPU)")
     args = ap.parse_args(argv)
 
+    tf.keras.mixed_precision.set_global_policy(args.precision)
     tf.random.set_seed(args.seed)
     os.makedirs(args.run, exist_ok=True)
     folders = args.data.split(",")
