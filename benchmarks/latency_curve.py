@@ -46,12 +46,13 @@ def build_point(args, la: int) -> dict:
     meta = json.loads(path.read_text()) if path.exists() else {}
     done = (meta.get("training", {}).get("checkpoint") == ckpt
             and "real_maps_enstdkcl" in meta.get("evaluation", {}))
+    val = f"{args.data.split(',')[0]}/val"  # as train.py: validation from the first folder
     if not done:
         _run("train/export.py", "--run", args.run, "--name", name, "--models", args.models, "--data", args.data,
              "--frontend", args.frontend, "--arch", args.arch, "--lookahead", str(la))
-        _run("train/tune_decoder.py", "--model", str(path), "--rendered", f"{args.data}/val",
+        _run("train/tune_decoder.py", "--model", str(path), "--rendered", val,
              "--limit", str(args.tune_limit))
-        _run("train/evaluate.py", "--model", str(path), "--real", args.real, "--rendered", f"{args.data}/val",
+        _run("train/evaluate.py", "--model", str(path), "--real", args.real, "--rendered", val,
              "--limit", str(args.eval_limit), "--write-json")
         meta = json.loads(path.read_text())
     real = meta["evaluation"]["real_maps_enstdkcl"]["mean"]
@@ -96,7 +97,7 @@ def main(argv=None):
     ap.add_argument("--run", default="work/runs/stream")
     ap.add_argument("--lookaheads", default="0,1,2,4,6,9")
     ap.add_argument("--arch", default="stream")
-    ap.add_argument("--data", default="work/data-lowlat")
+    ap.add_argument("--data", default="work/data-lowlat", help="dataset folder(s) of the run, comma-separated")
     ap.add_argument("--frontend", default="train/frontend-lowlat.json")
     ap.add_argument("--real", default=str(REPO.parent / "shared" / "data" / "real" / "maps-enstdkcl"))
     ap.add_argument("--models", default="work/curve/models", help="where the per-lookahead models go")

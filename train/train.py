@@ -189,6 +189,9 @@ def main(argv=None):
         ckpt.restore(manager.latest_checkpoint)
         opt.learning_rate.assign(args.lr)  # the checkpoint holds the previous phase's rate
         print(f"resumed from {manager.latest_checkpoint} at step {int(step)}, lr {args.lr:g}", flush=True)
+    if int(step) >= args.max_steps:  # a finished phase of a rerun recipe: no recipe line, no new checkpoint
+        print(f"step {int(step)} >= --max-steps {args.max_steps}: nothing to train", flush=True)
+        return
 
     with open(os.path.join(args.run, "recipe.jsonl"), "a") as f:  # one line per invocation (phase)
         f.write(json.dumps({"from_step": int(step), **vars(args)}) + "\n")
