@@ -53,6 +53,10 @@ def test_smoke_training_exports_a_model_rtpitch_can_run(tmp_path, arch, frontend
     out = _run("train/train.py", "--data", data, "--run", run, "--max-steps", "4", "--batch", "2", "--seq", "40",
                "--ckpt-every", "3", "--eval-every", "100", *train_args)
     assert "resumed from" in out.stdout
+    phases = (run / "recipe.jsonl").read_text()
+    again = _run("train/train.py", "--data", data, "--run", run, "--max-steps", "4", "--batch", "2", "--seq", "40",
+                 *train_args)  # a rerun recipe: the phase is done
+    assert "nothing to train" in again.stdout and (run / "recipe.jsonl").read_text() == phases
     _run("train/export.py", "--run", run, "--name", "smoke", "--models", models, "--data", data,
          "--frontend", f"train/{frontend}", *model_args)
     meta = json.loads((models / "smoke.json").read_text())
