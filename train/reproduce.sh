@@ -77,13 +77,20 @@ seed-cnn)
 stream | stream-fast)
     $PY train/build_dataset.py --data "$DATA" --out work/data-lowlat --hours-train 12 --hours-val 0.5 --seed 0 \
         --jobs 2 --frontend train/frontend-lowlat.json
-    resume_from_repo stream  # the run is kept in the repo (ckpt-5400): a new machine goes on from there
+    $PY train/build_dataset.py --data "$DATA" --out work/data-lowlat-s1 --hours-train 12 --hours-val 0.1 --seed 1 \
+        --jobs 2 --frontend train/frontend-lowlat.json
+    resume_from_repo stream  # the run is kept in the repo (ckpt-10400): a new machine goes on from there
     RUN=work/runs/stream
     ARGS=(--arch stream --lookaheads 0,1,2,4,6,9 --lookahead 2 --seq 400 --batch 8 --eval-every 500)
     train_phase $RUN work/data-lowlat 3800 1e-3 "${ARGS[@]}"
     train_phase $RUN work/data-lowlat 5400 3e-4 "${ARGS[@]}"
-    ship $RUN work/data-lowlat train/frontend-lowlat.json stream 2 --arch stream
-    ship $RUN work/data-lowlat train/frontend-lowlat.json stream-fast 0 --arch stream
+    # from step 5 400: bfloat16 compute, and from 7 000 a second 12 h render
+    ARGS+=(--precision mixed_bfloat16)
+    train_phase $RUN work/data-lowlat 7000 3e-4 "${ARGS[@]}"
+    train_phase $RUN work/data-lowlat,work/data-lowlat-s1 9400 3e-4 "${ARGS[@]}"
+    train_phase $RUN work/data-lowlat,work/data-lowlat-s1 10400 1e-4 "${ARGS[@]}"
+    ship $RUN work/data-lowlat,work/data-lowlat-s1 train/frontend-lowlat.json stream 2 --arch stream
+    ship $RUN work/data-lowlat,work/data-lowlat-s1 train/frontend-lowlat.json stream-fast 0 --arch stream
     ;;
 *)
     echo "unknown model $NAME (seed-cnn, stream, stream-fast)" >&2
