@@ -158,6 +158,11 @@ def main(argv=None):
     tf.keras.mixed_precision.set_global_policy(args.precision)
     tf.random.set_seed(args.seed)
     os.makedirs(args.run, exist_ok=True)
+    state_path = os.path.join(args.run, "state.json")  # written with every checkpoint: its step
+    state = json.load(open(state_path)) if os.path.exists(state_path) else {"train_seconds": 0.0}
+    if state.get("steps", 0) >= args.max_steps:  # a finished phase of a rerun recipe: load nothing, write nothing
+        print(f"step {state['steps']} >= --max-steps {args.max_steps}: nothing to train", flush=True)
+        return
     folders = args.data.split(",")
     train = [s for d in folders for s in load_split(os.path.join(d, "train"), args.max_files)]
     val = load_split(os.path.join(folders[0], "val"), args.max_files)
@@ -189,9 +194,6 @@ def main(argv=None):
         ckpt.restore(manager.latest_checkpoint)
         opt.learning_rate.assign(args.lr)  # the checkpoint holds the previous phase's rate
         print(f"resumed from {manager.latest_checkpoint} at step {int(step)}, lr {args.lr:g}", flush=True)
-    if int(step) >= args.max_steps:  # a finished phase of a rerun recipe: no recipe line, no new checkpoint
-        print(f"step {int(step)} >= --max-steps {args.max_steps}: nothing to train", flush=True)
-        return
 
     with open(os.path.join(args.run, "recipe.jsonl"), "a") as f:  # one line per invocation (phase)
         f.write(json.dumps({"from_step": int(step), **vars(args)}) + "\n")
@@ -220,8 +222,6 @@ def main(argv=None):
 
     log_path = os.path.join(args.run, "log.jsonl")
     t0 = time.time()
-    state_path = os.path.join(args.run, "state.json")
-    state = json.load(open(state_path)) if os.path.exists(state_path) else {"train_seconds": 0.0}
     acc = {}
     for x, y in gen:
         if int(step) >= args.max_steps or time.time() - t0 > args.minutes * 60:
