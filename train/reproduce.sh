@@ -21,13 +21,15 @@ train_phase() {  # run data max_steps lr [extra args...]
     shift 4
     $PY train/train.py --data "$data" --run "$run" --max-steps "$steps" --lr "$lr" --minutes 100000 "$@"
 }
-ship() {  # run data frontend name lookahead [export args...]
+ship() {  # run data frontend name lookahead weights [export args...]
     # data: dataset folder(s) as for train.py; the first one's val/ tunes and evaluates
-    local run=$1 data=$2 frontend=$3 name=$4 la=$5
+    # weights: int8 | float32, the step graph's dense layer (int8 pays only for a big one)
+    local run=$1 data=$2 frontend=$3 name=$4 la=$5 weights=$6
     local val="${data%%,*}/val"
-    shift 5
+    shift 6
     $PY train/export.py --run "$run" --name "$name" --data "$data" --frontend "$frontend" --lookahead "$la" "$@"
-    $PY train/step_graph.py --model "$name" --int8  # what ONNX Runtime runs (README: step graph)
+    # the step graph is what ONNX Runtime runs (README: step graph)
+    $PY train/step_graph.py --model "$name" $([ "$weights" = int8 ] && echo --int8)
     $PY train/tune_decoder.py --model "$name" --rendered "$val"
     $PY train/evaluate.py --model "$name" --real "$DATA/real/maps-enstdkcl" --rendered "$val" --write-json \
         --out "benchmarks/results/eval-$name.json"
@@ -72,7 +74,7 @@ seed-cnn)
     D=work/data-s3,work/data
     train_phase $RUN $D 7000 1e-4 --eval-every 400 --freeze-bn --precision mixed_bfloat16
     train_phase $RUN $D 7400 3e-5 --eval-every 200 --freeze-bn --precision mixed_bfloat16
-    ship $RUN $D train/frontend.json seed-cnn 9
+    ship $RUN $D train/frontend.json seed-cnn 9 int8
     ;;
 stream | stream-fast)
     $PY train/build_dataset.py --data "$DATA" --out work/data-lowlat --hours-train 12 --hours-val 0.5 --seed 0 \
@@ -89,8 +91,8 @@ stream | stream-fast)
     train_phase $RUN work/data-lowlat 7000 3e-4 "${ARGS[@]}"
     train_phase $RUN work/data-lowlat,work/data-lowlat-s1 9400 3e-4 "${ARGS[@]}"
     train_phase $RUN work/data-lowlat,work/data-lowlat-s1 10400 1e-4 "${ARGS[@]}"
-    ship $RUN work/data-lowlat,work/data-lowlat-s1 train/frontend-lowlat.json stream 2 --arch stream
-    ship $RUN work/data-lowlat,work/data-lowlat-s1 train/frontend-lowlat.json stream-fast 0 --arch stream
+    ship $RUN work/data-lowlat,work/data-lowlat-s1 train/frontend-lowlat.json stream 2 float32 --arch stream
+    ship $RUN work/data-lowlat,work/data-lowlat-s1 train/frontend-lowlat.json stream-fast 0 float32 --arch stream
     ;;
 *)
     echo "unknown model $NAME (seed-cnn, stream, stream-fast)" >&2

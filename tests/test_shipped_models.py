@@ -1,0 +1,75 @@
+"""Every model in models/: what its JSON promises, and the fixture through ``--model``.
+
+The JSON is what a user reads to choose a model (``rtpitch --model``), so its
+latency must be the budget rtpitch computes from the model itself, its decoder
+thresholds must be there, and its figures must be the real-recording ones. Each
+model must run as rtpitch runs it (step graph, ONNX Runtime) and hear the
+fixture's notes when ``rtpitch transcribe --model NAME`` is run as a user runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_e2e_jack import FIXTURE, MIN_MATCHED, ONSET_TOL_S, needs_data, read_annotations
+
+from benchmarks.jackutil import match_onsets
+from rtpitch.backends import make_backend
+from rtpitch.engine import Engine
+from rtpitch.latency import algorithmic_latency_ms
+from rtpitch.model import MODELS_DIR, available_models, load_model_spec
+from rtpitch.predictor import StepPredictor
+
+REPO = Path(__file__).resolve().parent.parent
+CAPTURE_BLOCK_S = 256 / 48000  # the block export.py assumes in algorithmic_latency_ms
+MAPS_FIGURES = ("note_f1", "note_precision", "note_recall", "note_offset_f1", "note_offset_velocity_f1",
+                "frame_f1", "frame_precision", "frame_recall")
+MODELS = available_models()
+
+
+def test_the_shipped_models_are_the_documented_ones():
+    assert set(MODELS) >= {"seed-cnn"}, f"models/ holds {MODELS}"
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_model_json_states_its_latency_decoder_and_real_figures(name):
+    spec = load_model_spec(name)
+    meta = json.loads((MODELS_DIR / f"{name}.json").read_text())
+    assert meta["name"] == name
+    assert meta["algorithmic_latency_ms"] == pytest.approx(
+        algorithmic_latency_ms(spec, capture_block_s=CAPTURE_BLOCK_S), abs=0.01)
+    for key in ("onset_threshold", "frame_threshold", "off_threshold"):
+        assert 0.0 < meta["decoder"][key] < 1.0, key
+    assert "decoder_tuning" in meta["evaluation"], "thresholds not chosen by train/tune_decoder.py"
+    real = meta["evaluation"]["real_maps_enstdkcl"]
+    assert real["files"] == 14
+    assert all(0.0 <= real["mean"][k] <= 1.0 for k in MAPS_FIGURES)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_model_runs_its_step_graph_on_onnxruntime(name):
+    spec = load_model_spec(name)
+    assert spec.step is not None, f"models/{name}.json has no streaming section (run train/step_graph.py)"
+    backend = make_backend("onnxruntime", spec, threads=1)
+    assert isinstance(Engine(spec, backend, source_rate=16000).predictor, StepPredictor)
+
+
+@pytest.mark.shared
+@needs_data
+@pytest.mark.parametrize("name", MODELS)
+def test_transcribe_with_model_hears_the_fixture(name, tmp_path):
+    from rtpitch.sinks.midi_file import read_midi_notes
+
+    out = tmp_path / "take.mid"
+    res = subprocess.run([sys.executable, "-m", "rtpitch", "transcribe", str(FIXTURE), "-o", str(out),
+                          "--model", name], cwd=REPO, capture_output=True, text=True, timeout=120,
+                         stdin=subprocess.DEVNULL)
+    assert res.returncode == 0, res.stderr
+    ref = read_annotations()
+    est = [(on, p) for on, _, p, _ in read_midi_notes(out)]
+    pairs = match_onsets(ref, est, ONSET_TOL_S)
+    assert len(pairs) >= MIN_MATCHED, f"--model {name}: {len(pairs)} of {len(ref)} notes within 50 ms; got {est}"
