@@ -11,7 +11,10 @@ Rules for key ``p`` at frame ``k`` (thresholds from :class:`DecoderSpec`):
   set and the activations carrying the input's noise floor, the threshold rises
   linearly with the floor over that range up to ``noisy_onset_threshold``: in
   steady loud noise the onset head now and then passes 0.7 on nothing, while
-  played notes still pass the higher threshold.  A key is armed at the start, and re-armed by any frame
+  played notes still pass the higher threshold (frame-started notes likewise:
+  their threshold rises over the same range from ``frame_onset_threshold`` to 1,
+  and at the top of it they are off, since the frame head too rises on loud
+  noise).  A key is armed at the start, and re-armed by any frame
   whose onset falls (``onset[k] < onset[k-1]``) or is below the threshold.  A
   trigger that is used (or ignored because of the re-strike gap) disarms the key,
   so one onset peak gives at most one note: the note starts on the first rising
@@ -148,24 +151,31 @@ class NoteDecoder:
         floor = acts.noise_floor if self._noisy else None
         for i in range(start, frame.shape[0]):
             k = acts.first_frame + i
-            on_thr = self._on_thr if floor is None else self._onset_threshold(floor[i])
-            self._step(k, frame[i], onset[i], onset[i] if vel is None else vel[i], events, on_thr)
+            on_thr, frame_on_thr = (self._on_thr, self._frame_on_thr) if floor is None else self._thresholds(floor[i])
+            self._step(k, frame[i], onset[i], onset[i] if vel is None else vel[i], events, on_thr, frame_on_thr)
             self._next_frame = k + 1
             self._started = True
         return events
 
-    def _onset_threshold(self, floor: float) -> np.float32:
-        rise = np.clip((np.float32(floor) - self._floor_lo) / self._floor_span, 0.0, 1.0)
-        return np.float32(self._on_thr + self._noisy_rise * rise)
+    def _thresholds(self, floor: float) -> tuple[np.float32, np.float32]:
+        """(onset, frame-started) thresholds at noise floor ``floor`` (module docstring)."""
+        rise = np.float32(np.clip((np.float32(floor) - self._floor_lo) / self._floor_span, 0.0, 1.0))
+        frame_on = self._frame_on_thr
+        if rise >= 1.0:
+            frame_on = np.float32(np.inf)
+        elif np.isfinite(frame_on):
+            frame_on = np.float32(frame_on + (1.0 - frame_on) * rise)
+        return np.float32(self._on_thr + self._noisy_rise * rise), frame_on
 
-    def _step(self, k: int, f: np.ndarray, o: np.ndarray, v: np.ndarray, out: list, on_thr: np.float32) -> None:
+    def _step(self, k: int, f: np.ndarray, o: np.ndarray, v: np.ndarray, out: list, on_thr: np.float32,
+              frame_on_thr: np.float32) -> None:
         trig = self._armed & (o >= on_thr) & (o > self._prev_onset)
         gate = f >= self._gate_thr
         age = k - self._on_frame
         sounding = self._sounding
         in_gap = trig & sounding & (age < self._gap_frames)
         restrike = trig & sounding & ~in_gap & gate
-        rise = (f >= self._frame_on_thr) & (self._prev_frame < self._frame_on_thr)
+        rise = (f >= frame_on_thr) & (self._prev_frame < frame_on_thr)
         new_on = ~sounding & ((trig & gate) | rise)
         self._latched |= sounding & (f >= self._frame_thr)
         np.maximum(self._peak, f, out=self._peak)  # a silent key's value is unused: a note-on resets it

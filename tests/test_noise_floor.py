@@ -76,3 +76,25 @@ def test_onset_threshold_rises_with_the_noise_floor():
     assert ons(_one_onset(0.8, floor=-1.75)) == 0  # three quarters: 0.85
     assert ons(_one_onset(0.95, floor=-1.0)) == 1  # a played note still passes
     assert sum(e.on for e in NoteDecoder(SPEC, HOP).process(_one_onset(0.8, floor=-1.0))) == 1  # feature off
+
+
+def _frame_rise(height: float, floor: float):
+    """A note the onset head missed: only its frame activation rises, to ``height``."""
+    frame = np.zeros((30, 88), np.float32)
+    frame[5:15, 40] = height
+    return Activations(0, frame, np.zeros_like(frame), None, np.full(30, floor, np.float32))
+
+
+def test_frame_started_notes_rise_with_the_noise_floor_and_stop_at_its_top():
+    from test_decoder import SPEC
+
+    spec = dataclasses.replace(SPEC, onset_threshold=0.7, frame_onset_threshold=0.6,
+                               noise_floor_range=(-2.5, -1.5), noisy_onset_threshold=0.9)
+    ons = lambda acts: sum(e.on for e in NoteDecoder(spec, HOP).process(acts))  # noqa: E731
+    assert ons(_frame_rise(0.65, floor=-6.0)) == 1  # quiet room: 0.6
+    assert ons(_frame_rise(0.65, floor=-2.0)) == 0  # half way: 0.8
+    assert ons(_frame_rise(0.85, floor=-2.0)) == 1
+    assert ons(_frame_rise(0.99, floor=-1.5)) == 0  # top of the range: off
+    assert ons(_frame_rise(1.0, floor=-1.0)) == 0
+    no_frame_onsets = dataclasses.replace(spec, frame_onset_threshold=None)
+    assert sum(e.on for e in NoteDecoder(no_frame_onsets, HOP).process(_frame_rise(0.99, floor=-6.0))) == 0
