@@ -91,8 +91,14 @@ stream | stream-fast)
     train_phase $RUN work/data-lowlat 7000 3e-4 "${ARGS[@]}"
     train_phase $RUN work/data-lowlat,work/data-lowlat-s1 9400 3e-4 "${ARGS[@]}"
     train_phase $RUN work/data-lowlat,work/data-lowlat-s1 10400 1e-4 "${ARGS[@]}"
-    ship $RUN work/data-lowlat,work/data-lowlat-s1 train/frontend-lowlat.json stream 2 float32 --arch stream
-    ship $RUN work/data-lowlat,work/data-lowlat-s1 train/frontend-lowlat.json stream-fast 0 float32 --arch stream
+    train_phase $RUN work/data-lowlat,work/data-lowlat-s1 12200 2e-4 "${ARGS[@]}"
+    # from 12 200: 2 h of noise alone mixed in (loud noise made the heads fire)
+    $PY train/build_noise.py --out work/data-noise --segments 240 --seconds 30 --frontend train/frontend-lowlat.json
+    D=work/data-lowlat,work/data-lowlat-s1,work/data-noise
+    train_phase $RUN $D 13400 2e-4 "${ARGS[@]}"
+    train_phase $RUN $D 14000 6e-5 "${ARGS[@]}"
+    ship $RUN $D train/frontend-lowlat.json stream 2 float32 --arch stream
+    ship $RUN $D train/frontend-lowlat.json stream-fast 0 float32 --arch stream
     ;;
 *)
     echo "unknown model $NAME (seed-cnn, stream, stream-fast)" >&2
