@@ -36,5 +36,6 @@ def test_segments_have_zero_labels_load_in_train_and_are_deterministic(tmp_path)
         a, b = (np.load(tmp_path / d / "train" / f"noise_{i:05d}.npz") for d in "ab")
         np.testing.assert_array_equal(a["mel"], b["mel"])
         assert json.loads(str(a["meta"]))["noise"] == json.loads(str(b["meta"]))["noise"]
-    levels = {json.loads(str(np.load(f)["meta"]))["noise"]["level_dbfs"] for f in (tmp_path / "a" / "train").glob("*.npz")}
+    files = (tmp_path / "a" / "train").glob("*.npz")
+    levels = {json.loads(str(np.load(f)["meta"]))["noise"]["level_dbfs"] for f in files}
     assert len(levels) == 3
