@@ -18,7 +18,7 @@ from rtpitch.backends import make_backend
 from rtpitch.backends.base import Stepper
 from rtpitch.engine import Engine
 from rtpitch.errors import ModelError
-from rtpitch.model import MODELS_DIR, N_KEYS, load_model_spec
+from rtpitch.model import MODELS_DIR, N_KEYS, available_models, load_model_spec
 from rtpitch.predictor import StepPredictor, WindowPredictor, make_predictor
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,8 +135,9 @@ def _activations(spec, backend, step: bool):
     return frames, onsets, [(e.pitch, e.on, e.frame) for e in events]
 
 
-def test_shipped_step_graph_matches_the_window_graph_on_a_recording():
-    spec = load_model_spec()
+@pytest.mark.parametrize("name", available_models())
+def test_shipped_step_graph_matches_the_window_graph_on_a_recording(name):
+    spec = load_model_spec(name)
     be = make_backend("onnxruntime", spec)
     f_win, o_win, ev_win = _activations(spec, be, step=False)
     f_step, o_step, ev_step = _activations(spec, be, step=True)
