@@ -97,7 +97,8 @@ def main(argv=None):
     ap.add_argument("--run", default="work/runs/stream")
     ap.add_argument("--lookaheads", default="0,1,2,4,6,9")
     ap.add_argument("--arch", default="stream")
-    ap.add_argument("--data", default="work/data-lowlat", help="dataset folder(s) of the run, comma-separated")
+    ap.add_argument("--data", default="work/data-lowlat,work/data-lowlat-s1,work/data-noise",
+                    help="dataset folder(s) of the run, comma-separated (default: the stream run's, reproduce.sh)")
     ap.add_argument("--frontend", default="train/frontend-lowlat.json")
     ap.add_argument("--real", default=str(REPO.parent / "shared" / "data" / "real" / "maps-enstdkcl"))
     ap.add_argument("--models", default="work/curve/models", help="where the per-lookahead models go")

@@ -28,8 +28,14 @@ ship() {  # run data frontend name lookahead weights [export args...]
     local val="${data%%,*}/val"
     shift 6
     $PY train/export.py --run "$run" --name "$name" --data "$data" --frontend "$frontend" --lookahead "$la" "$@"
+    local int8
+    case "$weights" in
+    int8) int8=--int8 ;;
+    float32) int8= ;;
+    *) echo "ship: weights must be int8 or float32, got $weights" >&2; exit 2 ;;
+    esac
     # the step graph is what ONNX Runtime runs (README: step graph)
-    $PY train/step_graph.py --model "$name" $([ "$weights" = int8 ] && echo --int8)
+    $PY train/step_graph.py --model "$name" $int8
     $PY train/tune_decoder.py --model "$name" --rendered "$val"
     $PY train/evaluate.py --model "$name" --real "$DATA/real/maps-enstdkcl" --rendered "$val" --write-json \
         --out "benchmarks/results/eval-$name.json"
