@@ -81,6 +81,16 @@ def _colored_noise(n: int, rng, color: str) -> np.ndarray:
     return signal.lfilter([1.0], [1.0, -0.995], w)
 
 
+def mains_hum(n: int, sr: int, rng, harmonics: int = 5) -> tuple[np.ndarray, float]:
+    """Mains hum: 50 or 60 Hz (+-0.5 %) and its first ``harmonics`` multiples, amplitude
+    falling as 1/h with random weights and phases; (n samples, unscaled) and its Hz."""
+    f = float(rng.choice([50.0, 60.0]) * rng.uniform(0.995, 1.005))
+    t = np.arange(n) / sr
+    hum = sum(rng.uniform(0.2, 1.0) / h * np.sin(2 * np.pi * f * h * t + rng.uniform(0, 6.3))
+              for h in range(1, harmonics + 1))
+    return hum, f
+
+
 def _rms(x):
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)) + 1e-20))
 
@@ -142,9 +152,7 @@ def microphone_in_room(audio: np.ndarray, sr: int, rng, return_params: bool = Fa
         x = x + nz * (sig_rms / _rms(nz) * 10 ** (-snr / 20))
         P["noise"] = {"color": color, "snr_db": round(snr, 1)}
     if rng.random() < 0.15:
-        f = float(rng.choice([50.0, 60.0]) * rng.uniform(0.995, 1.005))
-        t = np.arange(n) / sr
-        hum = sum(rng.uniform(0.2, 1.0) / h * np.sin(2 * np.pi * f * h * t + rng.uniform(0, 6.3)) for h in range(1, 6))
+        hum, f = mains_hum(n, sr, rng)
         snr = float(rng.uniform(30, 55))
         x = x + hum * (sig_rms / _rms(hum) * 10 ** (-snr / 20))
         P["hum"] = {"hz": round(f, 2), "snr_db": round(snr, 1)}

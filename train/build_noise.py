@@ -7,12 +7,14 @@ The rendered music carries its noise and hum 25-60 dB under the piano
 (train/augment.py), so a model never hears loud noise alone; the stream CNN's
 heads then rise on it (white noise at -20 dBFS: frame 0.77, onset 0.9) and
 fire a burst of notes when such noise starts. Each segment here is steady
-white, pink or brown noise (-70 to -10 dBFS RMS), mains hum (50 or 60 Hz with
-harmonics), or both; half of them start in near-silence and switch the noise
-on (fade 5-200 ms) at a random time; then ``microphone_in_room`` (room, mic EQ,
-gain). Labels are all zero. Stored as build_dataset.py stores a segment
+white, pink or brown noise (drawn at -70 to -10 dBFS RMS), mains hum (50 or
+60 Hz with harmonics), or both; half of them start in near-silence and switch
+the noise on (fade 5-200 ms) at a random time; then ``microphone_in_room``
+(room, mic EQ, gain: the level heard is the drawn one moved by -18..+6 dB).
+Labels are all zero. Stored as build_dataset.py stores a segment
 (``OUT/train/noise_<i>.npz``, a line each in ``OUT/manifest.jsonl``), so
-``train.py --data music,OUT`` mixes them in by length. Deterministic in ``--seed``; existing files are kept.
+``train.py --data music,OUT`` mixes them in by length. Deterministic in
+``--seed``; existing files are kept.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rtpitch.frontend import FrontendSpec, logmel  # noqa: E402
-from train.augment import _colored_noise, microphone_in_room  # noqa: E402
+from train.augment import _colored_noise, mains_hum, microphone_in_room  # noqa: E402
 from train.build_dataset import load_frontend  # noqa: E402
 from train.labels import N_KEYS  # noqa: E402
 
@@ -44,9 +46,7 @@ def noise_audio(n: int, sr: int, rng) -> tuple[np.ndarray, dict]:
         x += nz / np.sqrt(np.mean(nz ** 2))
         P["color"] = color
     if kind in ("hum", "both"):
-        f = float(rng.choice([50.0, 60.0]) * rng.uniform(0.995, 1.005))
-        t = np.arange(n) / sr
-        hum = sum(rng.uniform(0.2, 1.0) / h * np.sin(2 * np.pi * f * h * t + rng.uniform(0, 6.3)) for h in range(1, 8))
+        hum, f = mains_hum(n, sr, rng, harmonics=7)
         x += hum / np.sqrt(np.mean(hum ** 2)) * (1.0 if kind == "hum" else 10 ** (-rng.uniform(0, 20) / 20))
         P["hum_hz"] = round(f, 2)
     x *= 10 ** (level_db / 20) / np.sqrt(np.mean(x ** 2))
@@ -69,7 +69,9 @@ def make_noise_segment(i: int, out: Path, spec: FrontendSpec, seconds: float, se
     sr = spec.sample_rate
     x, P = noise_audio(int(seconds * sr), sr, rng)
     peak = np.abs(x).max()
-    # microphone_in_room normalises to peak 0.5: undo it, so the level drawn is the level heard
+    # microphone_in_room scales its input to peak 0.5 and its output to a peak of
+    # aug["peak_dbfs"] (-24..0): scaling back by peak / 0.5 keeps the drawn level,
+    # moved by that gain + 6 dB (-18..+6 dB; the loudest segments clip at full scale)
     room, aug = microphone_in_room(x, sr, rng, return_params=True)
     audio = np.clip(room.astype(np.float64) * (peak / 0.5 if peak > 0 else 1.0), -1.0, 1.0).astype(np.float32)
     mel = logmel(audio, spec)
