@@ -93,9 +93,9 @@ def live_take(jack_server, tmp_path_factory) -> LiveTake:
     return take
 
 
-def _transcribe(audio: Path, out: Path) -> subprocess.CompletedProcess:
+def _transcribe(audio: Path, out: Path, model: str = MODEL) -> subprocess.CompletedProcess:
     """``rtpitch transcribe AUDIO -o OUT --model MODEL`` as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "rtpitch", "transcribe", str(audio), "-o", str(out), "--model", MODEL],
+    return subprocess.run([sys.executable, "-m", "rtpitch", "transcribe", str(audio), "-o", str(out), "--model", model],
                           cwd=REPO, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
 
 

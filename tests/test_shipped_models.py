@@ -3,28 +3,21 @@
 The JSON is what a user reads to choose a model (``rtpitch --model``), so its
 latency must be the budget rtpitch computes from the model itself, its decoder
 thresholds must be there, and its figures must be the real-recording ones. Each
-model must run as rtpitch runs it (step graph, ONNX Runtime) and hear the
-fixture's notes when ``rtpitch transcribe --model NAME`` is run as a user runs it.
+model must hear the fixture's notes when ``rtpitch transcribe --model NAME`` is
+run as a user runs it (that each runs its step graph: tests/test_step_graph.py).
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from test_e2e_jack import FIXTURE, MIN_MATCHED, ONSET_TOL_S, needs_data, read_annotations
+from test_e2e_jack import FIXTURE, MIN_MATCHED, ONSET_TOL_S, _transcribe, needs_data, read_annotations
 
 from benchmarks.jackutil import match_onsets
-from rtpitch.backends import make_backend
-from rtpitch.engine import Engine
 from rtpitch.latency import algorithmic_latency_ms
 from rtpitch.model import MODELS_DIR, available_models, load_model_spec
-from rtpitch.predictor import StepPredictor
 
-REPO = Path(__file__).resolve().parent.parent
 CAPTURE_BLOCK_S = 256 / 48000  # the block export.py assumes in algorithmic_latency_ms
 MAPS_FIGURES = ("note_f1", "note_precision", "note_recall", "note_offset_f1", "note_offset_velocity_f1",
                 "frame_f1", "frame_precision", "frame_recall")
@@ -50,14 +43,6 @@ def test_model_json_states_its_latency_decoder_and_real_figures(name):
     assert all(0.0 <= real["mean"][k] <= 1.0 for k in MAPS_FIGURES)
 
 
-@pytest.mark.parametrize("name", MODELS)
-def test_model_runs_its_step_graph_on_onnxruntime(name):
-    spec = load_model_spec(name)
-    assert spec.step is not None, f"models/{name}.json has no streaming section (run train/step_graph.py)"
-    backend = make_backend("onnxruntime", spec, threads=1)
-    assert isinstance(Engine(spec, backend, source_rate=16000).predictor, StepPredictor)
-
-
 @pytest.mark.shared
 @needs_data
 @pytest.mark.parametrize("name", MODELS)
@@ -65,9 +50,7 @@ def test_transcribe_with_model_hears_the_fixture(name, tmp_path):
     from rtpitch.sinks.midi_file import read_midi_notes
 
     out = tmp_path / "take.mid"
-    res = subprocess.run([sys.executable, "-m", "rtpitch", "transcribe", str(FIXTURE), "-o", str(out),
-                          "--model", name], cwd=REPO, capture_output=True, text=True, timeout=120,
-                         stdin=subprocess.DEVNULL)
+    res = _transcribe(FIXTURE, out, model=name)
     assert res.returncode == 0, res.stderr
     ref = read_annotations()
     est = [(on, p) for on, _, p, _ in read_midi_notes(out)]
