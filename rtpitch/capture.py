@@ -494,7 +494,9 @@ class DeviceSource:
 
     def jitter_stats(self) -> dict:
         """Callback interval statistics from :meth:`callback_times` (ms):
-        mean, std, min, max of the ``currentTime`` differences."""
+        mean, std, min, max of the ``currentTime`` differences. On JACK that
+        clock is the server's frame-time estimate, which steps back after an
+        xrun: ``min_ms`` can then be negative."""
         t = self.callback_times()[:, 0]
         d = np.diff(t) * 1e3
         if d.size == 0:

