@@ -17,6 +17,9 @@ frames; a per-frame dense layer (256) on what is left of the frequency axis;
 two temporal convolutions (kernel 4, then 5 with dilation 2) widen the view to
 20 frames.  About 1.3 M multiply-adds per frame; per 20-frame window ~25 M
 (the seed: ~40 M, most of it a 5.6 M-weight dense layer).
+
+``stream-wide``: the same with 16, 16, 32, 48 channels and 320 hidden units:
+about 1.75x the multiply-adds per frame, within the one-core budget per hop.
 """
 
 from __future__ import annotations
@@ -55,8 +58,13 @@ ARCHITECTURES = {
             "remaining 12 frames, heads frame/onset/velocity (88 sigmoid each)",
     "stream": "streaming CNN: 4 3x3 conv (12, 12, 24, 32 ch; freq max-pool after conv 2, 3, 4), per-frame "
               "dense 256, temporal conv k4 then k5 dilation 2 (256 ch), heads frame/onset/offset/velocity",
+    "stream-wide": "streaming CNN, wider: 4 3x3 conv (16, 16, 32, 48 ch; freq max-pool after conv 2, 3, 4), "
+                   "per-frame dense 320, temporal conv k4 then k5 dilation 2 (320 ch), heads "
+                   "frame/onset/offset/velocity",
 }
-HEADS = {"seed": ("frame", "onset", "velocity"), "stream": ("frame", "onset", "offset", "velocity")}
+HEADS = {"seed": ("frame", "onset", "velocity"), "stream": ("frame", "onset", "offset", "velocity"),
+         "stream-wide": ("frame", "onset", "offset", "velocity")}
+STREAM_WIDTHS = {"stream": ((12, 12, 24, 32), 256), "stream-wide": ((16, 16, 32, 48), 320)}  # channels, hidden
 
 
 def output_name(head: str, lookahead: int | None) -> str:
@@ -74,10 +82,12 @@ def build_model(n_mels: int, window: int = 20, mean=None, std=None, arch: str = 
     named by :func:`output_name`; one training run then gives the whole
     latency/accuracy curve, and export keeps the heads of one lookahead.
     """
-    if arch == "stream":
-        return build_stream_cnn(n_mels, window, mean=mean, std=std, lookaheads=lookaheads)
+    if arch in STREAM_WIDTHS:
+        channels, hidden = STREAM_WIDTHS[arch]
+        return build_stream_cnn(n_mels, window, channels=channels, hidden=hidden, mean=mean, std=std,
+                                lookaheads=lookaheads)
     if lookaheads is not None:
-        raise ValueError("only the stream architecture trains several lookaheads at once")
+        raise ValueError("only the stream architectures train several lookaheads at once")
     if arch != "seed":
         raise ValueError(f"unknown architecture {arch!r}")
     return build_seed_cnn(n_mels, window, mean=mean, std=std)
