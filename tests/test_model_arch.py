@@ -1,0 +1,44 @@
+"""The training architectures (train/model.py): shapes, heads and widths.
+
+Built in a subprocess: TensorFlow stays out of the pytest process."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_PROBE = """
+import json, sys
+sys.path.insert(0, "train")
+import numpy as np
+from model import ARCHITECTURES, HEADS, STREAM_WIDTHS, build_model
+out = {}
+for arch in STREAM_WIDTHS:
+    m = build_model(229, arch=arch, lookaheads=[0, 2])
+    y = m(np.zeros((1, 45, 229), np.float32))
+    convs = [l.filters for l in m.layers if l.name in ("conv1", "conv2", "conv3", "conv4")]
+    out[arch] = {"outputs": sorted((k, list(v.shape)) for k, v in y.items()), "convs": convs,
+                 "hidden": m.get_layer("tconv2").filters, "params": m.count_params(),
+                 "described": arch in ARCHITECTURES, "heads": list(HEADS[arch])}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_stream_architectures_have_the_declared_widths_and_a_20_frame_view():
+    pytest.importorskip("tensorflow")
+    proc = subprocess.run([sys.executable, "-c", _PROBE], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(got) == {"stream", "stream-wide"}
+    for arch, widths, hidden in (("stream", [12, 12, 24, 32], 256), ("stream-wide", [16, 16, 32, 48], 320)):
+        g = got[arch]
+        assert g["convs"] == widths and g["hidden"] == hidden and g["described"]
+        assert g["heads"] == ["frame", "onset", "offset", "velocity"]
+        # 45 input frames, a 20-frame receptive field: 26 outputs per head and lookahead
+        assert g["outputs"] == sorted([f"{h}_la{la}", [1, 26, 88]] for la in (0, 2) for h in g["heads"])
+    assert got["stream-wide"]["params"] > 1.3 * got["stream"]["params"]
