@@ -3,6 +3,7 @@
 #   train/reproduce.sh seed-cnn        # the seed's CNN (issue 2); SEED_FROM_SCRATCH=1: from step 0
 #   train/reproduce.sh stream          # the streaming CNN, one run for every lookahead;
 #                                      # exports stream (lookahead 2) and stream-fast (0)
+#   train/reproduce.sh stream-wide     # the wider streaming CNN (an experiment): its curve only
 # Steps: fetch Salamander samples -> render + augment + features + labels ->
 # train (checkpoints in work/runs/<run>) -> ONNX export + JSON -> step graph ->
 # decoder thresholds on rendered validation -> evaluation on the real recordings.
@@ -46,6 +47,13 @@ seed_data() {  # the seed CNN's 8.5 h (work/data)
         --frontend train/frontend.json
 }
 
+lowlat_data() {  # the stream runs' data: two 12 h renders with the 10 ms-hop frontend, 2 h of noise alone
+    $PY train/build_dataset.py --data "$DATA" --out work/data-lowlat --hours-train 12 --hours-val 0.5 --seed 0 \
+        --jobs 2 --frontend train/frontend-lowlat.json
+    $PY train/build_dataset.py --data "$DATA" --out work/data-lowlat-s1 --hours-train 12 --hours-val 0.1 --seed 1 \
+        --jobs 2 --frontend train/frontend-lowlat.json
+    $PY train/build_noise.py --out work/data-noise --segments 240 --seconds 30 --frontend train/frontend-lowlat.json
+}
 resume_from_repo() {  # run: start from the checkpoint kept in train/runs/ when this machine has none
     local run=$1
     if [ ! -d "work/runs/$run/ckpt" ] && [ -d "train/runs/$run/ckpt" ]; then
@@ -83,10 +91,7 @@ seed-cnn)
     ship $RUN $D train/frontend.json seed-cnn 9 int8
     ;;
 stream | stream-fast)
-    $PY train/build_dataset.py --data "$DATA" --out work/data-lowlat --hours-train 12 --hours-val 0.5 --seed 0 \
-        --jobs 2 --frontend train/frontend-lowlat.json
-    $PY train/build_dataset.py --data "$DATA" --out work/data-lowlat-s1 --hours-train 12 --hours-val 0.1 --seed 1 \
-        --jobs 2 --frontend train/frontend-lowlat.json
+    lowlat_data
     resume_from_repo stream  # the run is kept in the repo (ckpt-10400): a new machine goes on from there
     RUN=work/runs/stream
     ARGS=(--arch stream --lookaheads 0,1,2,4,6,9 --lookahead 2 --seq 400 --batch 8 --eval-every 500)
@@ -99,15 +104,28 @@ stream | stream-fast)
     train_phase $RUN work/data-lowlat,work/data-lowlat-s1 10400 1e-4 "${ARGS[@]}"
     train_phase $RUN work/data-lowlat,work/data-lowlat-s1 12200 2e-4 "${ARGS[@]}"
     # from 12 200: 2 h of noise alone mixed in (loud noise made the heads fire)
-    $PY train/build_noise.py --out work/data-noise --segments 240 --seconds 30 --frontend train/frontend-lowlat.json
     D=work/data-lowlat,work/data-lowlat-s1,work/data-noise
     train_phase $RUN $D 13400 2e-4 "${ARGS[@]}"
     train_phase $RUN $D 14000 6e-5 "${ARGS[@]}"
     ship $RUN $D train/frontend-lowlat.json stream 2 float32 --arch stream
     ship $RUN $D train/frontend-lowlat.json stream-fast 0 float32 --arch stream
     ;;
+stream-wide)
+    # an experiment, not shipped yet: the stream recipe on a wider CNN (train/model.py),
+    # with all the data and bfloat16 from step 0; its curve goes beside the stream run's
+    lowlat_data
+    resume_from_repo stream-wide
+    RUN=work/runs/stream-wide
+    D=work/data-lowlat,work/data-lowlat-s1,work/data-noise
+    ARGS=(--arch stream-wide --lookaheads 0,1,2,4,6,9 --lookahead 2 --seq 400 --batch 8 --eval-every 500
+          --precision mixed_bfloat16)
+    train_phase $RUN $D 3800 1e-3 "${ARGS[@]}"
+    train_phase $RUN $D 9000 3e-4 "${ARGS[@]}"
+    $PY benchmarks/latency_curve.py --run $RUN --arch stream-wide --prefix stream-wide \
+        --models work/curve-wide/models --out benchmarks/results/latency_curve-wide
+    ;;
 *)
-    echo "unknown model $NAME (seed-cnn, stream, stream-fast)" >&2
+    echo "unknown model $NAME (seed-cnn, stream, stream-fast, stream-wide)" >&2
     exit 2
     ;;
 esac
