@@ -27,9 +27,17 @@ Rules for key ``p`` at frame ``k`` (thresholds from :class:`DecoderSpec`):
   key whose frame activation rises past ``frame_onset_threshold``
   (``frame[k-1] <`` it ``<= frame[k]``) starts a note without an onset trigger:
   a note whose onset the model missed (a soft note in a chord) still sounds.
+  With ``frame_onset_support`` set, only if the onset head reached that value
+  at some frame of the last ``frame_onset_support_ms``: a weak onset, not a held
+  or decaying note's frame activation rising again (stream on rendered
+  validation: most of the false notes frame-started notes added were such).
 * **Re-strike**: a trigger on a sounding key, at least ``restrike_gap_ms`` after
-  that note's on, and with ``frame[k] >= onset_gate_threshold``: note-off then note-on at
-  frame ``k`` (off first).  A trigger inside the gap is ignored.
+  that note's on, with ``frame[k] >= onset_gate_threshold`` and, when
+  ``restrike_threshold`` is set, ``onset[k] >=`` it: note-off then note-on at
+  frame ``k`` (off first).  A trigger inside the gap is ignored; one under
+  ``restrike_threshold`` leaves the key armed (the onset may still rise past it).
+  (A held note's onset head wobbles when other notes start: on MAPS, about a
+  third of stream's false notes fell inside a note still held.)
 * **Note-off** (hysteresis): a note is *latched* once its frame activation has
   reached ``frame_threshold``; a latched note ends at the first frame with
   ``frame < off_threshold`` or, with ``release_ratio`` set, below that
@@ -107,6 +115,10 @@ class NoteDecoder:
         gate = spec.onset_gate_threshold
         self._gate_thr = np.float32(spec.off_threshold if gate is None else gate)
         self._release = np.float32(spec.release_ratio or 0.0)
+        self._restrike_thr = np.float32(spec.restrike_threshold or 0.0)
+        support = spec.frame_onset_support
+        self._support_thr = np.float32(-np.inf if support is None else support)
+        self._support_frames = _ms_to_frames(spec.frame_onset_support_ms, hop_s) if support is not None else None
         self.reset()
 
     def reset(self) -> None:
@@ -118,6 +130,7 @@ class NoteDecoder:
         self._prev_onset = np.zeros(N_KEYS, dtype=np.float32)
         self._prev_frame = np.zeros(N_KEYS, dtype=np.float32)
         self._peak = np.zeros(N_KEYS, dtype=np.float32)  # highest frame activation of the sounding note
+        self._support_frame = np.full(N_KEYS, -(1 << 40), dtype=np.int64)  # last frame onset >= frame_onset_support
         self._next_frame = 0  # index of the next frame to decide
         self._started = False
 
@@ -174,15 +187,18 @@ class NoteDecoder:
         age = k - self._on_frame
         sounding = self._sounding
         in_gap = trig & sounding & (age < self._gap_frames)
-        restrike = trig & sounding & ~in_gap & gate
+        restrike = trig & sounding & ~in_gap & gate & (o >= self._restrike_thr)
         rise = (f >= frame_on_thr) & (self._prev_frame < frame_on_thr)
+        if self._support_frames is not None:
+            self._support_frame[o >= self._support_thr] = k
+            rise &= k - self._support_frame <= self._support_frames
         new_on = ~sounding & ((trig & gate) | rise)
         self._latched |= sounding & (f >= self._frame_thr)
         np.maximum(self._peak, f, out=self._peak)  # a silent key's value is unused: a note-on resets it
         keep_thr = np.where(self._latched, np.maximum(self._off_thr, self._release * self._peak), self._frame_thr)
         frame_off = sounding & ~restrike & (age >= self._min_frames) & (f < keep_thr)
 
-        consumed = restrike | new_on | in_gap
+        consumed = restrike | new_on | in_gap  # a trigger under restrike_threshold stays armed: it may still rise
         self._armed = (self._armed & ~consumed) | (o < self._prev_onset) | (o < on_thr)
         self._prev_onset = o.copy()
         self._prev_frame = f.copy()

@@ -40,6 +40,14 @@ class DecoderSpec:
     # a latched note also ends when its frame activation falls below this
     # fraction of its peak since the note-on (a decaying note, key released); None: off
     release_ratio: float | None = None
+    # onset activation a trigger on a sounding key needs to re-strike it (a held note's
+    # onset head wobbles when other notes start); None: onset_threshold
+    restrike_threshold: float | None = None
+    # a frame-started note also needs the onset head to have reached this within the
+    # last frame_onset_support_ms (an onset too weak to trigger, not a held note's
+    # frame rising again); None: no onset needed
+    frame_onset_support: float | None = None
+    frame_onset_support_ms: float = 50.0
 
 
 def _read_checked(path: Path, sha256: str, model: str) -> bytes:

@@ -118,6 +118,40 @@ def test_restrike_inside_gap_is_ignored():
     assert summary(events) == [(2, C4, True, 114), (10, C4, False, 0), (10, C4, True, 114), (30, C4, False, 0)]
 
 
+def test_restrike_threshold_applies_to_sounding_keys_only():
+    """A second onset peak of 0.6 (over onset_threshold 0.5) re-strikes a held note
+    by default, not with restrike_threshold 0.8; a trigger under it stays armed, so
+    the onset still rising past 0.8 re-strikes at that frame. A silent key starts at 0.6."""
+    frame, onset, _ = blank(40)
+    onset[2, KEY] = 0.9
+    onset[12, KEY] = 0.6
+    frame[2:30, KEY] = 0.9
+    spec = DecoderSpec(**{**SPEC.__dict__, "restrike_threshold": 0.8})
+    assert [e.frame for e in run(frame, onset)[0] if e.on] == [2, 12]
+    assert [e.frame for e in run(frame, onset, spec=spec)[0] if e.on] == [2]
+    onset[13, KEY] = 0.85
+    assert summary(run(frame, onset, spec=spec)[0])[:3] == [(2, C4, True, 114), (13, C4, False, 0),
+                                                            (13, C4, True, 108)]
+    frame, onset, _ = blank(20)
+    onset[3, KEY] = 0.6
+    frame[3:10, KEY] = 0.9
+    assert [e.frame for e in run(frame, onset, spec=spec)[0] if e.on] == [3]
+
+
+def test_frame_started_note_needs_onset_support_when_asked():
+    """With frame_onset_support 0.2, a frame-started note needs the onset head at
+    0.2 or more within the last 50 ms (5 frames): an onset too weak to trigger
+    (0.3 < 0.5) two frames before the crossing is enough, one 80 ms before is not."""
+    frame, onset, _ = blank(30)
+    frame[6:15, KEY] = 0.9                      # crosses 0.6 at frame 6
+    spec = DecoderSpec(**{**SPEC.__dict__, "frame_onset_threshold": 0.6, "frame_onset_support": 0.2})
+    assert run(frame, onset, spec=spec)[0] == []
+    onset[4, KEY] = 0.3
+    assert [(e.frame, e.on) for e in run(frame, onset, spec=spec)[0]] == [(6, True), (15, False)]
+    onset[4, KEY], onset[0, KEY] = 0.0, 0.3     # 6 frames before the crossing: outside 50 ms
+    assert run(frame, onset, spec=spec)[0] == []
+
+
 def test_min_duration():
     frame, onset, _ = blank(20)
     onset[2, KEY] = 0.9
@@ -228,11 +262,13 @@ def random_acts(rng, n, keys=(0, 30, 39, 40, 87)):
     return np.clip(frame, 0, 1), np.clip(onset, 0, 1), vel
 
 
-@pytest.mark.parametrize("release_ratio", [None, 0.5])
-def test_chunked_equals_one_shot(release_ratio):
+@pytest.mark.parametrize("extra", [{}, {"release_ratio": 0.5},
+                                   {"restrike_threshold": 0.8, "frame_onset_threshold": 0.6,
+                                    "frame_onset_support": 0.05}])
+def test_chunked_equals_one_shot(extra):
     rng = np.random.default_rng(0)
     frame, onset, vel = random_acts(rng, 600)
-    spec = DecoderSpec(**{**SPEC.__dict__, "release_ratio": release_ratio})
+    spec = DecoderSpec(**{**SPEC.__dict__, **extra})
     whole = NoteDecoder(spec, HOP)
     expected = whole.process(Activations(0, frame, onset, vel)) + whole.close()
     assert len(expected) > 50
@@ -304,11 +340,14 @@ def check_invariants(events, spec, hop, end_frame):
     gap_ms=st.floats(0, 120),
     frame_on=st.one_of(st.none(), st.floats(0.1, 0.95)),
     release=st.one_of(st.none(), st.floats(0.05, 0.9)),
+    restrike=st.one_of(st.none(), st.floats(0.2, 1.0)),
+    support=st.one_of(st.none(), st.floats(0.0, 0.5)),
 )
-def test_invariants_property(seed, n, on_thr, frame_thr, off_frac, min_ms, gap_ms, frame_on, release):
+def test_invariants_property(seed, n, on_thr, frame_thr, off_frac, min_ms, gap_ms, frame_on, release, restrike,
+                             support):
     spec = DecoderSpec(onset_threshold=on_thr, frame_threshold=frame_thr, off_threshold=frame_thr * off_frac,
                        min_duration_ms=min_ms, restrike_gap_ms=gap_ms, frame_onset_threshold=frame_on,
-                       release_ratio=release)
+                       release_ratio=release, restrike_threshold=restrike, frame_onset_support=support)
     rng = np.random.default_rng(seed)
     frame, onset, vel = random_acts(rng, n, keys=(0, 5, 87))
     dec = NoteDecoder(spec, HOP)
