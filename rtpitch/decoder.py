@@ -29,8 +29,8 @@ Rules for key ``p`` at frame ``k`` (thresholds from :class:`DecoderSpec`):
   a note whose onset the model missed (a soft note in a chord) still sounds.
   With ``frame_onset_support`` set, only if the onset head reached that value
   at some frame of the last ``frame_onset_support_ms``: a weak onset, not a held
-  or decaying note's frame activation rising again (stream on rendered
-  validation: most of the false notes frame-started notes added were such).
+  or decaying note's frame activation rising again (on MAPS, most of the false
+  notes that frame-started notes added to stream's were such).
 * **Re-strike**: a trigger on a sounding key, at least ``restrike_gap_ms`` after
   that note's on, with ``frame[k] >= onset_gate_threshold`` and, when
   ``restrike_threshold`` is set, ``onset[k] >=`` it: note-off then note-on at
