@@ -114,7 +114,6 @@ stream-wide)
     # an experiment, not shipped yet: the stream recipe on a wider CNN (train/model.py),
     # with all the data and bfloat16 from step 0; its curve goes beside the stream run's
     lowlat_data
-    resume_from_repo stream-wide
     RUN=work/runs/stream-wide
     D=work/data-lowlat,work/data-lowlat-s1,work/data-noise
     ARGS=(--arch stream-wide --lookaheads 0,1,2,4,6,9 --lookahead 2 --seq 400 --batch 8 --eval-every 500
