@@ -86,8 +86,8 @@ def offset_drops(audio: np.ndarray, sr: int, notes: np.ndarray) -> tuple[np.ndar
         b0, b1, a0, a1 = frame(off - 0.14), frame(off - 0.07), frame(off + 0.07), frame(off + 0.14)
         if b0 < 0 or a1 >= n:
             continue
-        e = spec[:, bins].sum(1)
-        drops.append(10 * np.log10(e[a0:a1].mean() + 1e-12) - 10 * np.log10(e[b0:b1].mean() + 1e-12))
+        e = spec[b0:a1, bins].sum(1)  # the frames from the first before-window to the last after-window
+        drops.append(10 * np.log10(e[a0 - b0:].mean() + 1e-12) - 10 * np.log10(e[:b1 - b0].mean() + 1e-12))
         used.append(i)
     return np.array(drops), np.array(used, int)
 
