@@ -11,7 +11,7 @@ Sets:
             (the training pipeline's validation split), else benchmarks/audio/*.flac
 
 Systems (all on the CPU, ``--threads`` threads each, default 1):
-  rtpitch      the model given by ``--model`` (default seed-cnn, the seed's CNN as
+  rtpitch      the model given by ``--model`` (default: the default model; seed-cnn is the seed's CNN as
                reproduced here), streamed through rtpitch's engine exactly as
                ``rtpitch transcribe`` does (in this process)
   basic-pitch  Spotify's Basic Pitch 0.4.0, its shipped ONNX model on ONNX Runtime
@@ -56,6 +56,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from rtpitch.bench import machine_info  # noqa: E402
+from rtpitch.model import DEFAULT_MODEL  # noqa: E402
 from train.evaluate import events_to_notes, read_tsv, score  # noqa: E402
 
 SHARED = Path(os.environ.get("RTPITCH_SHARED_DATA") or REPO.parent / "shared" / "data")
@@ -316,7 +317,7 @@ def tiny_pairs(tmp: Path) -> list[tuple[str, str]]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="seed-cnn")
+    ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--systems", default=None, help=f"comma-separated, from {','.join(SYSTEMS)} (default: all; "
                                                     "--tiny: rtpitch)")
     ap.add_argument("--sets", default="real,rendered", help="comma-separated: real, rendered")

@@ -1,6 +1,6 @@
 """Per-hop compute of each engine stage, and the latency budget of a model.
 
-    python benchmarks/compute.py [--model seed-cnn] [--audio FILE] [--seconds 60] [--out FILE.json]
+    python benchmarks/compute.py [--model stream] [--audio FILE] [--seconds 60] [--out FILE.json]
     taskset -c 0 python benchmarks/compute.py     # one-core figures
 
 The measurement is ``rtpitch bench`` (:mod:`rtpitch.bench`) with more audio:
@@ -21,13 +21,14 @@ import sys
 
 from rtpitch.bench import format_report, run_bench
 from rtpitch.errors import RtpitchError
+from rtpitch.model import DEFAULT_MODEL
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="seed-cnn")
+    ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--audio", default=None, help="audio file (default: a synthetic piano-like signal)")
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--out", default=os.path.join(RESULTS, "compute.json"))

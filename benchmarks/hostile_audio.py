@@ -7,7 +7,7 @@ figure is false notes per minute; the target (issue 5) is at most 1 per
 minute on silence and noise. Also recorded: the pitches that fired most and
 the longest note.
 
-    .venv/bin/python benchmarks/hostile_audio.py                     # seed-cnn, 5 min each
+    .venv/bin/python benchmarks/hostile_audio.py                     # the default model (stream), 5 min each
     .venv/bin/python benchmarks/hostile_audio.py --model fake --minutes 0.2   # wiring check
 
 Writes benchmarks/results/hostile_audio.json (``--out``). Signals are made in
@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 
 from rtpitch.backends import make_backend, resolve_backend  # noqa: E402
 from rtpitch.engine import Engine  # noqa: E402
-from rtpitch.model import load_model_spec  # noqa: E402
+from rtpitch.model import DEFAULT_MODEL, load_model_spec  # noqa: E402
 
 TARGET_PER_MIN = 1.0
 PINK_B = [0.049922035, -0.095993537, 0.050612699, -0.004408786]
@@ -146,7 +146,7 @@ def run_one(kind: str, spec, backend, *, rate: int, minutes: float, block: int) 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default="seed-cnn")
+    ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--backend", default="onnxruntime")
     ap.add_argument("--minutes", type=float, default=5.0, help="per signal (default 5)")
     ap.add_argument("--rate", type=int, default=48000, help="input rate, as a device gives it (default 48000)")

@@ -1,6 +1,6 @@
 """End-to-end latency of the live path, measured through a real JACK server.
 
-    python benchmarks/latency.py [--model seed-cnn] [--periods 128,256,512] [--realtime]
+    python benchmarks/latency.py [--model stream] [--periods 128,256,512] [--realtime]
     python benchmarks/latency.py --tiny          # CI: 5 s of audio, one period
 
 For each JACK period size a JACK server with the dummy backend (48 kHz) is
@@ -52,7 +52,7 @@ if str(REPO) not in sys.path:
 from benchmarks.jackutil import JackError, JackServer, load_signal, match_onsets, run_live_take  # noqa: E402
 from rtpitch.bench import machine_info  # noqa: E402
 from rtpitch.latency import latency_budget  # noqa: E402
-from rtpitch.model import load_model_spec  # noqa: E402
+from rtpitch.model import DEFAULT_MODEL, load_model_spec  # noqa: E402
 from rtpitch.resample import StreamResampler  # noqa: E402
 from train.evaluate import read_tsv  # noqa: E402
 
@@ -174,7 +174,7 @@ def plot(results: dict, path: Path) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="seed-cnn")
+    ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--audio", default=str(AUDIO), help="audio file with a .tsv of its notes beside it")
     ap.add_argument("--periods", default="128,256,512", help="JACK period sizes (frames), comma-separated")
     ap.add_argument("--seconds", type=float, default=None, help="play only the first N seconds")

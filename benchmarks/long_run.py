@@ -44,7 +44,7 @@ sounding across each drop closed (the stream check) and the take still equal to
 Pass criteria: memory growth after the warm-up (the first ``--warmup`` minutes)
 <= 5 MB; no stuck note; events equal to ``transcribe``'s; 0 overruns.
 
-    .venv/bin/python benchmarks/long_run.py engine                      # 2 h, seed-cnn
+    .venv/bin/python benchmarks/long_run.py engine                      # 2 h, the default model
     .venv/bin/python benchmarks/long_run.py jack                        # 10 min real time
     .venv/bin/python benchmarks/long_run.py jack --minutes 2 --load 4   # overload: 4 CPU hogs beside it
     .venv/bin/python benchmarks/long_run.py engine --minutes 0.5 --model fake   # wiring check
@@ -81,7 +81,7 @@ sys.path.insert(0, str(REPO))
 from rtpitch.backends import make_backend, resolve_backend  # noqa: E402
 from rtpitch.engine import Engine  # noqa: E402
 from rtpitch.filesource import FileSource  # noqa: E402
-from rtpitch.model import load_model_spec  # noqa: E402
+from rtpitch.model import DEFAULT_MODEL, load_model_spec  # noqa: E402
 from rtpitch.runner import run_stream, transcribe_file  # noqa: E402
 
 GROWTH_LIMIT_MB = 5.0
@@ -471,7 +471,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("mode", nargs="?", default="engine", choices=("engine", "jack"))
     ap.add_argument("--minutes", type=float, default=None, help="audio length (default: engine 120, jack 10)")
-    ap.add_argument("--model", default="seed-cnn")
+    ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--backend", default="onnxruntime")
     ap.add_argument("--rate", type=int, default=44100, help="engine mode: file rate (default 44100)")
     ap.add_argument("--block", type=int, default=256, help="engine mode: samples per block (default 256)")

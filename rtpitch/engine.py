@@ -82,9 +82,16 @@ class Engine:
             self.timings.frontend.append(t1 - t0)
         return self._run(frames)
 
-    def finish(self) -> list[NoteEvent]:
-        """End of stream: flush all stages, close every sounding note."""
-        events = self._flush_stages()
+    def finish(self, silence_after: bool = False) -> list[NoteEvent]:
+        """End of stream: flush all stages, close every sounding note.
+
+        ``silence_after``: the sound ended here (a recording's end), so the
+        engine hears silence on until no window holds the sound, as a live
+        stream does after a recording stops; otherwise (a stop, a lost
+        device) it knows nothing after the last sample and its last frames
+        are those whose window ends by it.
+        """
+        events = self._flush_stages(silence_after)
         events += self._shift(self.decoder.close())
         return events
 
@@ -113,9 +120,14 @@ class Engine:
         self._fed = 0
         return events
 
-    def _flush_stages(self) -> list[NoteEvent]:
-        """Push the held-back samples and frames through; decode the last frames."""
-        frames = self.frontend.process(self.resampler.flush())
+    def _flush_stages(self, silence_after: bool = False) -> list[NoteEvent]:
+        """Push the held-back samples and frames through (then, with
+        ``silence_after``, a window's length of silence); decode the last frames."""
+        fe = self.spec.frontend
+        tail = self.resampler.flush()
+        if silence_after:
+            tail = np.concatenate([tail, np.zeros(fe.n_fft - fe.fall, np.float32)])
+        frames = self.frontend.process(tail)
         frames = np.concatenate([frames, self.frontend.flush()])
         self._add_floors(frames)
         events = self._run(frames)

@@ -38,6 +38,9 @@ class FileSource:
         None downmixes (mean of channels), else that channel (0-based).
     """
 
+    # a recording is followed by silence: the engine hears its end out (Engine.finish)
+    ends_in_silence = True
+
     def __init__(self, path, *, realtime: bool, blocksize: int = 512, channel: int | None = None):
         self.path = os.fspath(path)
         name = os.path.basename(self.path)

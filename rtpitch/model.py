@@ -16,7 +16,7 @@ from .errors import ModelError
 from .frontend import FrontendSpec
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
-DEFAULT_MODEL = "seed-cnn"
+DEFAULT_MODEL = "stream"
 N_KEYS = 88
 LOWEST_MIDI = 21
 

@@ -198,7 +198,8 @@ def _shut_down(source, engine: Engine, dispatch: _Dispatcher, summary: RunSummar
         except Exception:  # noqa: BLE001 - a clock we cannot read is only a missing figure
             summary.origin_monotonic_s = None
     try:
-        events = engine.finish()
+        # a recording that ended is followed by silence, as it would be live
+        events = engine.finish(silence_after=getattr(source, "ends_in_silence", False) and not summary.source_lost)
     except Exception as exc:  # noqa: BLE001 - the backend failed: still close the notes
         if summary.failure is None:
             summary.failure = exc

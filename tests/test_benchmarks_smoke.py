@@ -1,7 +1,7 @@
 """Each benchmark runs once on a tiny input, so it keeps working.
 
 Only that it exits 0 and writes its results is checked: benchmarks are never
-timing assertions. The model is ``RTPITCH_TEST_MODEL`` (default ``seed-cnn``);
+timing assertions. The model is ``RTPITCH_TEST_MODEL`` (default: the default model);
 the tests skip when it is absent. Peers (benchmarks/peers) are not run here.
 """
 
@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from rtpitch.model import resolve_model_path
+from rtpitch.model import DEFAULT_MODEL, resolve_model_path
 
 REPO = Path(__file__).resolve().parent.parent
-MODEL = os.environ.get("RTPITCH_TEST_MODEL", "seed-cnn")
+MODEL = os.environ.get("RTPITCH_TEST_MODEL", DEFAULT_MODEL)
 
 needs_model = pytest.mark.skipif(not resolve_model_path(MODEL).is_file(),
                                  reason=f"model {MODEL!r} absent ({resolve_model_path(MODEL)}); "

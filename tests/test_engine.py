@@ -126,3 +126,27 @@ def test_skip_closes_notes_and_keeps_the_clock():
     assert len(ons) == 1
     assert ons[0].time_s == pytest.approx(0.6 + 1.0 + 0.30, abs=0.02)
     assert engine.dropped_samples == 16000
+
+
+def test_finish_with_silence_after_hears_the_end_as_a_live_stream_does():
+    """A recording cut off while it sounds: ``finish(silence_after=True)``
+    predicts every frame whose window holds the sound, exactly as a stream that
+    goes on in silence does; plain ``finish()`` stops at the last frame whose
+    window ends by the last sample."""
+    spec = make_spec()
+    t = np.arange(int(0.7 * 16000)) / 16000
+    x = (0.5 * np.sin(2 * np.pi * 262 * t)).astype(np.float32)  # still sounding at its end
+
+    def frames(audio, **finish):
+        acts = []
+        engine = Engine(spec, LoudnessBackend(spec), source_rate=16000, on_activations=acts.append)
+        events = engine.feed(audio) + engine.finish(**finish)
+        return np.concatenate([a.frame for a in acts]), events
+
+    heard, events = frames(x, silence_after=True)
+    live, _ = frames(np.concatenate([x, np.zeros(16000, np.float32)]))
+    plain, _ = frames(x)
+    n_window_holds_sound = (x.size + FE.n_fft - FE.fall) // FE.hop_length + 1
+    assert heard.shape[0] == n_window_holds_sound > plain.shape[0]
+    np.testing.assert_array_equal(heard, live[: heard.shape[0]])
+    assert [(e.pitch, e.on) for e in events] == [(60, True), (60, False)]

@@ -1,8 +1,8 @@
 """Hostile audio through the engine: no crash, every note-on gets its note-off.
 
 Short signals (3 s) fed in random block sizes through the whole engine with
-the ``fake`` model (random weights, the real architecture), with the trained
-``seed-cnn`` when it is in models/, and with a level-detector backend that
+the ``fake`` model (random weights, the real architecture), with each shipped
+trained model, and with a level-detector backend that
 turns every loud frame into a note (the decoder's worst case). How many false
 notes a trained model plays on silence and noise is measured by
 ``benchmarks/hostile_audio.py``, not here.
@@ -25,7 +25,7 @@ from rtpitch.runner import run_stream
 from rtpitch.filesource import FileSource
 
 SECONDS = 3.0
-MODELS = ["seed-cnn"]
+MODELS = ["seed-cnn", "stream", "stream-fast"]  # the shipped models
 
 
 def _pink(n: int, rng) -> np.ndarray:
