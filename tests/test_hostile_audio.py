@@ -20,12 +20,12 @@ import soundfile as sf
 from fakes import LevelBackend, ListSink, check_note_invariants
 from rtpitch.backends import make_backend
 from rtpitch.engine import Engine
-from rtpitch.model import load_model_spec, resolve_model_path
+from rtpitch.model import available_models, load_model_spec, resolve_model_path
 from rtpitch.runner import run_stream
 from rtpitch.filesource import FileSource
 
 SECONDS = 3.0
-MODELS = ["seed-cnn", "stream", "stream-fast"]  # the shipped models
+MODELS = available_models()  # the shipped models
 
 
 def _pink(n: int, rng) -> np.ndarray:
