@@ -628,7 +628,7 @@ def run_live_take(samples: np.ndarray, *, workdir: Path, rtpitch_args: list[str]
     player.client.activate()
 
     pa_before, midi_before = portaudio_inputs(client), midi_outputs(client)
-    cmd = [sys.executable, "-m", "rtpitch", "listen", "--device", "system", "--midi-out",
+    cmd = [sys.executable, "-m", "rtpitch", "listen", "--verbose", "--device", "system", "--midi-out",
            "--record", str(record), "--no-view", "--print-notes", *rtpitch_args]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(out_path, "w") as out_f, open(err_path, "w") as err_f:
