@@ -46,6 +46,7 @@ import bisect
 import os
 import re
 import shutil
+import socket
 import signal as _signal
 import subprocess
 import sys
@@ -75,6 +76,9 @@ class JackServer:
     ``JACK_DEFAULT_SERVER`` to this process (every JACK client opened here, the
     rtmidi ones included) and to subprocesses, and the previous value is
     restored on exit. ``JACK_NO_AUDIO_RESERVATION=1`` keeps jackd off D-Bus.
+    libjack serves one server per process: entering a named server terminates
+    this process's PortAudio (its JACK client of another server), and readiness
+    is probed without a JACK client here (:func:`server_running`).
 
     jackd's stdout and stderr go to a file (``log_path``; default a new file
     ``jackd-*.log`` in the temporary folder), never to a pipe: under load jackd
@@ -99,6 +103,7 @@ class JackServer:
         if jackd is None:
             raise JackError("jackd not installed (Debian: apt install jackd2)")
         if self.name:
+            _release_portaudio()  # its client of another server and one of this server would crash libjack
             self._saved_env = os.environ.get("JACK_DEFAULT_SERVER")
             os.environ["JACK_DEFAULT_SERVER"] = self.name
         if server_running():
@@ -116,7 +121,7 @@ class JackServer:
                 self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                              stderr=subprocess.STDOUT)
             deadline = time.monotonic() + self.start_timeout_s
-            while not server_running():
+            while not (server_running() and _client_connects(env)):
                 if self.proc.poll() is not None:
                     break
                 if time.monotonic() > deadline:
@@ -145,10 +150,7 @@ class JackServer:
     def stop(self) -> None:
         """Terminate the server (PortAudio in this process first: it aborts if
         its JACK client outlives the server)."""
-        sd = sys.modules.get("sounddevice")
-        if sd is not None:
-            while sd._initialized:
-                sd._terminate()
+        _release_portaudio()
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -167,11 +169,43 @@ class JackServer:
             self._saved_env = None
 
 
-def server_running() -> bool:
-    """A JACK server (``JACK_DEFAULT_SERVER`` or the default) accepts clients."""
-    from rtpitch.devices import jack_server_running
+def _release_portaudio() -> None:
+    """Terminate PortAudio in this process (and with it its JACK client), if loaded."""
+    sd = sys.modules.get("sounddevice")
+    if sd is not None:
+        while sd._initialized:
+            sd._terminate()
 
-    return jack_server_running()
+
+def server_running() -> bool:
+    """A JACK server (``JACK_DEFAULT_SERVER`` or the default) accepts connections on
+    its socket. Probed with a plain socket, not a JACK client: libjack serves one
+    server per process, and this process may hold a client of another server
+    (PortAudio's), which a client of a second server crashes."""
+    name = os.environ.get("JACK_DEFAULT_SERVER") or "default"
+    for folder in ("/dev/shm", "/tmp"):  # jack2 on Linux; other builds
+        path = os.path.join(folder, f"jack_{name}_{os.getuid()}_0")
+        if not os.path.exists(path):
+            continue
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            try:
+                s.connect(path)
+            except OSError:  # left by a server that was killed
+                continue
+            return True
+    return False
+
+
+def _client_connects(env: dict) -> bool:
+    """A JACK client opens on the server that ``env`` names, tried in a child process
+    (see :func:`server_running` for why not here); True where JACK-Client is missing."""
+    code = ("try:\n    import jack\nexcept (ImportError, OSError):\n    raise SystemExit(0)  # the socket must do\n"
+            "jack.Client('rtpitch-probe', no_start_server=True).close()")
+    try:
+        return subprocess.run([sys.executable, "-c", code], env=env, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
 
 
 # -- clients ----------------------------------------------------------------------------

@@ -10,11 +10,11 @@ more than a pipe holds; it must still close, and the server must still serve.
 
 from __future__ import annotations
 
-import os
+import json
 import shutil
 import subprocess
 import sys
-import time
+from pathlib import Path
 
 import pytest
 
@@ -41,34 +41,53 @@ c.close()
 NEXT_CLIENT = "import jack; c = jack.Client('next', no_start_server=True); c.activate(); c.close()"
 
 
-def _log_size(server) -> int:
-    return server.log_path.stat().st_size if server.log_path.exists() else 0
+# The server and its clients live in a child process: libjack serves one server per
+# process, and this (pytest's) process may hold a PortAudio client of the session's
+# server; a probe of a second server from here crashes in libjack.
+DRIVER = """
+import json, os, subprocess, sys, time
+from pathlib import Path
+sys.path.insert(0, os.getcwd())
+from benchmarks.jackutil import JackServer
+
+slow, nxt, log = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+size = lambda: log.stat().st_size if log.exists() else 0
+out = {}
+server = JackServer(name=f"rtpitch-stall-{os.getpid()}", log_path=log)
+with server:
+    env = dict(os.environ, JACK_DEFAULT_SERVER=server.name)
+    seconds = 10.0  # the overrunning client runs in a child: if the server blocked, its close would hang
+    while True:
+        res = subprocess.run([sys.executable, "-c", slow, str(seconds)], env=env, timeout=60 + seconds,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        out.setdefault("slow_rc", []).append(res.returncode)
+        if size() > %d or seconds > 40:
+            break
+        seconds *= 2  # a slow machine runs fewer cycles a second: overrun longer
+    out["log_bytes"] = size()
+    out["next_rc"] = subprocess.run([sys.executable, "-c", nxt], env=env, timeout=30,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+    out["server_alive"] = server.proc.poll() is None
+    out["log_tail"] = server.log_tail()
+    t0 = time.monotonic()
+out["stop_s"] = time.monotonic() - t0
+out["server_stopped"] = server.proc.poll() is not None
+print(json.dumps(out))
+""" % (2 * PIPE_BYTES)
 
 
 def test_server_output_does_not_block_a_loaded_server(tmp_path):
     if shutil.which("jackd") is None:
         pytest.skip("jackd not installed (Debian: apt install jackd2)")
     pytest.importorskip("jack", reason="JACK-Client not installed")
-    from benchmarks.jackutil import JackServer
-
-    server = JackServer(name=f"rtpitch-stall-{os.getpid()}", log_path=tmp_path / "jackd.log")
-    with server:
-        env = dict(os.environ, JACK_DEFAULT_SERVER=server.name)
-        # the overrunning client runs in a child: if the server blocked, its close would hang
-        seconds = 10.0
-        while True:
-            res = subprocess.run([sys.executable, "-c", SLOW_CLIENT, str(seconds)], env=env, timeout=60 + seconds,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            assert res.returncode == 0
-            if _log_size(server) > 2 * PIPE_BYTES or seconds > 40:
-                break
-            seconds *= 2  # a slow machine runs fewer cycles a second: overrun longer
-        assert _log_size(server) > 2 * PIPE_BYTES, \
-            f"jackd wrote {_log_size(server)} bytes: the test did not fill a pipe's worth"
-        res = subprocess.run([sys.executable, "-c", NEXT_CLIENT], env=env, timeout=30,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        assert res.returncode == 0, server.log_tail()
-        assert server.proc.poll() is None, server.log_tail()
-        t0 = time.monotonic()
-    assert time.monotonic() - t0 < 15.0  # stop() did not wait on a blocked server
-    assert server.proc.poll() is not None
+    root = Path(__file__).resolve().parents[1]
+    res = subprocess.run([sys.executable, "-c", DRIVER, SLOW_CLIENT, NEXT_CLIENT, str(tmp_path / "jackd.log")],
+                         cwd=root, capture_output=True, text=True, timeout=400)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert all(rc == 0 for rc in out["slow_rc"]), out
+    assert out["log_bytes"] > 2 * PIPE_BYTES, f"jackd wrote {out['log_bytes']} bytes: the test did not fill a pipe's worth"
+    assert out["next_rc"] == 0, out["log_tail"]
+    assert out["server_alive"], out["log_tail"]
+    assert out["stop_s"] < 15.0  # stop() did not wait on a blocked server
+    assert out["server_stopped"]
