@@ -7,7 +7,7 @@ Each of the 65 pieces (six commercial virtual pianos, 16 kHz FLAC, labels in
 ``tsv/``: onset, key release, pitch, velocity) is cut into segments of <= 60 s;
 every copy passes each segment through ``microphone_in_room`` with its own draw.
 Written as ``OUT/train/<piece>_c<copy>_<k>.npz`` in build_dataset.py's format
-(pedal all 0: MAPS labels carry none). All of it is training data: none of its
+(pedal PEDAL_UNKNOWN: the pianos played it, MAPS labels do not say). All of it is training data: none of its
 compositions is one of the real ENSTDkCl validation pieces. Resumable.
 """
 
@@ -30,7 +30,7 @@ sys.path.insert(0, str(_HERE.parent))
 from rtpitch.frontend import FrontendSpec, logmel  # noqa: E402
 from train.augment import microphone_in_room  # noqa: E402
 from train.build_dataset import load_frontend  # noqa: E402
-from train.labels import frame_labels  # noqa: E402
+from train.labels import PEDAL_UNKNOWN, frame_labels  # noqa: E402
 from train.render import Performance  # noqa: E402
 
 SEG_S = 60.0
@@ -92,7 +92,7 @@ def make_segment(seg: dict, out: Path, spec_d: dict) -> dict:
     npz.parent.mkdir(parents=True, exist_ok=True)
     tmp = npz.with_name(npz.stem + ".tmp.npz")
     np.savez_compressed(tmp, mel=mel.astype(np.float16), frame=lab["frame"], onset=lab["onset"],
-                        offset=lab["offset"], velocity=lab["velocity"], pedal=np.zeros(T, np.uint8),
+                        offset=lab["offset"], velocity=lab["velocity"], pedal=np.full(T, PEDAL_UNKNOWN, np.uint8),
                         source=np.array(seg["flac"]), piece=np.array(Path(seg["flac"]).stem),
                         timbre=np.array(seg["timbre"]), start_s=np.array(seg["start_s"]),
                         augment=np.array(json.dumps(aug)), meta=np.array(json.dumps(meta)))

@@ -10,6 +10,7 @@ import numpy as np
 
 N_KEYS = 88
 LOWEST = 21
+PEDAL_UNKNOWN = 255  # a frame's pedal label where the source does not say (MAPS synth: heard, not labelled)
 
 
 def frame_labels(perf, n_frames: int, hop_s: float) -> dict:

@@ -20,6 +20,13 @@ two temporal convolutions (kernel 4, then 5 with dilation 2) widen the view to
 
 ``stream-wide``: the same with 16, 16, 32, 48 channels and 320 hidden units:
 about 1.75x the multiply-adds per frame, within the one-core budget per hop.
+
+``stream-gru``: the stream CNN's trunk, then a causal GRU (256 units) that runs
+once per hop over the trunk's features, so what the model knows (keys held,
+the pedal) reaches back beyond the 20-frame window; the heads see the trunk's
+features and the GRU's state. Adds a ``pedal`` head: one sigmoid per frame,
+sustain pedal (CC64 >= 64) down. Its layer names match the stream CNN's, so a
+run can start from a stream checkpoint (train.py --init-from).
 """
 
 from __future__ import annotations
@@ -62,9 +69,14 @@ ARCHITECTURES = {
                    "per-frame dense 320, temporal conv k4 then k5 dilation 2 (320 ch), heads "
                    "frame/onset/offset/velocity",
 }
+ARCHITECTURES["stream-gru"] = ARCHITECTURES["stream"] + ", pedal; a causal GRU (256) over the trunk's " \
+                                                       "features feeds the heads"
 HEADS = {"seed": ("frame", "onset", "velocity"), "stream": ("frame", "onset", "offset", "velocity"),
-         "stream-wide": ("frame", "onset", "offset", "velocity")}
-STREAM_WIDTHS = {"stream": ((12, 12, 24, 32), 256), "stream-wide": ((16, 16, 32, 48), 320)}  # channels, hidden
+         "stream-wide": ("frame", "onset", "offset", "velocity"),
+         "stream-gru": ("frame", "onset", "offset", "velocity", "pedal")}
+STREAM_WIDTHS = {"stream": ((12, 12, 24, 32), 256), "stream-wide": ((16, 16, 32, 48), 320),
+                 "stream-gru": ((12, 12, 24, 32), 256)}  # channels, hidden
+RECURRENT_UNITS = {"stream-gru": 256}  # GRU after the trunk
 
 
 def output_name(head: str, lookahead: int | None) -> str:
@@ -85,7 +97,7 @@ def build_model(n_mels: int, window: int = 20, mean=None, std=None, arch: str = 
     if arch in STREAM_WIDTHS:
         channels, hidden = STREAM_WIDTHS[arch]
         return build_stream_cnn(n_mels, window, channels=channels, hidden=hidden, mean=mean, std=std,
-                                lookaheads=lookaheads)
+                                lookaheads=lookaheads, gru_units=RECURRENT_UNITS.get(arch, 0), heads=HEADS[arch])
     if lookaheads is not None:
         raise ValueError("only the stream architectures train several lookaheads at once")
     if arch != "seed":
@@ -101,10 +113,10 @@ def _input(n_mels: int, mean, std):
     return mel, layers.Reshape((-1, n_mels, 1), name="to_image")(x)
 
 
-def _head(x, name: str):
-    """88 sigmoids, computed in float32 under mixed precision too (the losses take
-    log(1 - p) near p = 1, which bfloat16 cannot resolve)."""
-    return layers.Dense(N_KEYS, activation="sigmoid", dtype="float32", name=name)(x)
+def _head(x, name: str, units: int = N_KEYS):
+    """``units`` sigmoids (88 keys; 1 for the pedal), computed in float32 under mixed
+    precision too (the losses take log(1 - p) near p = 1, which bfloat16 cannot resolve)."""
+    return layers.Dense(units, activation="sigmoid", dtype="float32", name=name)(x)
 
 
 def _conv(x, channels: int, name: str):
@@ -116,8 +128,10 @@ def _conv(x, channels: int, name: str):
 
 
 def build_stream_cnn(n_mels: int, window: int = 20, channels=(12, 12, 24, 32), hidden: int = 256,
-                     dropout: float = 0.2, mean=None, std=None, lookaheads=None) -> keras.Model:
-    """The streaming CNN (module docstring); ``window`` must be 20."""
+                     dropout: float = 0.2, mean=None, std=None, lookaheads=None, gru_units: int = 0,
+                     heads=HEADS["stream"]) -> keras.Model:
+    """The streaming CNN (module docstring); ``window`` must be 20. ``gru_units``: a
+    causal GRU over the trunk's per-hop features (0: none); the heads then see both."""
     if window != 20:
         raise ValueError("the streaming CNN's receptive field is 20 frames")
     mel, x = _input(n_mels, mean, std)
@@ -132,10 +146,13 @@ def build_stream_cnn(n_mels: int, window: int = 20, channels=(12, 12, 24, 32), h
     x = layers.ReLU(name="tconv1_relu")(x)
     x = layers.Conv1D(hidden, 5, dilation_rate=2, padding="valid", name="tconv2")(x)  # T-19
     x = layers.ReLU(name="tconv2_relu")(x)
+    if gru_units:
+        state = layers.GRU(gru_units, return_sequences=True, name="gru")(x)  # causal: hop k sees hops <= k
+        x = layers.Concatenate(name="trunk_and_state")([x, state])
     x = layers.Dropout(dropout, name="dropout")(x)
-    names = [output_name(h, la) for la in (lookaheads or [None]) for h in HEADS["stream"]]
-    outputs = {n: _head(x, n) for n in names}
-    return keras.Model(mel, outputs, name="stream_cnn")
+    names = [output_name(h, la) for la in (lookaheads or [None]) for h in heads]
+    outputs = {n: _head(x, n, 1 if n.split("_la")[0] == "pedal" else N_KEYS) for n in names}
+    return keras.Model(mel, outputs, name="stream_gru" if gru_units else "stream_cnn")
 
 
 def build_seed_cnn(n_mels: int, window: int = 20, channels=(16, 32), hidden: int = 256,

@@ -9,7 +9,8 @@
 #   train/session.sh stop             # SIGTERM: the trainer checkpoints and exits; then keep
 #   train/session.sh keep             # copy the newest checkpoint + logs to train/runs/RUN
 #
-# Environment: RUN (default stream), LR (default 1e-4), DATA (../shared/data),
+# Environment: RUN (default stream), ARCH (default: RUN's name), INIT (a kept run a new
+# RUN starts from: train.py --init-from), LR (default 1e-4), DATA (../shared/data),
 # PYTHON (default .venv/bin/python), RTPITCH_SESSION (label of the session line).
 # Everything except train/runs/RUN is rebuilt by this script (deterministic seeds):
 # the datasets under work/ and the Salamander samples under cache/.
@@ -18,6 +19,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${RUN:-stream}
+ARCH=${ARCH:-$RUN}
+INIT=${INIT:-}
 LR=${LR:-1e-4}
 DATA=${RTPITCH_DATA:-../shared/data}
 PY=${PYTHON:-.venv/bin/python}
@@ -30,7 +33,7 @@ FRONTEND=train/frontend-lowlat.json
 # compare across sessions; training: a fresh 6 h render (seed 2), MAPS's six virtual
 # pianos (2 augmented copies, 5.2 h) and 2 h of noise alone
 D=work/data-lowlat,work/data-render-s2,work/data-maps-synth,work/data-noise
-ARGS=(--arch stream --lookaheads 0,1,2,4,6,9 --lookahead 2 --seq 400 --batch 8 --eval-every 500
+ARGS=(--arch "$ARCH" --lookaheads 0,1,2,4,6,9 --lookahead 2 --seq 400 --batch 8 --eval-every 500
       --precision mixed_bfloat16)
 
 build_data() {
@@ -92,6 +95,7 @@ run)  # the background job (start runs this)
     left=$(( (T_END - $(date +%s)) / 60 ))
     if [ "$left" -lt 5 ]; then echo "no time left to train after the data build"; exit 0; fi
     # exec: the pid file then names the trainer itself, which checkpoints on SIGTERM
+    if [ -n "$INIT" ]; then ARGS+=(--init-from "$INIT"); fi
     exec $PY train/train.py --data "$D" --run "$WORK" --lr "$LR" --minutes "$left" "${ARGS[@]}"
     ;;
 status)
@@ -110,7 +114,7 @@ keep)
     keep
     ;;
 *)
-    sed -n '2,18p' "$0" >&2
+    sed -n '2,19p' "$0" >&2
     exit 2
     ;;
 esac

@@ -19,6 +19,7 @@ import glob
 import json
 import os
 import resource
+import shutil
 import signal
 import sys
 import time
@@ -29,6 +30,11 @@ import tensorflow as tf
 sys.path.insert(0, os.path.dirname(__file__))
 from model import HEADS, build_model, output_name  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from train.labels import PEDAL_UNKNOWN  # noqa: E402
+
+
+
 
 def load_split(folder: str, max_files: int | None = None) -> list[dict]:
     """All segments of one split, arrays kept in memory (mel float16)."""
@@ -36,7 +42,10 @@ def load_split(folder: str, max_files: int | None = None) -> list[dict]:
     out = []
     for f in files:
         with np.load(f) as z:
-            out.append({k: z[k] for k in ("mel", "frame", "onset", "offset", "velocity")})
+            seg = {k: z[k] for k in ("mel", "frame", "onset", "offset", "velocity")}
+            # pedal: uint8 (T,), 1 down, 0 up, PEDAL_UNKNOWN where the labels do not say
+            seg["pedal"] = z["pedal"] if "pedal" in z.files else np.full(len(seg["mel"]), PEDAL_UNKNOWN, np.uint8)
+            out.append(seg)
     return out
 
 
@@ -65,7 +74,11 @@ class Crops:
     def batch_arrays(self):
         B, L = self.batch, self.seq + self.window - 1
         mel = np.full((B, L, self.n_mels), self.pad_value, np.float32)
-        lab = {name: np.zeros((B, self.seq, 88), np.float32) for name, _, _ in self.targets}
+        lab = {name: np.zeros((B, self.seq, 1 if head == "pedal" else 88), np.float32)
+               for name, head, _ in self.targets}
+        for name, head, _ in self.targets:
+            if head == "pedal":  # 1 where the pedal label is known (0 in padding)
+                lab[name + KNOWN] = np.zeros((B, self.seq, 1), np.float32)
         for b, i in enumerate(self.rng.choice(len(self.segments), size=B, p=self.p)):
             s = self.segments[i]
             T = s["mel"].shape[0]
@@ -76,12 +89,19 @@ class Crops:
             for name, head, la in self.targets:
                 first = lo + self.window - 1 - la  # segment frame of label 0
                 a, z = max(first, 0), min(first + self.seq, T)
-                if z > a:
+                if z > a and head == "pedal":
+                    ped = s["pedal"][a:z]
+                    lab[name][b, a - first : z - first, 0] = ped == 1
+                    lab[name + KNOWN][b, a - first : z - first, 0] = ped != PEDAL_UNKNOWN
+                elif z > a:
                     lab[name][b, a - first : z - first] = s[head][a:z]
         for name, head, _ in self.targets:
             if head == "velocity":
                 lab[name] /= 127.0
         return mel, lab
+
+
+KNOWN = "/known"  # label key suffix: the mask of a head whose labels may be missing (pedal)
 
 
 def weighted_bce(y, p, pos_weight: float):
@@ -98,6 +118,11 @@ def losses(outputs: dict, labels: dict, *, frame_pos_weight: float, onset_pos_we
            "onset": weighted_bce(labels["onset"], outputs["onset"], onset_pos_weight)}
     if "offset" in outputs:
         out["offset"] = weighted_bce(labels["offset"], outputs["offset"], onset_pos_weight)
+    if "pedal" in outputs:  # plain BCE over the frames whose pedal label is known
+        y, known = labels["pedal"], labels["pedal" + KNOWN]
+        p = tf.clip_by_value(outputs["pedal"], 1e-7, 1.0 - 1e-7)
+        bce = -(y * tf.math.log(p) + (1.0 - y) * tf.math.log(1.0 - p))
+        out["pedal"] = tf.reduce_sum(known * bce) / (tf.reduce_sum(known) + 1.0)
     mask = labels["onset"]
     out["velocity"] = tf.reduce_sum(mask * tf.square(outputs["velocity"] - labels["velocity"])) / (tf.reduce_sum(mask) + 1.0)
     out["total"] = tf.add_n(list(out.values()))
@@ -108,6 +133,8 @@ def frame_f1(model, segments, window: int, lookaheads, max_frames: int = 60000) 
     """Frame and onset-frame F1 at threshold 0.5 on validation segments, per
     lookahead (``lookaheads``: list of (lookahead, output-name suffix lookahead or None))."""
     counts = {la: np.zeros(6) for la, _ in lookaheads}
+    pedal = {la: np.zeros(3) for la, _ in lookaheads}
+    has_pedal = any(k.startswith("pedal") for k in model.output_names)
     used = 0
     for s in segments:
         mel = s["mel"].astype(np.float32)
@@ -119,15 +146,26 @@ def frame_f1(model, segments, window: int, lookaheads, max_frames: int = 60000) 
             f = out[output_name("frame", key)].numpy()[0, la : la + T] >= 0.5
             o = out[output_name("onset", key)].numpy()[0, la : la + T] >= 0.5
             counts[la] += [np.sum(f & g), np.sum(f & ~g), np.sum(~f & g), np.sum(o & go), np.sum(o & ~go), np.sum(~o & go)]
+            if has_pedal:
+                known = s["pedal"] != PEDAL_UNKNOWN
+                pd = out[output_name("pedal", key)].numpy()[0, la : la + T, 0] >= 0.5
+                pg = s["pedal"] == 1
+                pedal[la] += [np.sum(pd & pg & known), np.sum(pd & ~pg & known), np.sum(~pd & pg & known)]
         used += T
         if used > max_frames:
             break
     f1 = lambda a, b, c: 2 * a / max(1, 2 * a + b + c)  # noqa: E731
+
+    def figures(la):
+        c = counts[la]
+        out = {"frame_f1": round(float(f1(*c[:3])), 4), "onset_frame_f1": round(float(f1(*c[3:])), 4)}
+        if has_pedal:
+            out["pedal_f1"] = round(float(f1(*pedal[la])), 4)
+        return out
+
     if len(counts) == 1:
-        c = next(iter(counts.values()))
-        return {"frame_f1": float(f1(*c[:3])), "onset_frame_f1": float(f1(*c[3:]))}
-    return {f"la{la}": {"frame_f1": round(float(f1(*c[:3])), 4), "onset_frame_f1": round(float(f1(*c[3:])), 4)}
-            for la, c in counts.items()}
+        return figures(next(iter(counts)))
+    return {f"la{la}": figures(la) for la in counts}
 
 
 def main(argv=None):
@@ -147,6 +185,9 @@ def main(argv=None):
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--max-files", type=int, default=None, help="smoke runs: use only this many files")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init-from", default=None, metavar="RUN",
+                    help="a new run starts from another run's checkpoint: every layer of the same name and "
+                         "shapes (e.g. stream-gru from a stream run's trunk), and its input statistics")
     ap.add_argument("--freeze-bn", action="store_true",
                     help="BatchNormalization in inference mode, not trained (a run restored by train/from_onnx.py)")
     ap.add_argument("--arch", default="seed", choices=sorted(HEADS), help="model (train/model.py)")
@@ -172,6 +213,8 @@ def main(argv=None):
         sys.exit(f"no training segments in {args.data} (<folder>/train): run train/build_dataset.py first")
     n_mels = train[0]["mel"].shape[1]
     stats_path = os.path.join(args.run, "mel_stats.npz")
+    if args.init_from and not os.path.exists(stats_path):  # the weights expect the inputs they were trained on
+        shutil.copy(os.path.join(args.init_from, "mel_stats.npz"), stats_path)
     if os.path.exists(stats_path):
         with np.load(stats_path) as z:
             mean, std = z["mean"], z["std"]
@@ -192,6 +235,9 @@ def main(argv=None):
     step = tf.Variable(0, dtype=tf.int64)
     ckpt = tf.train.Checkpoint(model=model, optimizer=opt, step=step)
     manager = tf.train.CheckpointManager(ckpt, os.path.join(args.run, "ckpt"), max_to_keep=3)
+    if args.init_from and not manager.latest_checkpoint:
+        copied = init_from_run(model, args.init_from, n_mels, args.window)
+        print(f"initialised {len(copied)} layers from {args.init_from}: {', '.join(copied)}", flush=True)
     if manager.latest_checkpoint:
         ckpt.restore(manager.latest_checkpoint)
         opt.learning_rate.assign(args.lr)  # the checkpoint holds the previous phase's rate
@@ -205,7 +251,10 @@ def main(argv=None):
         lambda: iter(crops.batch_arrays, None),
         output_signature=(
             tf.TensorSpec((args.batch, args.seq + args.window - 1, n_mels), tf.float32),
-            {name: tf.TensorSpec((args.batch, args.seq, 88), tf.float32) for name, _, _ in targets},
+            {**{name: tf.TensorSpec((args.batch, args.seq, 1 if head == "pedal" else 88), tf.float32)
+                for name, head, _ in targets},
+             **{name + KNOWN: tf.TensorSpec((args.batch, args.seq, 1), tf.float32)
+                for name, head, _ in targets if head == "pedal"}},
         ),
     ).prefetch(2)
 
@@ -215,7 +264,10 @@ def main(argv=None):
             out = model(x, training=True)
             ls = {}
             for _, key in groups:  # losses summed over the lookaheads, logged per head
-                part = losses({h: out[output_name(h, key)] for h in heads}, {h: y[output_name(h, key)] for h in heads},
+                lab = {h: y[output_name(h, key)] for h in heads}
+                if "pedal" in heads:
+                    lab["pedal" + KNOWN] = y[output_name("pedal", key) + KNOWN]
+                part = losses({h: out[output_name(h, key)] for h in heads}, lab,
                               frame_pos_weight=args.frame_pos_weight, onset_pos_weight=args.onset_pos_weight)
                 ls = {k: ls.get(k, 0.0) + v for k, v in part.items()}
         grads = tape.gradient(ls["total"], model.trainable_variables)
@@ -257,6 +309,31 @@ def main(argv=None):
                "val": {k: v for k, v in rec.items() if k != "step"}}
     with open(os.path.join(args.run, "sessions.jsonl"), "a") as f:  # one line per invocation
         f.write(json.dumps(session) + "\n")
+
+
+def init_from_run(model, run: str, n_mels: int, window: int) -> list[str]:
+    """Copy into ``model`` the weights of every layer of ``run``'s newest checkpoint
+    that has the same name and weight shapes; returns the names copied."""
+    with open(os.path.join(run, "recipe.jsonl")) as f:
+        recipe = json.loads(f.read().splitlines()[-1])
+    multi = [int(v) for v in recipe["lookaheads"].split(",")] if recipe.get("lookaheads") else None
+    with np.load(os.path.join(run, "mel_stats.npz")) as z:
+        src = build_model(n_mels, window=window, mean=z["mean"], std=z["std"], arch=recipe["arch"], lookaheads=multi)
+    latest = tf.train.latest_checkpoint(os.path.join(run, "ckpt"))
+    if latest is None:
+        raise SystemExit(f"--init-from {run}: no checkpoint in {run}/ckpt")
+    tf.train.Checkpoint(model=src).restore(latest).expect_partial()
+    by_name = {layer.name: layer for layer in src.layers}
+    copied = []
+    for layer in model.layers:
+        other = by_name.get(layer.name)
+        if not layer.weights or other is None:
+            continue
+        theirs = other.get_weights()
+        if [w.shape for w in theirs] == [tuple(w.shape) for w in layer.weights]:
+            layer.set_weights(theirs)
+            copied.append(layer.name)
+    return copied
 
 
 def _cpu_seconds() -> float:
