@@ -81,9 +81,10 @@ def load_audio(path: str, sr: int, seconds: float) -> np.ndarray:
     import soxr
 
     from .errors import AudioFileError
+    from .resample import MAX_RATE
 
     try:
-        x, file_sr = sf.read(path, dtype="float32", always_2d=True, frames=int(seconds * 192000))
+        x, file_sr = sf.read(path, dtype="float32", always_2d=True, frames=int(seconds * MAX_RATE))
     except (sf.LibsndfileError, RuntimeError, OSError) as err:
         raise AudioFileError(f"{path}: cannot read audio ({err})") from None
     x = x.mean(axis=1)

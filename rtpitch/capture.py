@@ -45,12 +45,11 @@ from numba.extending import intrinsic
 
 from .devices import list_input_devices
 from .errors import ConfigError, DeviceError
+from .resample import MAX_RATE, MIN_RATE
 from .ringbuffer import Block, RingBuffer, _write_block
 
 __all__ = ["Block", "DeviceSource"]
 
-MIN_RATE = 8000
-MAX_RATE = 96000
 _PA_CONTINUE = 0  # paContinue
 _PA_INPUT_OVERFLOW = 2  # paInputOverflow
 _N_TIMES = 1024  # callback time stamps kept for jitter statistics

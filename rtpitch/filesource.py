@@ -15,10 +15,8 @@ import numpy as np
 import soundfile as sf
 
 from .errors import AudioFileError, ConfigError
+from .resample import MAX_RATE, MIN_RATE
 from .ringbuffer import _NONFINITE, _N_STATE, Block, _to_mono
-
-MIN_RATE = 8000
-MAX_RATE = 192000
 
 
 class FileSource:

@@ -40,7 +40,8 @@ import numpy as np
 
 from .errors import ConfigError
 
-MIN_RATE, MAX_RATE = 1000, 384000
+# the sample rates rtpitch accepts anywhere (files, devices, models), Hz
+MIN_RATE, MAX_RATE = 8000, 192000
 PASS, STOP = 0.45, 0.5  # band edges, fractions of min(in, out)
 ATTEN_DB = 74.0  # Kaiser design target (the formula slightly over-promises)
 MAX_TAPS = 1 << 22  # coefficients (float64) in one filter table
@@ -143,7 +144,7 @@ class StreamResampler:
     Parameters
     ----------
     in_rate, out_rate : int
-        Sample rates (Hz), 1000..384000.
+        Sample rates (Hz), MIN_RATE..MAX_RATE (8000..192000).
     block : int
         Input block size (samples) assumed for ``delay_s``.
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rtpitch.events import NoteEvent
-from rtpitch.model import MODELS_DIR, N_KEYS, LOWEST_MIDI
+from rtpitch.events import LOWEST_MIDI, N_KEYS, NoteEvent
+from rtpitch.model import MODELS_DIR
 from rtpitch.ringbuffer import Block
 
 A4 = 69
