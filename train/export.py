@@ -7,7 +7,11 @@ The ONNX graph takes mel (batch, time, n_mels) and gives each head as
 float32 at load); it is checked against Keras on random input (max abs
 difference of the probabilities <= 2e-3).
 The JSON carries every parameter the engine reads (see rtpitch/model.py) and
-the training provenance; evaluate.py adds the measured figures.
+the training provenance; evaluate.py adds the measured figures.  The model's
+parameters come from the run itself, never from defaults here: architecture,
+window and lookahead from its recipe.jsonl (train.py's arguments, per phase),
+the frontend from the data it trained on; ``--lookahead`` picks the heads of a
+multi-lookahead run, and ``--frontend`` / ``--arch`` given anyway must match.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 import tf2onnx
 
+from rtpitch.frontend import FrontendSpec
 from rtpitch.latency import latency_budget
 from rtpitch.model import load_model_spec
 
@@ -63,6 +68,77 @@ def data_summary(manifests: list[str]) -> dict:
     return {"hours": round_all(hours), "rendering": "train/build_dataset.py (Salamander Grand V3 samples, "
             "FluidR3 / MuseScore General / TimGM6mb soundfonts; synthetic room, mic EQ, noise, gain)",
             "split": "by piece"}
+
+
+def run_parameters(recipe: list[dict], *, lookahead: int | None = None) -> dict:
+    """The model parameters a run trained with, from its recipe (one dict of
+    train.py's arguments per phase): ``arch``, ``window``, ``lookahead`` and
+    ``lookaheads`` (list, or None for a single-lookahead run).
+
+    Every phase must agree (a run does not change its model between phases).
+    ``lookahead`` picks the heads of a multi-lookahead run (required then, and
+    one the run trained); for a single-lookahead run it is only a check.
+    Raises ValueError on any mismatch.
+    """
+    def one(key, default=None):
+        values = {json.dumps(p.get(key, default)) for p in recipe}
+        if len(values) != 1:
+            raise ValueError(f"its phases disagree on {key}: {sorted(values)}")
+        return json.loads(values.pop())
+
+    multi = one("lookaheads")
+    multi = [int(v) for v in multi.split(",")] if multi else None
+    out = {"arch": one("arch", "seed"), "window": int(one("window")), "lookaheads": multi}
+    if multi is not None:
+        if lookahead is None:
+            raise ValueError(f"it trained lookaheads {multi}: name the one to export with --lookahead")
+        if lookahead not in multi:
+            raise ValueError(f"it trained lookaheads {multi}, not {lookahead}")
+        out["lookahead"] = lookahead
+    else:
+        trained = int(one("lookahead"))
+        if lookahead is not None and lookahead != trained:
+            raise ValueError(f"it trained lookahead {trained}, not {lookahead}")
+        out["lookahead"] = trained
+    return out
+
+
+def run_frontend(recipe: list[dict], *, check: str | None = None) -> dict:
+    """The frontend (FrontendSpec fields) the run's features were made with: a
+    phase's own ``frontend`` where the recipe records one (train/from_onnx.py),
+    else the ``frontend`` of the segments of every dataset the phase trained on
+    (their manifest.jsonl, written by build_dataset.py; noise-only data has
+    none). The last phase's data must be here; an earlier phase's folder that
+    is gone is named on stdout. ``check``: a frontend JSON file (or a model
+    JSON) that must give the same frontend. Raises ValueError when they differ
+    or none is found."""
+    found: dict = {}  # FrontendSpec -> (its dict, where it was read)
+    for i, phase in enumerate(recipe):
+        if phase.get("frontend") is not None:
+            found.setdefault(FrontendSpec(**phase["frontend"]), (phase["frontend"], "recipe.jsonl"))
+            continue
+        for folder in phase["data"].split(","):
+            path = os.path.join(folder, "manifest.jsonl")
+            if not os.path.exists(path) and i < len(recipe) - 1:
+                print(f"note: {path} (data of phase {i}) is not here: its frontend is not checked")
+                continue
+            if not os.path.exists(path):
+                raise ValueError(f"cannot read the frontend it trained with: {path} is missing")
+            for line in open(path):
+                fe = json.loads(line).get("frontend")
+                if fe is not None:
+                    found.setdefault(FrontendSpec(**fe), (fe, path))
+    if len(found) != 1:
+        where = ", ".join(w for _, w in found.values())
+        raise ValueError(f"its data was made with {len(found)} different frontends ({where})" if found
+                         else "its data records no frontend")
+    spec, (frontend, _) = next(iter(found.items()))
+    if check is not None:
+        given = json.load(open(check))
+        given = given.get("frontend", given)
+        if FrontendSpec(**given) != spec:
+            raise ValueError(f"--frontend {check} is not the frontend it trained with ({frontend})")
+    return frontend
 
 
 def export_onnx(model, n_mels: int, path: str, heads, key) -> None:
@@ -109,27 +185,33 @@ def main(argv=None):
     ap.add_argument("--run", default="work/runs/seed-cnn")
     ap.add_argument("--name", default="seed-cnn")
     ap.add_argument("--models", default=os.path.join(os.path.dirname(__file__), "..", "models"))
-    ap.add_argument("--frontend", default=os.path.join(os.path.dirname(__file__), "frontend.json"))
-    ap.add_argument("--data", default="work/data",
-                    help="dataset folder(s) the run trained on, comma-separated as for train.py (data summary)")
-    ap.add_argument("--window", type=int, default=20)
-    ap.add_argument("--lookahead", type=int, default=9,
-                    help="the model's lookahead; for a run trained with --lookaheads, which heads to keep")
-    ap.add_argument("--arch", default="seed", choices=sorted(HEADS))
+    ap.add_argument("--frontend", default=None,
+                    help="optional check: a frontend JSON that must equal the one the run trained on")
+    ap.add_argument("--data", default=None,
+                    help="dataset folder(s) for the data summary (default: those of the run's last phase)")
+    ap.add_argument("--lookahead", type=int, default=None,
+                    help="for a run trained with --lookaheads, which heads to keep (required then); "
+                         "otherwise an optional check against the run's --lookahead")
+    ap.add_argument("--arch", default=None, choices=sorted(HEADS),
+                    help="optional check: the architecture the run must have trained")
     args = ap.parse_args(argv)
 
-    frontend = json.load(open(args.frontend))
-    n_mels = frontend["n_mels"]
-    heads = HEADS[args.arch]
     recipe = [json.loads(line) for line in open(os.path.join(args.run, "recipe.jsonl"))]
-    multi = recipe[-1].get("lookaheads")
-    multi = [int(v) for v in multi.split(",")] if multi else None
-    if multi is not None and args.lookahead not in multi:
-        sys.exit(f"the run trained lookaheads {multi}, not {args.lookahead}")
-    model, ckpt = restore(args.run, n_mels, args.window, args.arch, multi)
+    try:
+        trained = run_parameters(recipe, lookahead=args.lookahead)
+        frontend = run_frontend(recipe, check=args.frontend)
+        if args.arch is not None and args.arch != trained["arch"]:
+            raise ValueError(f"it trained arch {trained['arch']}, not {args.arch}")
+    except ValueError as err:
+        sys.exit(f"{args.run}: {err}")
+    data = args.data or recipe[-1]["data"]
+    arch, window, lookahead, multi = trained["arch"], trained["window"], trained["lookahead"], trained["lookaheads"]
+    n_mels = frontend["n_mels"]
+    heads = HEADS[arch]
+    model, ckpt = restore(args.run, n_mels, window, arch, multi)
     os.makedirs(args.models, exist_ok=True)
     onnx_path = os.path.join(args.models, f"{args.name}.onnx")
-    key = args.lookahead if multi else None
+    key = lookahead if multi else None
     export_onnx(model, n_mels, onnx_path, heads, key)
     n_half = store_fp16(onnx_path)
     print(f"stored {n_half} large weight tensors as float16")
@@ -149,7 +231,7 @@ def main(argv=None):
     json_path = os.path.join(args.models, f"{args.name}.json")
     old = json.load(open(json_path)) if os.path.exists(json_path) else {}
     state = json.load(open(os.path.join(args.run, "state.json")))
-    data_info = data_summary([os.path.join(d, "manifest.jsonl") for d in args.data.split(",")])
+    data_info = data_summary([os.path.join(d, "manifest.jsonl") for d in data.split(",")])
     meta = {
         "name": args.name,
         "format_version": 1,
@@ -158,9 +240,9 @@ def main(argv=None):
         "input": sess.get_inputs()[0].name,
         "outputs": {h: names[h] for h in heads},
         "frontend": frontend,
-        "window": {"frames": args.window, "lookahead_frames": args.lookahead},
+        "window": {"frames": window, "lookahead_frames": lookahead},
         "decoder": old.get("decoder", {}),
-        "architecture": ARCHITECTURES[args.arch],
+        "architecture": ARCHITECTURES[arch],
         "parameters": int(model.count_params()),
         "training": {"checkpoint": os.path.basename(ckpt), **state, "recipe_phases": recipe, "data": data_info,
                      "command": f"train/reproduce.sh {args.name}"},
