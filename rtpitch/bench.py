@@ -198,6 +198,17 @@ def measure_compute(spec, backend, x: np.ndarray, *, source_rate: int, warmup_s:
 
 
 # -- capture device ------------------------------------------------------------------
+def callback_jitter(times_s: np.ndarray) -> dict:
+    """Callback interval statistics (ms) from a device's callback time stamps
+    (:meth:`~rtpitch.capture.DeviceSource.callback_times`): mean, std, min, max of
+    their differences. On JACK that clock is the server's frame-time estimate,
+    which steps back after an xrun: ``min_ms`` can then be negative."""
+    d = np.diff(np.asarray(times_s, dtype=np.float64)) * 1e3
+    if d.size == 0:
+        return {"mean_ms": 0.0, "std_ms": 0.0, "min_ms": 0.0, "max_ms": 0.0}
+    return {"mean_ms": float(d.mean()), "std_ms": float(d.std()), "min_ms": float(d.min()), "max_ms": float(d.max())}
+
+
 def measure_device(device, *, seconds: float, blocksize: int = 0, channel: int | None = None) -> dict:
     """Open ``device`` for ``seconds`` and report its block size and callback jitter."""
     from .capture import DeviceSource
@@ -211,7 +222,7 @@ def measure_device(device, *, seconds: float, blocksize: int = 0, channel: int |
             block = src.read(0.05)
             if block is not None:
                 got += block.samples.shape[0]
-        jitter = src.jitter_stats()
+        jitter = {"callbacks": src.callbacks, **callback_jitter(src.callback_times())}
         block = src.blocksize
         latency = src.input_latency_s
     finally:

@@ -195,6 +195,11 @@ class RingBuffer:
         self._markers = np.zeros((_N_MARKERS, 2), dtype=np.int64)
         self._state = np.zeros(_N_STATE, dtype=np.int64)
 
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ring, markers, state): what a compiled producer (the PortAudio
+        callback, :mod:`rtpitch.pa_stream`) hands to the write kernel."""
+        return self._ring, self._markers, self._state
+
     def write_block(self, indata: np.ndarray, channel: int) -> None:
         """Producer: store ``indata`` (frames, channels) float32 as mono.
 
