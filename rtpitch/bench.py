@@ -272,7 +272,6 @@ def run_bench(*, model: str, seconds: float = 10.0, audio: str | None = None, de
     from .backends import make_backend, resolve_backend
     from .latency import latency_budget
     from .model import load_model_spec
-    from .resample import StreamResampler
 
     t_start = time.perf_counter()
     spec = load_model_spec(model)
@@ -323,11 +322,10 @@ def run_bench(*, model: str, seconds: float = 10.0, audio: str | None = None, de
         chosen = next((k for k, v in out["backends"].items() if v.get("available")), None)
         measured = out["backends"].get(chosen, {}) if chosen else {}
     compute_s = measured["per_hop_ms"]["total"]["median"] / 1e3 if measured else None
-    from .decoder import NoteDecoder
+    from .engine import build_stages
 
-    terms = latency_budget(spec, capture_block_s=block / rate,
-                           resampler_delay_s=StreamResampler(rate, fe.sample_rate, block=block).delay_s,
-                           decoder_frames=NoteDecoder.latency_frames, compute_s=compute_s)
+    terms = latency_budget(build_stages(spec, None, source_rate=rate, block=block), capture_block_s=block / rate,
+                           compute_s=compute_s)
     out["latency_budget_ms"] = {name: round(ms, 2) for name, ms in terms}
     out["latency_budget_ms"]["total"] = round(sum(ms for _, ms in terms), 2)
     out["latency_budget_backend"] = chosen

@@ -37,7 +37,8 @@ from .devices import list_input_devices, resolve_input_device
 from .errors import ConfigError, DeviceError
 from .pa_stream import CB_CALLS, CB_FRAMES, CB_OVERFLOWS, N_COUNTERS, N_TIMES, PaInputStream
 from .resample import MAX_RATE, MIN_RATE
-from .ringbuffer import Block, RingBuffer
+from .ringbuffer import RingBuffer
+from .stage import Block, Source
 
 __all__ = ["Block", "DeviceSource", "resolve_input_device"]
 
@@ -45,7 +46,7 @@ _POLL_S = 0.002
 _N_ORIGIN = 8  # latest callbacks whose time stamps give origin_monotonic()
 
 
-class DeviceSource:
+class DeviceSource(Source):
     """Mono blocks from an audio input device (Source interface).
 
     Parameters

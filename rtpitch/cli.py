@@ -182,8 +182,7 @@ def cmd_listen(args) -> int:
         audio = AudioFileRecorder(args.record_audio, source.sample_rate)
     engine = Engine(spec, backend, source_rate=source.sample_rate)
     block_s = (args.blocksize or getattr(source, "blocksize", 0) or 256) / source.sample_rate
-    terms = latency_budget(spec, capture_block_s=block_s, resampler_delay_s=engine.resampler.delay_s,
-                           decoder_frames=engine.decoder.latency_frames)
+    terms = latency_budget(engine.stages, capture_block_s=block_s)
     total_ms = sum(ms for _, ms in terms)
     print(f"input: {source_desc}, {source.sample_rate} Hz", file=sys.stderr)
     print(f"model: {spec.name}; latency budget:\n{format_budget(terms)}", file=sys.stderr)

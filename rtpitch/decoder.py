@@ -187,6 +187,7 @@ class NoteDecoder:
         self._support_frame = np.full(N_KEYS, -(1 << 40), dtype=np.int64)  # last frame onset >= frame_onset_support
         self._next_frame = 0  # index of the next frame to decide
         self._started = False
+        self.start_s = 0.0  # audio time of frame 0 (Activations.start_s)
 
     @property
     def sounding(self) -> set[int]:
@@ -215,6 +216,7 @@ class NoteDecoder:
         start = 0
         if self._started and acts.first_frame < self._next_frame:
             start = self._next_frame - acts.first_frame
+        self.start_s = acts.start_s
         floor = acts.noise_floor if self._noisy else None
         for i in range(start, frame.shape[0]):
             k = acts.first_frame + i
@@ -261,7 +263,7 @@ class NoteDecoder:
         ons = np.flatnonzero(new_on | restrike)
         if ended.size == 0 and ons.size == 0:
             return
-        t = k * self.hop_s
+        t = self.start_s + k * self.hop_s
         for p in ended:
             out.append(NoteEvent(t - 0.5 * self.hop_s, int(p) + LOWEST_MIDI, 0, False, k))
         for p in restruck:
@@ -278,18 +280,43 @@ class NoteDecoder:
     def close(self, time_s: float | None = None) -> list[NoteEvent]:
         """Note-offs for every sounding note, sorted by pitch.
 
-        ``time_s`` defaults to the frame after the last processed one; an earlier
-        time is moved to that frame so that no off precedes its on.  The
-        decoder's history is kept (call :meth:`reset` to start a new stream).
+        ``time_s`` (audio time) defaults to the frame after the last processed
+        one; an earlier time is moved to that frame so that no off precedes its
+        on.  The decoder's history is kept (call :meth:`reset` to start a new
+        stream).
         """
         if not self._sounding.any():
             return []
         k = self._next_frame
-        t = k * self.hop_s
+        t = self.start_s + k * self.hop_s
         if time_s is not None and time_s > t:
             t = float(time_s)
-            k = max(k, int(round(t / self.hop_s)))
+            k = max(k, int(round((t - self.start_s) / self.hop_s)))
         events = [NoteEvent(t, int(p) + LOWEST_MIDI, 0, False, k) for p in np.flatnonzero(self._sounding)]
         self._sounding[:] = False
         self._latched[:] = False
         return events
+
+
+class DecoderStage:
+    """The decoder as a pipeline stage (:class:`rtpitch.stage.Stage`):
+    :class:`Activations` in, note events out; ``flush()`` ends every sounding
+    note."""
+
+    name = "decoder"
+    latency_label = "decoder delay"
+
+    def __init__(self, spec: DecoderSpec, hop_s: float):
+        self.decoder = NoteDecoder(spec, hop_s)
+        self.latency_s = NoteDecoder.latency_frames * hop_s
+
+    def reset(self) -> None:
+        self.decoder.reset()
+
+    def process(self, acts: Activations) -> list[NoteEvent]:
+        return self.decoder.process(acts)
+
+    def flush(self, time_s: float | None = None) -> list[NoteEvent]:
+        """Note-offs for every sounding note (at ``time_s``, audio time, if later
+        than the next frame): :meth:`NoteDecoder.close`."""
+        return self.decoder.close(time_s)

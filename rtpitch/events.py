@@ -35,6 +35,8 @@ class Activations:
     velocity: float32 (n, 88) in [0, 1] (MIDI velocity / 127), or None.
     noise_floor: float32 (n,), the input's noise floor at each frame
     (:mod:`rtpitch.noise_floor`), or None.
+    start_s: audio time (s) of frame 0 (nonzero after a gap in the input:
+    frames are counted again from the restart; :class:`rtpitch.stage.Block`).
     """
 
     first_frame: int
@@ -42,6 +44,7 @@ class Activations:
     onset: np.ndarray
     velocity: Optional[np.ndarray] = None
     noise_floor: Optional[np.ndarray] = None
+    start_s: float = 0.0
 
     @property
     def n_frames(self) -> int:

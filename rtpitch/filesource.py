@@ -16,10 +16,11 @@ import soundfile as sf
 
 from .errors import AudioFileError, ConfigError
 from .resample import MAX_RATE, MIN_RATE
-from .ringbuffer import _NONFINITE, _N_STATE, Block, _to_mono
+from .ringbuffer import _NONFINITE, _N_STATE, _to_mono
+from .stage import Block, Source
 
 
-class FileSource:
+class FileSource(Source):
     """Blocks of mono float32 samples from an audio file (WAV/FLAC/OGG/MP3...).
 
     Parameters

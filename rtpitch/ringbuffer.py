@@ -22,26 +22,13 @@ as well as x86. Counters are aligned int64 loads/stores (single-copy atomic on
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numba
 import numpy as np
 from numba.core import types
 from numba.extending import intrinsic
 
 from .errors import ConfigError
-
-
-@dataclass(frozen=True)
-class Block:
-    """Mono samples from a source.
-
-    position: index of ``samples[0]`` in the source's sample count (native rate).
-    samples: float32 (n,).
-    """
-
-    position: int
-    samples: np.ndarray
+from .stage import Block  # noqa: F401  (what sources hand out; re-exported)
 
 
 # state array slots (int64)

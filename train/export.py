@@ -27,15 +27,11 @@ import tensorflow as tf
 import tf2onnx
 
 from rtpitch.frontend import FrontendSpec
-from rtpitch.latency import latency_budget
+from rtpitch.latency import model_budget
 from rtpitch.model import load_model_spec
 
 sys.path.insert(0, os.path.dirname(__file__))
 from model import ARCHITECTURES, HEADS, build_model, output_name  # noqa: E402
-
-# capture block assumed in algorithmic_latency_ms: 256 samples at 48 kHz (a common
-# interface setting; `rtpitch bench --device` measures the user's own)
-CAPTURE_BLOCK_S = 256 / 48000
 
 
 def restore(run: str, n_mels: int, window: int, arch: str, lookaheads=None):
@@ -252,8 +248,9 @@ def main(argv=None):
     }
     with open(json_path, "w") as f:
         json.dump(meta, f, indent=2)
-    # the budget as rtpitch computes it, from the model as rtpitch loads it (which checks the JSON)
-    terms = latency_budget(load_model_spec(json_path), capture_block_s=CAPTURE_BLOCK_S)
+    # the budget as rtpitch computes it: the sum of its stages' latencies, for the model as
+    # rtpitch loads it (which checks the JSON), at its own rate (capture block: latency.py's default)
+    terms = model_budget(load_model_spec(json_path))
     meta["algorithmic_latency_ms"] = round(sum(ms for _, ms in terms), 2)
     meta["algorithmic_latency_terms_ms"] = {name: round(ms, 2) for name, ms in terms}
     with open(json_path, "w") as f:
