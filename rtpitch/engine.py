@@ -167,24 +167,43 @@ class Engine:
         return events
 
     def _flush(self, *, silence_after: bool = False, close_at: float | None = None) -> list[NoteEvent]:
-        """Flush each stage in order, its output through the stages after it;
-        the decoder's flush closes the sounding notes (at ``close_at``, audio time,
-        when later than the next frame)."""
+        """Flush the stages in order: each processes what the one before it
+        let out at the end and then lets out what it held back, both at once
+        for the next stage; the decoder's flush closes the sounding notes (at
+        ``close_at``, audio time, when later than the next frame)."""
         self.stages[1].silence_after = silence_after
-        events: list[NoteEvent] = []
-        for i, stage in enumerate(self.stages[:-1]):
-            events += self._run(stage.flush(), i + 1)
-        return events + self.stages[-1].flush(close_at)
+        outs: list = []  # what the previous stage let out
+        for stage in self.stages[:-1]:
+            outs = [self._call(stage, out) for out in outs if _rows(out)] + [stage.flush()]
+            outs = [out for out in outs if _rows(out)]
+            if outs and isinstance(outs[0], Block):
+                outs = [_join(outs)]
+        decoder = self.stages[-1]
+        return [e for out in outs for e in self._call(decoder, out)] + decoder.flush(close_at)
 
     def _run(self, out, first: int) -> list[NoteEvent]:
         """``out`` through the stages from index ``first`` on; the events."""
         for stage in self.stages[first:]:
             if not _rows(out):
                 return []
-            t0 = time.perf_counter()
-            out = stage.process(out)
-            if self.timings is not None and (_rows(out) or stage is self.stages[-1]):
-                self.timings.per_stage.setdefault(stage.name, []).append(time.perf_counter() - t0)
-                if stage.name == "predictor":
-                    self.timings.frames.append(out.n_frames)
+            out = self._call(stage, out)
         return out
+
+    def _call(self, stage, x):
+        """``stage.process(x)``, timed when timings are kept."""
+        t0 = time.perf_counter()
+        out = stage.process(x)
+        if self.timings is not None and (_rows(out) or stage is self.stages[-1]):
+            self.timings.per_stage.setdefault(stage.name, []).append(time.perf_counter() - t0)
+            if stage.name == "predictor":
+                self.timings.frames.append(out.n_frames)
+        return out
+
+
+def _join(blocks: list[Block]) -> Block:
+    """Consecutive blocks of one stream as one."""
+    if len(blocks) == 1:
+        return blocks[0]
+    floors = [b.noise_floor for b in blocks]
+    return Block(blocks[0].position, np.concatenate([b.samples for b in blocks]),
+                 None if any(f is None for f in floors) else np.concatenate(floors), blocks[0].start_s)
