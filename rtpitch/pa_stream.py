@@ -58,7 +58,7 @@ def _on_callback(indata, channel, ring, markers, state, cb, times, flags, t_now)
 
 
 @intrinsic
-def _pointer(typingctx, address):
+def pointer(typingctx, address):
     """``(void *) address``: an int64 address as a pointer for ``numba.carray``."""
     sig = types.voidptr(types.int64)
 
@@ -84,11 +84,11 @@ def pa_callback(inp, output, frames, time_info, flags, user):
     are > 0 (numba's error path, the one place that would take the GIL, is
     then unreachable)."""
     u = numba.carray(user, _N_USER)
-    ring = numba.carray(_pointer(u[_U_RING]), u[_U_RING + 1], dtype=np.float32)
-    markers = numba.carray(_pointer(u[_U_MARKERS]), (u[_U_MARKERS + 1], 2), dtype=np.int64)
-    state = numba.carray(_pointer(u[_U_STATE]), u[_U_STATE + 1], dtype=np.int64)
-    cb = numba.carray(_pointer(u[_U_CB]), u[_U_CB + 1], dtype=np.int64)
-    times = numba.carray(_pointer(u[_U_TIMES]), u[_U_TIMES + 1], dtype=np.float64)
+    ring = numba.carray(pointer(u[_U_RING]), u[_U_RING + 1], dtype=np.float32)
+    markers = numba.carray(pointer(u[_U_MARKERS]), (u[_U_MARKERS + 1], 2), dtype=np.int64)
+    state = numba.carray(pointer(u[_U_STATE]), u[_U_STATE + 1], dtype=np.int64)
+    cb = numba.carray(pointer(u[_U_CB]), u[_U_CB + 1], dtype=np.int64)
+    times = numba.carray(pointer(u[_U_TIMES]), u[_U_TIMES + 1], dtype=np.float64)
     indata = numba.carray(inp, (np.int64(frames), u[_U_CHANNELS]), dtype=np.float32)
     _on_callback(indata, u[_U_CHANNEL], ring, markers, state, cb, times, flags, time_info[1])
     return _PA_CONTINUE
