@@ -302,7 +302,7 @@ def _monitor_callback():
     import numba
     from numba import types
 
-    from rtpitch.capture import _pointer
+    from rtpitch.pa_stream import pointer as _pointer
 
     lib = _libjack()
     get_buffer, last_frame_time = lib.jack_port_get_buffer, lib.jack_last_frame_time
