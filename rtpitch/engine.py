@@ -116,7 +116,7 @@ class Engine:
     @property
     def predictor(self):
         """The model stage's predictor (StepPredictor or WindowPredictor)."""
-        return self.stages[3].predictor
+        return next(s for s in self.stages if isinstance(s, PredictorStage)).predictor
 
     def process(self, block: Block) -> list[NoteEvent]:
         """One block from the source (mono float32, native rate); the new events.
@@ -171,7 +171,9 @@ class Engine:
         let out at the end and then lets out what it held back, both at once
         for the next stage; the decoder's flush closes the sounding notes (at
         ``close_at``, audio time, when later than the next frame)."""
-        self.stages[1].silence_after = silence_after
+        for stage in self.stages:
+            if isinstance(stage, FrontendStage):
+                stage.silence_after = silence_after
         outs: list = []  # what the previous stage let out
         for stage in self.stages[:-1]:
             outs = [self._call(stage, out) for out in outs if _rows(out)] + [stage.flush()]
