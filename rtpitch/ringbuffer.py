@@ -28,7 +28,6 @@ from numba.core import types
 from numba.extending import intrinsic
 
 from .errors import ConfigError
-from .stage import Block  # noqa: F401  (what sources hand out; re-exported)
 
 
 # state array slots (int64)
