@@ -274,7 +274,7 @@ def _player_callback():
     import numba
     from numba import types
 
-    from rtpitch.capture import _pointer  # (void *) from an int64 address
+    from rtpitch.pa_stream import pointer as _pointer  # (void *) from an int64 address
 
     lib = _libjack()
     get_buffer, last_frame_time = lib.jack_port_get_buffer, lib.jack_last_frame_time
@@ -362,7 +362,7 @@ def _monitor_callback():
     import numba
     from numba import types
 
-    from rtpitch.capture import _pointer
+    from rtpitch.pa_stream import pointer as _pointer
 
     lib = _libjack()
     get_buffer, last_frame_time = lib.jack_port_get_buffer, lib.jack_last_frame_time

@@ -51,9 +51,9 @@ if str(REPO) not in sys.path:
 
 from benchmarks.jackutil import JackError, JackServer, load_signal, match_onsets, run_live_take  # noqa: E402
 from rtpitch.bench import machine_info  # noqa: E402
+from rtpitch.engine import build_stages  # noqa: E402
 from rtpitch.latency import latency_budget  # noqa: E402
 from rtpitch.model import DEFAULT_MODEL, load_model_spec  # noqa: E402
-from rtpitch.resample import StreamResampler  # noqa: E402
 from train.evaluate import read_tsv  # noqa: E402
 
 AUDIO = REPO / "benchmarks" / "audio" / "bench-200.flac"
@@ -129,8 +129,7 @@ def analyse(take, ref: np.ndarray, *, tol_s: float = MATCH_TOL_S) -> dict:
 
 def budget(spec, period: int, rate: int) -> dict:
     """Algorithmic latency terms (ms) for a capture block of one period, and the target."""
-    terms = latency_budget(spec, capture_block_s=period / rate,
-                           resampler_delay_s=StreamResampler(rate, spec.frontend.sample_rate, block=period).delay_s)
+    terms = latency_budget(build_stages(spec, None, source_rate=rate, block=period), capture_block_s=period / rate)
     algo = sum(ms for _, ms in terms)
     return {"terms_ms": {k: round(v, 2) for k, v in terms}, "algorithmic_ms": round(algo, 2),
             "target_median_ms": round(algo + 1e3 * period / rate + 5.0, 2)}

@@ -81,9 +81,10 @@ def load_audio(path: str, sr: int, seconds: float) -> np.ndarray:
     import soxr
 
     from .errors import AudioFileError
+    from .resample import MAX_RATE
 
     try:
-        x, file_sr = sf.read(path, dtype="float32", always_2d=True, frames=int(seconds * 192000))
+        x, file_sr = sf.read(path, dtype="float32", always_2d=True, frames=int(seconds * MAX_RATE))
     except (sf.LibsndfileError, RuntimeError, OSError) as err:
         raise AudioFileError(f"{path}: cannot read audio ({err})") from None
     x = x.mean(axis=1)
@@ -197,6 +198,17 @@ def measure_compute(spec, backend, x: np.ndarray, *, source_rate: int, warmup_s:
 
 
 # -- capture device ------------------------------------------------------------------
+def callback_jitter(times_s: np.ndarray) -> dict:
+    """Callback interval statistics (ms) from a device's callback time stamps
+    (:meth:`~rtpitch.capture.DeviceSource.callback_times`): mean, std, min, max of
+    their differences. On JACK that clock is the server's frame-time estimate,
+    which steps back after an xrun: ``min_ms`` can then be negative."""
+    d = np.diff(np.asarray(times_s, dtype=np.float64)) * 1e3
+    if d.size == 0:
+        return {"mean_ms": 0.0, "std_ms": 0.0, "min_ms": 0.0, "max_ms": 0.0}
+    return {"mean_ms": float(d.mean()), "std_ms": float(d.std()), "min_ms": float(d.min()), "max_ms": float(d.max())}
+
+
 def measure_device(device, *, seconds: float, blocksize: int = 0, channel: int | None = None) -> dict:
     """Open ``device`` for ``seconds`` and report its block size and callback jitter."""
     from .capture import DeviceSource
@@ -210,7 +222,7 @@ def measure_device(device, *, seconds: float, blocksize: int = 0, channel: int |
             block = src.read(0.05)
             if block is not None:
                 got += block.samples.shape[0]
-        jitter = src.jitter_stats()
+        jitter = {"callbacks": src.callbacks, **callback_jitter(src.callback_times())}
         block = src.blocksize
         latency = src.input_latency_s
     finally:
@@ -260,7 +272,6 @@ def run_bench(*, model: str, seconds: float = 10.0, audio: str | None = None, de
     from .backends import make_backend, resolve_backend
     from .latency import latency_budget
     from .model import load_model_spec
-    from .resample import StreamResampler
 
     t_start = time.perf_counter()
     spec = load_model_spec(model)
@@ -311,11 +322,10 @@ def run_bench(*, model: str, seconds: float = 10.0, audio: str | None = None, de
         chosen = next((k for k, v in out["backends"].items() if v.get("available")), None)
         measured = out["backends"].get(chosen, {}) if chosen else {}
     compute_s = measured["per_hop_ms"]["total"]["median"] / 1e3 if measured else None
-    from .decoder import NoteDecoder
+    from .engine import build_stages
 
-    terms = latency_budget(spec, capture_block_s=block / rate,
-                           resampler_delay_s=StreamResampler(rate, fe.sample_rate, block=block).delay_s,
-                           decoder_frames=NoteDecoder.latency_frames, compute_s=compute_s)
+    terms = latency_budget(build_stages(spec, None, source_rate=rate, block=block), capture_block_s=block / rate,
+                           compute_s=compute_s)
     out["latency_budget_ms"] = {name: round(ms, 2) for name, ms in terms}
     out["latency_budget_ms"]["total"] = round(sum(ms for _, ms in terms), 2)
     out["latency_budget_backend"] = chosen

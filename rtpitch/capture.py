@@ -1,21 +1,14 @@
-"""Live audio capture: a PortAudio input stream into a ring buffer.
+"""Live audio capture: :class:`DeviceSource`, mono blocks from an input device.
 
-The PortAudio callback is a numba ``cfunc`` (:func:`_pa_callback`), handed to
-``Pa_OpenStream`` through sounddevice's cffi handles: it downmixes (or picks a
-channel) straight into a preallocated :class:`~rtpitch.ringbuffer.RingBuffer`,
-counts status flags and records the callback's PortAudio time stamps. It is
-machine code that takes no GIL, allocates nothing, never raises, locks, logs
-or signals: a Python thread that holds the GIL (the engine, or anything else
-in the process, descheduled on a loaded CPU) cannot delay the audio thread.
-It finds its arrays through ``userData``: an int64 array of their addresses
-and lengths (:func:`_user_data`), which the open stream keeps alive.
-The reader polls the ring every 2 ms.
+The stream and its compiled callback are :mod:`rtpitch.pa_stream` (the
+callback only copies into a preallocated ring buffer and counts); device
+lookup is :mod:`rtpitch.devices`. The reader polls the ring every 2 ms.
 
 PortAudio enumerates devices only when it is initialised, so a
-:class:`DeviceSource` re-initialises it (``sounddevice._terminate()`` /
-``_initialize()``) before resolving its device: a JACK server started after
-``import sounddevice`` is then visible. Do not construct one while another
-PortAudio stream of this process is open.
+:class:`DeviceSource` re-initialises it (:func:`rtpitch.devices.rescan_audio`)
+before resolving its device: a JACK server started after ``import
+sounddevice`` is then visible. Do not construct one while another PortAudio
+stream of this process is open.
 
 A device that goes away
 -----------------------
@@ -37,218 +30,23 @@ from __future__ import annotations
 import atexit
 import time
 
-import numba
 import numpy as np
 import sounddevice as sd
-from numba.core import cgutils, types
-from numba.extending import intrinsic
 
-from .devices import list_input_devices
+from .devices import list_input_devices, resolve_input_device
 from .errors import ConfigError, DeviceError
-from .ringbuffer import Block, RingBuffer, _write_block
+from .pa_stream import CB_CALLS, CB_FRAMES, CB_OVERFLOWS, N_COUNTERS, N_TIMES, PaInputStream
+from .resample import MAX_RATE, MIN_RATE
+from .ringbuffer import RingBuffer
+from .stage import Block, Source
 
-__all__ = ["Block", "DeviceSource"]
+__all__ = ["Block", "DeviceSource", "resolve_input_device"]
 
-MIN_RATE = 8000
-MAX_RATE = 96000
-_PA_CONTINUE = 0  # paContinue
-_PA_INPUT_OVERFLOW = 2  # paInputOverflow
-_N_TIMES = 1024  # callback time stamps kept for jitter statistics
 _POLL_S = 0.002
 _N_ORIGIN = 8  # latest callbacks whose time stamps give origin_monotonic()
 
-# callback counters (int64 slots)
-_CB_CALLS = 0
-_CB_OVERFLOWS = 1
-_CB_FLAGGED = 2
-_CB_FRAMES = 3  # frames in the last callback
-_N_CB = 4
 
-# userData slots (int64): address and length (first axis) of each array, then the channel choice
-_U_RING = 0
-_U_MARKERS = 2
-_U_STATE = 4
-_U_CB = 6
-_U_TIMES = 8
-_U_CHANNEL = 10  # -1: downmix, else the channel picked
-_U_CHANNELS = 11  # interleaved channels in the input buffer
-_N_USER = 12
-
-
-@numba.njit(nogil=True, cache=True)
-def _on_callback(indata, channel, ring, markers, state, cb, times, flags, t_now, t_adc):
-    """Whole body of the PortAudio callback: store, count, time-stamp."""
-    _write_block(indata, channel, ring, markers, state)
-    k = cb[_CB_CALLS]
-    row = k % times.shape[0]
-    times[row, 0] = t_now
-    times[row, 1] = t_adc
-    if flags & _PA_INPUT_OVERFLOW:
-        cb[_CB_OVERFLOWS] += 1
-    if flags != 0:
-        cb[_CB_FLAGGED] += 1
-    cb[_CB_FRAMES] = indata.shape[0]
-    cb[_CB_CALLS] = k + 1
-
-
-@intrinsic
-def _pointer(typingctx, address):
-    """``(void *) address``: an int64 address as a pointer for ``numba.carray``."""
-    sig = types.voidptr(types.int64)
-
-    def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], cgutils.voidptr_t)
-
-    return sig, codegen
-
-
-# int callback(const void *input, void *output, unsigned long frameCount,
-#              const PaStreamCallbackTimeInfo *timeInfo, PaStreamCallbackFlags statusFlags, void *userData)
-_ULONG = types.uint64 if sd._ffi.sizeof("unsigned long") == 8 else types.uint32  # 32 bits on Windows
-_CALLBACK_SIG = types.int32(types.voidptr, types.voidptr, _ULONG, types.CPointer(types.float64),
-                            _ULONG, types.CPointer(types.int64))
-
-
-@numba.cfunc(_CALLBACK_SIG, cache=True)
-def _pa_callback(inp, output, frames, time_info, flags, user):
-    """The PortAudio callback: ``inp`` is float32 (frames, channels)
-    interleaved, ``time_info`` three doubles (inputBufferAdcTime, currentTime,
-    outputBufferDacTime; s), ``user`` the int64 (12,) of :func:`_user_data`.
-    Returns paContinue. Nothing in it can fail while the lengths in ``user``
-    are > 0 (numba's error path, the one place that would take the GIL, is
-    then unreachable)."""
-    u = numba.carray(user, _N_USER)
-    ring = numba.carray(_pointer(u[_U_RING]), u[_U_RING + 1], dtype=np.float32)
-    markers = numba.carray(_pointer(u[_U_MARKERS]), (u[_U_MARKERS + 1], 2), dtype=np.int64)
-    state = numba.carray(_pointer(u[_U_STATE]), u[_U_STATE + 1], dtype=np.int64)
-    cb = numba.carray(_pointer(u[_U_CB]), u[_U_CB + 1], dtype=np.int64)
-    times = numba.carray(_pointer(u[_U_TIMES]), (u[_U_TIMES + 1], 2), dtype=np.float64)
-    indata = numba.carray(inp, (np.int64(frames), u[_U_CHANNELS]), dtype=np.float32)
-    _on_callback(indata, u[_U_CHANNEL], ring, markers, state, cb, times, flags, time_info[1], time_info[0])
-    return _PA_CONTINUE
-
-
-def _user_data(ring: RingBuffer, cb: np.ndarray, times: np.ndarray, channel: int, channels: int) -> np.ndarray:
-    """int64 (12,), the callback's ``userData``: address and length of the
-    ring's three arrays, of ``cb`` (4,) and of ``times`` (n, 2), then
-    ``channel`` (-1: downmix) and ``channels`` (interleaved in the input).
-    The arrays must outlive every callback (:class:`_PaStream` keeps them)."""
-    arrays = (ring._ring, ring._markers, ring._state, cb, times)
-    slots = [v for a in arrays for v in (a.ctypes.data, a.shape[0])]
-    return np.array(slots + [channel, channels], dtype=np.int64)
-
-
-def _check(err: int, call: str) -> int:
-    """``err`` when >= 0, else DeviceError('Pa_...: <PortAudio's text> [PaErrorCode n]')."""
-    if err >= 0:
-        return err
-    text = sd._ffi.string(sd._lib.Pa_GetErrorText(err)).decode(errors="replace")
-    if err == sd._lib.paUnanticipatedHostError:
-        host = sd._lib.Pa_GetLastHostErrorInfo()
-        text += f" (host error {host.errorCode}: {sd._ffi.string(host.errorText).decode(errors='replace')})"
-    raise DeviceError(" ".join(f"{call}: {text} [PaErrorCode {err}]".split()))
-
-
-def _input_latency(device: int, latency) -> float:
-    """Suggested input latency (s): ``latency`` itself, or the device's default for "low"/"high"."""
-    if latency not in ("low", "high"):
-        return float(latency)
-    info = sd._lib.Pa_GetDeviceInfo(device)
-    if info == sd._ffi.NULL:
-        _check(sd._lib.paInvalidDevice, "Pa_GetDeviceInfo")
-    return info.defaultLowInputLatency if latency == "low" else info.defaultHighInputLatency
-
-
-_OPEN: set = set()  # open _PaStreams: what their callbacks write into stays alive until closed
-
-
-class _PaStream:
-    """A PortAudio float32 interleaved input stream whose callback is :func:`_pa_callback`.
-
-    The callback writes into ``ring``, ``cb`` and ``times`` (see
-    :func:`_user_data`, built here from them and ``channel``); the stream keeps
-    them, and an open stream stays in ``_OPEN`` until closed, so one never closed
-    (a lost device, left alone) cannot leave its callback writing to freed
-    memory. PortAudio errors raise DeviceError (:func:`_check`).
-    """
-
-    def __init__(self, device: int, channels: int, samplerate: int, blocksize: int, latency,
-                 ring: RingBuffer, cb: np.ndarray, times: np.ndarray, channel: int):
-        user = _user_data(ring, cb, times, channel, channels)
-        params = sd._ffi.new("PaStreamParameters *", (device, channels, sd._lib.paFloat32,
-                                                       _input_latency(device, latency), sd._ffi.NULL))
-        ptr = sd._ffi.new("PaStream **")
-        _check(sd._lib.Pa_OpenStream(ptr, params, sd._ffi.NULL, float(samplerate), blocksize, sd._lib.paNoFlag,
-                                     _CALLBACK, sd._ffi.cast("void *", user.ctypes.data)), "Pa_OpenStream")
-        self._ptr = ptr[0]
-        self._keep = (user, ring, cb, times)
-        _OPEN.add(self)
-        self.latency = float(sd._lib.Pa_GetStreamInfo(self._ptr).inputLatency)  # s
-
-    @property
-    def active(self) -> bool:
-        """True from :meth:`start` until stopped, closed, or the host ended it."""
-        return self._ptr != sd._ffi.NULL and _check(sd._lib.Pa_IsStreamActive(self._ptr), "Pa_IsStreamActive") == 1
-
-    @property
-    def time(self) -> float:
-        """Stream clock (s) of the callbacks' time stamps; 0.0 when unavailable."""
-        return float(sd._lib.Pa_GetStreamTime(self._ptr))
-
-    def start(self) -> None:
-        _check(sd._lib.Pa_StartStream(self._ptr), "Pa_StartStream")
-
-    def stop(self) -> None:
-        """Stop after the pending buffers (blocks until the last callback returned)."""
-        _check(sd._lib.Pa_StopStream(self._ptr), "Pa_StopStream")
-
-    def close(self) -> None:
-        _check(sd._lib.Pa_CloseStream(self._ptr), "Pa_CloseStream")
-        self._ptr = sd._ffi.NULL
-        _OPEN.discard(self)
-
-
-_CALLBACK = sd._ffi.cast("PaStreamCallback *", _pa_callback.address)
-
-
-def _describe(inputs: list[dict]) -> str:
-    return ", ".join(f"{d['index']} '{d['name']}' ({d['hostapi']})" for d in inputs) or "none"
-
-
-def resolve_input_device(device, inputs: list[dict]) -> dict:
-    """Pick an input device by index, by a digit string, by case-insensitive
-    substring of its name, or the default (None). Raises DeviceError."""
-    if device is None:
-        try:
-            default = sd.query_devices(kind="input")["index"]
-        except (sd.PortAudioError, ValueError):
-            default = -1
-        for d in inputs:
-            if d["index"] == default:
-                return d
-        if len(inputs) >= 1:
-            return inputs[0]
-        raise DeviceError("no audio input device; start JACK or plug in a microphone")
-    if isinstance(device, str) and device.strip().isdigit():
-        device = int(device)
-    if isinstance(device, int):
-        for d in inputs:
-            if d["index"] == device:
-                return d
-        raise DeviceError(f"no input device with index {device}; inputs: {_describe(inputs)}")
-    key = str(device).lower()
-    hits = [d for d in inputs if key in d["name"].lower()]
-    exact = [d for d in hits if d["name"].lower() == key]
-    if len(hits) == 1:
-        return hits[0]
-    if len(exact) == 1:
-        return exact[0]
-    if not hits:
-        raise DeviceError(f"no input device matches {device!r}; inputs: {_describe(inputs)}")
-    raise DeviceError(f"input device {device!r} is ambiguous; matches: {_describe(hits)}; give an index")
-
-
-class DeviceSource:
+class DeviceSource(Source):
     """Mono blocks from an audio input device (Source interface).
 
     Parameters
@@ -307,8 +105,8 @@ class DeviceSource:
         self._req_blocksize = int(blocksize)
         self._latency = latency
         self.ring = RingBuffer(int(ring_seconds * self.sample_rate))
-        self._cb = np.zeros(_N_CB, dtype=np.int64)
-        self._times = np.zeros((_N_TIMES, 2), dtype=np.float64)
+        self._cb = np.zeros(N_COUNTERS, dtype=np.int64)
+        self._times = np.zeros(N_TIMES, dtype=np.float64)  # PortAudio currentTime per callback
         self._stream = None
         self._stopped = False
         self._lost = False
@@ -321,8 +119,8 @@ class DeviceSource:
     def start(self) -> None:
         """Open and start the input stream. Raises DeviceError (busy, gone)."""
         try:
-            stream = _PaStream(self.device_index, self.channels, self.sample_rate, self._req_blocksize,
-                               self._latency, self.ring, self._cb, self._times, self._channel)
+            stream = PaInputStream(self.device_index, self.channels, self.sample_rate, self._req_blocksize,
+                                   self._latency, self.ring, self._cb, self._times, self._channel)
             stream.start()
         except DeviceError as err:
             raise DeviceError(f"cannot open input device {self.device_index} '{self.device_name}' "
@@ -416,7 +214,7 @@ class DeviceSource:
     @property
     def blocksize(self) -> int:
         """Frames per callback (see class docstring)."""
-        return self._req_blocksize or int(self._cb[_CB_FRAMES])
+        return self._req_blocksize or int(self._cb[CB_FRAMES])
 
     @property
     def overrun_samples(self) -> int:
@@ -436,22 +234,21 @@ class DeviceSource:
     @property
     def callbacks(self) -> int:
         """Callbacks so far."""
-        return int(self._cb[_CB_CALLS])
+        return int(self._cb[CB_CALLS])
 
     @property
     def input_overflows(self) -> int:
         """Callbacks PortAudio flagged input overflow (data lost before us)."""
-        return int(self._cb[_CB_OVERFLOWS])
+        return int(self._cb[CB_OVERFLOWS])
 
     def callback_times(self) -> np.ndarray:
-        """PortAudio time stamps of the last <= 1024 callbacks, oldest first,
-        float64 (k, 2): PortAudio's ``currentTime`` and ``inputBufferAdcTime`` (s,
-        the stream's clock, ``Pa_GetStreamTime``; what it tracks depends on the
-        host API, and some report 0)."""
-        k = int(self._cb[_CB_CALLS])
-        if k <= _N_TIMES:
+        """PortAudio ``currentTime`` (s, the stream's clock, ``Pa_GetStreamTime``;
+        what it tracks depends on the host API, and some report 0) of the last
+        <= 1024 callbacks, oldest first, float64 (k,)."""
+        k = int(self._cb[CB_CALLS])
+        if k <= N_TIMES:
             return self._times[:k].copy()
-        i = k % _N_TIMES
+        i = k % N_TIMES
         return np.concatenate([self._times[i:], self._times[:i]])
 
     def origin_monotonic(self) -> float | None:
@@ -477,7 +274,7 @@ class DeviceSource:
         k = self.callbacks  # rows of callbacks < k are complete (the count is published last)
         if self._stream is None or self._stopped or self._lost or k == 0:
             return None
-        frames = int(self._cb[_CB_FRAMES])
+        frames = int(self._cb[CB_FRAMES])
         try:
             if not self._stream.active:
                 return None
@@ -488,18 +285,6 @@ class DeviceSource:
         if now_stream == 0.0:  # no clock to read
             return None
         idx = np.arange(max(0, k - _N_ORIGIN), k)
-        stamps = self._times[idx % _N_TIMES, 0]
+        stamps = self._times[idx % N_TIMES]
         origin = float(np.median(stamps - idx * (frames / self.sample_rate)))
         return now - (now_stream - origin)
-
-    def jitter_stats(self) -> dict:
-        """Callback interval statistics from :meth:`callback_times` (ms):
-        mean, std, min, max of the ``currentTime`` differences. On JACK that
-        clock is the server's frame-time estimate, which steps back after an
-        xrun: ``min_ms`` can then be negative."""
-        t = self.callback_times()[:, 0]
-        d = np.diff(t) * 1e3
-        if d.size == 0:
-            return {"callbacks": self.callbacks, "mean_ms": 0.0, "std_ms": 0.0, "min_ms": 0.0, "max_ms": 0.0}
-        return {"callbacks": self.callbacks, "mean_ms": float(d.mean()), "std_ms": float(d.std()),
-                "min_ms": float(d.min()), "max_ms": float(d.max())}

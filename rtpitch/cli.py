@@ -136,7 +136,7 @@ def cmd_listen(args) -> int:
     :mod:`rtpitch.runner` and :mod:`rtpitch.capture`).
     """
     from .engine import Engine
-    from .latency import CARD_BLOCK_S, algorithmic_latency_ms, format_budget, latency_budget
+    from .latency import algorithmic_latency_ms, format_budget, latency_budget
     from .runner import run_stream, warm_up
     from .sinks.midi_file import MidiFileSink
     from .sinks.terminal import TerminalView
@@ -186,12 +186,11 @@ def cmd_listen(args) -> int:
         audio = AudioFileRecorder(args.record_audio, source.sample_rate)
     engine = Engine(spec, backend, source_rate=source.sample_rate)
     block_s = (args.blocksize or getattr(source, "blocksize", 0) or 256) / source.sample_rate
-    terms = latency_budget(spec, capture_block_s=block_s, resampler_delay_s=engine.resampler.delay_s,
-                           decoder_frames=engine.decoder.latency_frames)
+    terms = latency_budget(engine.stages, capture_block_s=block_s)
     total_ms = sum(ms for _, ms in terms)
     print(f"input: {source_desc}, {source.sample_rate} Hz", file=sys.stderr)
     print(f"model: {spec.name}; latency budget:\n{format_budget(terms)}", file=sys.stderr)
-    card_ms = algorithmic_latency_ms(spec, capture_block_s=CARD_BLOCK_S, decoder_frames=engine.decoder.latency_frames)
+    card_ms = algorithmic_latency_ms(spec)  # what the model's JSON says
     if abs(card_ms - total_ms) >= 0.05:
         print(f"  (the model's card says {card_ms:.1f} ms: 256-sample blocks at 48 kHz, no resampling; "
               f"this input's block and rate make it {total_ms:.1f} ms)", file=sys.stderr)

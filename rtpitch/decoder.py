@@ -19,10 +19,10 @@ Rules for key ``p`` at frame ``k`` (thresholds from :class:`DecoderSpec`):
   trigger that is used (or ignored because of the re-strike gap) disarms the key,
   so one onset peak gives at most one note: the note starts on the first rising
   frame over the threshold, not on the peak (which would add a frame of delay).
-* **Note-on**: a trigger on a silent key whose ``frame[k] >= onset_gate_threshold``
-  (default ``off_threshold``: onset-gated, with frame support, so an onset with no
-  sounding evidence is dropped; the key stays armed, so if frame activity catches
-  up while the onset still rises, the note starts then).
+* **Note-on**: a trigger on a silent key whose ``frame[k] >= off_threshold``
+  (onset-gated, with frame support, so an onset with no sounding evidence is
+  dropped; the key stays armed, so if frame activity catches up while the onset
+  still rises, the note starts then).
 * **Frame-started note** (only when ``frame_onset_threshold`` is set): a silent
   key whose frame activation rises past ``frame_onset_threshold``
   (``frame[k-1] <`` it ``<= frame[k]``) starts a note without an onset trigger:
@@ -32,7 +32,7 @@ Rules for key ``p`` at frame ``k`` (thresholds from :class:`DecoderSpec`):
   or decaying note's frame activation rising again (on MAPS, most of the false
   notes that frame-started notes added to stream's were such).
 * **Re-strike**: a trigger on a sounding key, at least ``restrike_gap_ms`` after
-  that note's on, with ``frame[k] >= onset_gate_threshold`` and, when
+  that note's on, with ``frame[k] >= off_threshold`` and, when
   ``restrike_threshold`` is set, ``onset[k] >=`` it: note-off then note-on at
   frame ``k`` (off first).  A trigger inside the gap is ignored; one under
   ``restrike_threshold`` leaves the key armed (the onset may still rise past it).
@@ -66,12 +66,69 @@ the output for the whole stream.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
-from .events import Activations, NoteEvent
-from .model import LOWEST_MIDI, N_KEYS, DecoderSpec
+from .errors import ConfigError
+from .events import LOWEST_MIDI, N_KEYS, Activations, NoteEvent
+
+
+@dataclass(frozen=True)
+class DecoderSpec:
+    """The decoder's settings (probabilities, ms): a model JSON's ``"decoder"``.
+
+    Raises ConfigError for a value that cannot work.
+    """
+
+    onset_threshold: float = 0.5
+    frame_threshold: float = 0.5
+    off_threshold: float = 0.3
+    min_duration_ms: float = 30.0
+    restrike_gap_ms: float = 60.0
+    frame_onset_threshold: float | None = None  # a silent key whose frame rises past it starts a note; None: off
+    # noise-adaptive onset threshold: it rises linearly from onset_threshold, at a
+    # noise floor (rtpitch/noise_floor.py) of noise_floor_range[0], to
+    # noisy_onset_threshold at noise_floor_range[1]; None: a fixed threshold
+    noise_floor_range: tuple | None = None
+    noisy_onset_threshold: float | None = None
+    # a latched note also ends when its frame activation falls below this
+    # fraction of its peak since the note-on (a decaying note, key released); None: off
+    release_ratio: float | None = None
+    # onset activation a trigger on a sounding key needs to re-strike it (a held note's
+    # onset head wobbles when other notes start); None: onset_threshold
+    restrike_threshold: float | None = None
+    # a frame-started note also needs the onset head to have reached this within the
+    # last frame_onset_support_ms (an onset too weak to trigger, not a held note's
+    # frame rising again); None: no onset needed
+    frame_onset_support: float | None = None
+    frame_onset_support_ms: float = 50.0
+
+    def __post_init__(self):
+        for name in ("onset_threshold", "frame_threshold", "off_threshold", "frame_onset_threshold",
+                     "noisy_onset_threshold", "release_ratio", "restrike_threshold", "frame_onset_support"):
+            v = getattr(self, name)
+            if v is not None and not 0.0 <= v <= 1.0:
+                raise ConfigError(f"decoder: {name} must be in 0..1, got {v}")
+        for name in ("min_duration_ms", "restrike_gap_ms", "frame_onset_support_ms"):
+            if not getattr(self, name) >= 0.0:
+                raise ConfigError(f"decoder: {name} must be >= 0 ms, got {getattr(self, name)}")
+        r = self.noise_floor_range
+        if r is not None:
+            if len(r) != 2 or not r[1] > r[0]:
+                raise ConfigError(f"decoder: noise_floor_range must be (low, high) with high > low, got {r}")
+            object.__setattr__(self, "noise_floor_range", (float(r[0]), float(r[1])))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DecoderSpec":
+        """From a model JSON's ``"decoder"``; an unknown key is a ConfigError."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"decoder: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**d)
 
 
 def _ms_to_frames(ms: float, hop_s: float) -> int:
@@ -95,7 +152,7 @@ class NoteDecoder:
 
     def __init__(self, spec: DecoderSpec, hop_s: float):
         if not hop_s > 0:
-            raise ValueError(f"hop_s must be > 0, got {hop_s}")
+            raise ConfigError(f"decoder: hop_s must be > 0, got {hop_s}")
         self.spec = spec
         self.hop_s = float(hop_s)
         self._min_frames = max(1, _ms_to_frames(spec.min_duration_ms, hop_s))
@@ -108,12 +165,9 @@ class NoteDecoder:
         self._noisy = spec.noise_floor_range is not None and spec.noisy_onset_threshold is not None
         if self._noisy:
             lo, hi = spec.noise_floor_range
-            if not hi > lo:
-                raise ValueError(f"noise_floor_range must rise, got {spec.noise_floor_range}")
             self._floor_lo, self._floor_span = np.float32(lo), np.float32(hi - lo)
             self._noisy_rise = np.float32(spec.noisy_onset_threshold - spec.onset_threshold)
-        gate = spec.onset_gate_threshold
-        self._gate_thr = np.float32(spec.off_threshold if gate is None else gate)
+        self._gate_thr = np.float32(spec.off_threshold)  # frame support an onset needs
         self._release = np.float32(spec.release_ratio or 0.0)
         self._restrike_thr = np.float32(spec.restrike_threshold or 0.0)
         support = spec.frame_onset_support
@@ -133,6 +187,7 @@ class NoteDecoder:
         self._support_frame = np.full(N_KEYS, -(1 << 40), dtype=np.int64)  # last frame onset >= frame_onset_support
         self._next_frame = 0  # index of the next frame to decide
         self._started = False
+        self.start_s = 0.0  # audio time of frame 0 (Activations.start_s)
 
     @property
     def sounding(self) -> set[int]:
@@ -154,13 +209,14 @@ class NoteDecoder:
         onset = np.asarray(acts.onset, dtype=np.float32)
         vel = None if acts.velocity is None else np.asarray(acts.velocity, dtype=np.float32)
         if frame.ndim != 2 or frame.shape[1] != N_KEYS or onset.shape != frame.shape:
-            raise ValueError(f"activations must be (n, {N_KEYS}); got frame {frame.shape}, onset {onset.shape}")
+            raise ConfigError(f"decoder: activations must be (n, {N_KEYS}); got frame {frame.shape}, onset {onset.shape}")
         if vel is not None and vel.shape != frame.shape:
-            raise ValueError(f"velocity must be {frame.shape}, got {vel.shape}")
+            raise ConfigError(f"decoder: velocity must be {frame.shape}, got {vel.shape}")
         events: list[NoteEvent] = []
         start = 0
         if self._started and acts.first_frame < self._next_frame:
             start = self._next_frame - acts.first_frame
+        self.start_s = acts.start_s
         floor = acts.noise_floor if self._noisy else None
         for i in range(start, frame.shape[0]):
             k = acts.first_frame + i
@@ -207,7 +263,7 @@ class NoteDecoder:
         ons = np.flatnonzero(new_on | restrike)
         if ended.size == 0 and ons.size == 0:
             return
-        t = k * self.hop_s
+        t = self.start_s + k * self.hop_s
         for p in ended:
             out.append(NoteEvent(t - 0.5 * self.hop_s, int(p) + LOWEST_MIDI, 0, False, k))
         for p in restruck:
@@ -224,18 +280,43 @@ class NoteDecoder:
     def close(self, time_s: float | None = None) -> list[NoteEvent]:
         """Note-offs for every sounding note, sorted by pitch.
 
-        ``time_s`` defaults to the frame after the last processed one; an earlier
-        time is moved to that frame so that no off precedes its on.  The
-        decoder's history is kept (call :meth:`reset` to start a new stream).
+        ``time_s`` (audio time) defaults to the frame after the last processed
+        one; an earlier time is moved to that frame so that no off precedes its
+        on.  The decoder's history is kept (call :meth:`reset` to start a new
+        stream).
         """
         if not self._sounding.any():
             return []
         k = self._next_frame
-        t = k * self.hop_s
+        t = self.start_s + k * self.hop_s
         if time_s is not None and time_s > t:
             t = float(time_s)
-            k = max(k, int(round(t / self.hop_s)))
+            k = max(k, int(round((t - self.start_s) / self.hop_s)))
         events = [NoteEvent(t, int(p) + LOWEST_MIDI, 0, False, k) for p in np.flatnonzero(self._sounding)]
         self._sounding[:] = False
         self._latched[:] = False
         return events
+
+
+class DecoderStage:
+    """The decoder as a pipeline stage (:class:`rtpitch.stage.Stage`):
+    :class:`Activations` in, note events out; ``flush()`` ends every sounding
+    note."""
+
+    name = "decoder"
+    latency_label = "decoder delay"
+
+    def __init__(self, spec: DecoderSpec, hop_s: float):
+        self.decoder = NoteDecoder(spec, hop_s)
+        self.latency_s = NoteDecoder.latency_frames * hop_s
+
+    def reset(self) -> None:
+        self.decoder.reset()
+
+    def process(self, acts: Activations) -> list[NoteEvent]:
+        return self.decoder.process(acts)
+
+    def flush(self, time_s: float | None = None) -> list[NoteEvent]:
+        """Note-offs for every sounding note (at ``time_s``, audio time, if later
+        than the next frame): :meth:`NoteDecoder.close`."""
+        return self.decoder.close(time_s)

@@ -10,6 +10,8 @@ import os
 
 import sounddevice as sd
 
+from .errors import DeviceError
+
 
 def rescan_audio() -> None:
     """Re-initialise PortAudio so devices (e.g. a JACK server) that appeared
@@ -37,6 +39,43 @@ def list_input_devices(*, rescan: bool = True) -> list[dict]:
                 "default_samplerate": dev["default_samplerate"],
             })
     return out
+
+
+def _describe(inputs: list[dict]) -> str:
+    return ", ".join(f"{d['index']} '{d['name']}' ({d['hostapi']})" for d in inputs) or "none"
+
+
+def resolve_input_device(device, inputs: list[dict]) -> dict:
+    """Pick an input device by index, by a digit string, by case-insensitive
+    substring of its name, or the default (None). Raises DeviceError."""
+    if device is None:
+        try:
+            default = sd.query_devices(kind="input")["index"]
+        except (sd.PortAudioError, ValueError):
+            default = -1
+        for d in inputs:
+            if d["index"] == default:
+                return d
+        if len(inputs) >= 1:
+            return inputs[0]
+        raise DeviceError("no audio input device; start JACK or plug in a microphone")
+    if isinstance(device, str) and device.strip().isdigit():
+        device = int(device)
+    if isinstance(device, int):
+        for d in inputs:
+            if d["index"] == device:
+                return d
+        raise DeviceError(f"no input device with index {device}; inputs: {_describe(inputs)}")
+    key = str(device).lower()
+    hits = [d for d in inputs if key in d["name"].lower()]
+    exact = [d for d in hits if d["name"].lower() == key]
+    if len(hits) == 1:
+        return hits[0]
+    if len(exact) == 1:
+        return exact[0]
+    if not hits:
+        raise DeviceError(f"no input device matches {device!r}; inputs: {_describe(inputs)}")
+    raise DeviceError(f"input device {device!r} is ambiguous; matches: {_describe(hits)}; give an index")
 
 
 def format_devices(devices: list[dict] | None = None) -> str:

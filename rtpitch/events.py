@@ -7,6 +7,10 @@ from typing import Optional
 
 import numpy as np
 
+LOWEST_MIDI = 21  # A0, key 0 of every (n, 88) array
+N_KEYS = 88  # A0 .. C8
+HIGHEST_MIDI = LOWEST_MIDI + N_KEYS - 1  # 108, C8
+
 
 @dataclass(frozen=True)
 class NoteEvent:
@@ -27,10 +31,12 @@ class NoteEvent:
 class Activations:
     """Model outputs for frames ``first_frame .. first_frame + n - 1``.
 
-    frame, onset: probabilities, float32 (n, 88), key 0 = MIDI 21 (A0).
+    frame, onset: probabilities, float32 (n, N_KEYS), key 0 = MIDI LOWEST_MIDI (A0).
     velocity: float32 (n, 88) in [0, 1] (MIDI velocity / 127), or None.
     noise_floor: float32 (n,), the input's noise floor at each frame
     (:mod:`rtpitch.noise_floor`), or None.
+    start_s: audio time (s) of frame 0 (nonzero after a gap in the input:
+    frames are counted again from the restart; :class:`rtpitch.stage.Block`).
     """
 
     first_frame: int
@@ -38,6 +44,7 @@ class Activations:
     onset: np.ndarray
     velocity: Optional[np.ndarray] = None
     noise_floor: Optional[np.ndarray] = None
+    start_s: float = 0.0
 
     @property
     def n_frames(self) -> int:

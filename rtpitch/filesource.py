@@ -15,13 +15,12 @@ import numpy as np
 import soundfile as sf
 
 from .errors import AudioFileError, ConfigError
-from .ringbuffer import _NONFINITE, _N_STATE, Block, _to_mono
+from .resample import MAX_RATE, MIN_RATE
+from .ringbuffer import _NONFINITE, _N_STATE, _to_mono
+from .stage import Block, Source
 
-MIN_RATE = 8000
-MAX_RATE = 192000
 
-
-class FileSource:
+class FileSource(Source):
     """Blocks of mono float32 samples from an audio file (WAV/FLAC/OGG/MP3...).
 
     Parameters

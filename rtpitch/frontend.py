@@ -24,6 +24,7 @@ import numpy as np
 import rocket_fft  # noqa: F401  (registers np.fft for numba)
 
 from .errors import ConfigError
+from .stage import Block
 
 
 @dataclass(frozen=True)
@@ -222,3 +223,40 @@ def logmel(samples: np.ndarray, spec: FrontendSpec) -> np.ndarray:
     fe = MelFrontend(spec)
     head = fe.process(np.ascontiguousarray(samples, dtype=np.float32))
     return np.concatenate([head, fe.flush()])
+
+
+class FrontendStage:
+    """The log-mel frontend as a pipeline stage (:class:`rtpitch.stage.Stage`):
+    blocks of samples at ``spec.sample_rate`` in, blocks of frames
+    (k, n_mels) out, ``position`` = index of the first frame.
+
+    ``latency_s``: the window alignment (frame stamp to the last sample it
+    needs). ``silence_after`` (set before :meth:`flush`): the input is silent
+    after its end, so the last frames see a whole window of zeros (a
+    recording's end; :meth:`rtpitch.engine.Engine.finish`).
+    """
+
+    name = "frontend"
+    latency_label = "FFT window alignment (peak to end)"
+
+    def __init__(self, spec: FrontendSpec):
+        self.frontend = MelFrontend(spec)
+        self.latency_s = spec.alignment_s
+        self.reset()
+
+    def reset(self) -> None:
+        self.frontend.reset()
+        self._start_s = 0.0
+        self.silence_after = False
+
+    def process(self, block):
+        self._start_s = block.start_s
+        first = self.frontend.frames_out
+        return Block(first, self.frontend.process(block.samples), start_s=block.start_s)
+
+    def flush(self):
+        first = self.frontend.frames_out
+        spec = self.frontend.spec
+        frames = self.frontend.process(np.zeros(spec.rise if self.silence_after else 0, np.float32))
+        frames = np.concatenate([frames, self.frontend.flush()])
+        return Block(first, frames, start_s=self._start_s)

@@ -1,7 +1,8 @@
 """The latency budget: every term between a note's onset and its note-on (ms).
 
-Algorithmic terms follow from the model and the audio setup; the compute term
-is measured (median per hop) when available.  The end-to-end figure is
+The algorithmic terms are the capture block plus each stage's own
+``latency_s`` (:class:`rtpitch.stage.Stage`), in pipeline order; the compute
+term is measured (median per hop) when available.  The end-to-end figure is
 measured separately (benchmarks/latency.py); this is what it should add up to.
 """
 
@@ -9,35 +10,36 @@ from __future__ import annotations
 
 from .model import ModelSpec
 
-# the capture block a model card's ``algorithmic_latency_ms`` counts: 256 samples at 48 kHz
-CARD_BLOCK_S = 256 / 48000
+# capture block assumed where none is known (a model JSON's algorithmic_latency_ms):
+# 256 samples at 48 kHz, a common interface setting; `rtpitch bench --device` measures the user's own
+DEFAULT_CAPTURE_BLOCK_S = 256 / 48000
 
 
-def latency_budget(spec: ModelSpec, *, capture_block_s: float, resampler_delay_s: float = 0.0,
-                   decoder_frames: int = 0, compute_s: float | None = None) -> list[tuple[str, float]]:
+def latency_budget(stages: list, *, capture_block_s: float, compute_s: float | None = None) -> list[tuple[str, float]]:
     """Terms of the latency budget as (name, milliseconds), in pipeline order.
 
+    stages: the engine's stages (``Engine.stages`` or :func:`rtpitch.engine.build_stages`).
     capture_block_s: audio block the capture delivers at once (s).
-    resampler_delay_s: group delay of the streaming resampler (s).
-    decoder_frames: frames the decoder waits before deciding.
     compute_s: measured compute per hop (s), added when given.
     """
-    fe = spec.frontend
-    terms = [
-        ("capture block", 1e3 * capture_block_s),
-        ("resampler delay", 1e3 * resampler_delay_s),
-        ("FFT window alignment (peak to end)", 1e3 * fe.alignment_s),
-        (f"lookahead ({spec.lookahead_frames} x {1e3 * fe.hop_s:g} ms hop)", 1e3 * spec.lookahead_frames * fe.hop_s),
-        ("decoder delay", 1e3 * decoder_frames * fe.hop_s),
-    ]
+    terms = [("capture block", 1e3 * capture_block_s)]
+    terms += [(stage.latency_label, 1e3 * stage.latency_s) for stage in stages]
     if compute_s is not None:
         terms.append(("compute per hop (median)", 1e3 * compute_s))
     return terms
 
 
-def algorithmic_latency_ms(spec: ModelSpec, *, capture_block_s: float = 0.0, decoder_frames: int = 0) -> float:
-    """Sum of the algorithmic terms (no compute, no resampler), ms."""
-    return sum(ms for _, ms in latency_budget(spec, capture_block_s=capture_block_s, decoder_frames=decoder_frames))
+def model_budget(spec: ModelSpec, *, capture_block_s: float = DEFAULT_CAPTURE_BLOCK_S) -> list[tuple[str, float]]:
+    """The budget of ``spec``'s stages for input at the model's own rate (no resampling)."""
+    from .engine import build_stages
+
+    stages = build_stages(spec, None, source_rate=spec.frontend.sample_rate)
+    return latency_budget(stages, capture_block_s=capture_block_s)
+
+
+def algorithmic_latency_ms(spec: ModelSpec, *, capture_block_s: float = DEFAULT_CAPTURE_BLOCK_S) -> float:
+    """Sum of :func:`model_budget`'s terms (no compute, no resampler), ms."""
+    return sum(ms for _, ms in model_budget(spec, capture_block_s=capture_block_s))
 
 
 def format_budget(terms: list[tuple[str, float]]) -> str:

@@ -12,42 +12,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ModelError
+from .decoder import DecoderSpec
+from .errors import ConfigError, ModelError
 from .frontend import FrontendSpec
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL = "stream"
-N_KEYS = 88
-LOWEST_MIDI = 21
-
-
-@dataclass(frozen=True)
-class DecoderSpec:
-    """Thresholds of the note decoder (probabilities, ms)."""
-
-    onset_threshold: float = 0.5
-    frame_threshold: float = 0.5
-    off_threshold: float = 0.3
-    min_duration_ms: float = 30.0
-    restrike_gap_ms: float = 60.0
-    frame_onset_threshold: float | None = None  # a silent key whose frame rises past it starts a note; None: off
-    onset_gate_threshold: float | None = None  # frame activation an onset needs to start a note; None: off_threshold
-    # noise-adaptive onset threshold: it rises linearly from onset_threshold, at a
-    # noise floor (rtpitch/noise_floor.py) of noise_floor_range[0], to
-    # noisy_onset_threshold at noise_floor_range[1]; None: a fixed threshold
-    noise_floor_range: tuple | None = None
-    noisy_onset_threshold: float | None = None
-    # a latched note also ends when its frame activation falls below this
-    # fraction of its peak since the note-on (a decaying note, key released); None: off
-    release_ratio: float | None = None
-    # onset activation a trigger on a sounding key needs to re-strike it (a held note's
-    # onset head wobbles when other notes start); None: onset_threshold
-    restrike_threshold: float | None = None
-    # a frame-started note also needs the onset head to have reached this within the
-    # last frame_onset_support_ms (an onset too weak to trigger, not a held note's
-    # frame rising again); None: no onset needed
-    frame_onset_support: float | None = None
-    frame_onset_support_ms: float = 50.0
 
 
 def _read_checked(path: Path, sha256: str, model: str) -> bytes:
@@ -128,13 +98,6 @@ def available_models() -> list[str]:
     return sorted(p.stem for p in MODELS_DIR.glob("*.json"))
 
 
-def _decoder_spec(meta: dict) -> DecoderSpec:
-    d = dict(meta)
-    if d.get("noise_floor_range") is not None:
-        d["noise_floor_range"] = tuple(float(v) for v in d["noise_floor_range"])
-    return DecoderSpec(**d)
-
-
 def _step_spec(path: Path, meta: dict | None) -> StepGraphSpec | None:
     if meta is None:
         return None
@@ -166,10 +129,12 @@ def load_model_spec(name_or_path: str = DEFAULT_MODEL) -> ModelSpec:
             lookahead_frames=int(meta["window"]["lookahead_frames"]),
             input_name=meta["input"],
             outputs=dict(meta["outputs"]),
-            decoder=_decoder_spec(meta.get("decoder", {})),
+            decoder=DecoderSpec.from_dict(meta.get("decoder", {})),
             step=_step_spec(path, meta.get("streaming")),
             info=meta,
         )
+    except ConfigError as exc:  # a setting out of range
+        raise ModelError(f"model '{name_or_path}': {path.name} is not a valid model description ({exc})") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"model '{name_or_path}': {path.name} is not a valid model description ({exc!r})") from None
     if not 0 <= spec.lookahead_frames < spec.window_frames:

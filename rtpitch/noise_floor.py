@@ -15,8 +15,11 @@ frame and the ones before it (causal); ``reset()`` forgets the history.
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import replace
 
 import numpy as np
+
+from .stage import Block
 
 
 class NoiseFloor:
@@ -44,3 +47,28 @@ class NoiseFloor:
             out[i] = self._recent[0][1]
             self._n += 1
         return out
+
+
+class NoiseFloorStage:
+    """The noise floor as a pipeline stage (:class:`rtpitch.stage.Stage`): blocks
+    of frames in, the same blocks with their ``noise_floor`` out (causal: no
+    latency)."""
+
+    name = "noise floor"
+    latency_label = "noise floor"
+    latency_s = 0.0
+
+    def __init__(self, hop_s: float):
+        self.floor = NoiseFloor(hop_s)
+        self._next = 0  # position after the last frame seen
+
+    def reset(self) -> None:
+        self.floor.reset()
+        self._next = 0
+
+    def process(self, block: Block) -> Block:
+        self._next = block.end
+        return replace(block, noise_floor=self.floor.push(block.samples))
+
+    def flush(self) -> Block:
+        return Block(self._next, np.zeros((0, 0), np.float32), noise_floor=np.zeros(0, np.float32))

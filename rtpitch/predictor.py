@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .events import Activations
 from .model import ModelSpec
+from .stage import Block
 from .window import FrameWindow
 
 
@@ -107,3 +109,53 @@ def make_predictor(backend, spec: ModelSpec, *, step: bool = True):
     ``make_stepper`` get windows)."""
     stepper = backend.make_stepper() if step and hasattr(backend, "make_stepper") else None
     return StepPredictor(stepper, spec) if stepper is not None else WindowPredictor(backend, spec)
+
+
+class PredictorStage:
+    """The model as a pipeline stage (:class:`rtpitch.stage.Stage`): blocks of
+    frames with their noise floor in, :class:`~rtpitch.events.Activations` for
+    the frames now predictable out (None while none is), each with the noise
+    floor of its frames (held here while the frames wait for their lookahead).
+
+    ``on_activations`` is called with each output (for tools: decoder tuning,
+    analysis). ``latency_s``: the lookahead.
+    """
+
+    name = "predictor"
+
+    def __init__(self, backend, spec: ModelSpec, *, step: bool = True, on_activations=None):
+        self.predictor = make_predictor(backend, spec, step=step)
+        hop_s = spec.frontend.hop_s
+        self.latency_s = spec.lookahead_frames * hop_s
+        self.latency_label = f"lookahead ({spec.lookahead_frames} x {1e3 * hop_s:g} ms hop)"
+        self.on_activations = on_activations
+        self.reset()
+
+    def reset(self) -> None:
+        self.predictor.reset()
+        self._floors = np.zeros(0, np.float32)  # noise floor of the frames not yet predicted
+        self._floors_first = 0  # frame index of _floors[0]
+        self._start_s = 0.0
+
+    def process(self, block: Block) -> Activations | None:
+        self._start_s = block.start_s
+        if block.noise_floor is not None and block.noise_floor.shape[0]:
+            self._floors = np.concatenate([self._floors, block.noise_floor])
+        return self._out(*self.predictor.push(block.samples))
+
+    def flush(self) -> Activations | None:
+        """Predictions for the last frames (lookahead pad frames after them)."""
+        return self._out(*self.predictor.flush())
+
+    def _out(self, first: int, out) -> Activations | None:
+        if out is None:
+            return None
+        n = out["frame"].shape[0]
+        skip = first - self._floors_first
+        floors = self._floors[skip : skip + n]
+        self._floors, self._floors_first = self._floors[skip + n :], first + n
+        acts = Activations(first_frame=first, frame=out["frame"], onset=out["onset"], velocity=out.get("velocity"),
+                           noise_floor=floors, start_s=self._start_s)
+        if self.on_activations is not None:
+            self.on_activations(acts)
+        return acts

@@ -39,8 +39,10 @@ import numba
 import numpy as np
 
 from .errors import ConfigError
+from .stage import Block
 
-MIN_RATE, MAX_RATE = 1000, 384000
+# the sample rates rtpitch accepts anywhere (files, devices, models), Hz
+MIN_RATE, MAX_RATE = 8000, 192000
 PASS, STOP = 0.45, 0.5  # band edges, fractions of min(in, out)
 ATTEN_DB = 74.0  # Kaiser design target (the formula slightly over-promises)
 MAX_TAPS = 1 << 22  # coefficients (float64) in one filter table
@@ -143,7 +145,7 @@ class StreamResampler:
     Parameters
     ----------
     in_rate, out_rate : int
-        Sample rates (Hz), 1000..384000.
+        Sample rates (Hz), MIN_RATE..MAX_RATE (8000..192000).
     block : int
         Input block size (samples) assumed for ``delay_s``.
 
@@ -214,3 +216,41 @@ class StreamResampler:
         self._k0, self._p = k0 - keep, p
         self._n_out += n
         return out[:n]
+
+
+class ResampleStage:
+    """The resampler as a pipeline stage (:class:`rtpitch.stage.Stage`): source
+    blocks (native rate, positions in the source's count) in, blocks at
+    ``out_rate`` out, positions counted from the stream's start.
+
+    The first block after :meth:`reset` fixes the stream's start: its
+    ``position / in_rate`` (s) becomes ``start_s`` of every block after it, so
+    a stream restarted after a gap keeps its audio time.
+    """
+
+    name = "resampler"
+    latency_label = "resampler delay"
+
+    def __init__(self, in_rate: int, out_rate: int, *, block: int = 256):
+        self.resampler = StreamResampler(in_rate, out_rate, block=block)
+        self.latency_s = self.resampler.delay_s
+        self.reset()
+
+    def reset(self) -> None:
+        self.resampler.reset()
+        self._out = 0  # output samples so far
+        self._start_s = None
+
+    def process(self, block):
+        if self._start_s is None:
+            self._start_s = block.start_s + block.position / self.resampler.in_rate
+        y = self.resampler.process(block.samples)
+        out = Block(self._out, y, start_s=self._start_s)
+        self._out += y.shape[0]
+        return out
+
+    def flush(self):
+        y = self.resampler.flush()
+        out = Block(self._out, y, start_s=self._start_s or 0.0)
+        self._out += y.shape[0]
+        return out

@@ -22,26 +22,12 @@ as well as x86. Counters are aligned int64 loads/stores (single-copy atomic on
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numba
 import numpy as np
 from numba.core import types
 from numba.extending import intrinsic
 
 from .errors import ConfigError
-
-
-@dataclass(frozen=True)
-class Block:
-    """Mono samples from a source.
-
-    position: index of ``samples[0]`` in the source's sample count (native rate).
-    samples: float32 (n,).
-    """
-
-    position: int
-    samples: np.ndarray
 
 
 # state array slots (int64)
@@ -194,6 +180,11 @@ class RingBuffer:
         self._ring = np.zeros(self.capacity, dtype=np.float32)
         self._markers = np.zeros((_N_MARKERS, 2), dtype=np.int64)
         self._state = np.zeros(_N_STATE, dtype=np.int64)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ring, markers, state): what a compiled producer (the PortAudio
+        callback, :mod:`rtpitch.pa_stream`) hands to the write kernel."""
+        return self._ring, self._markers, self._state
 
     def write_block(self, indata: np.ndarray, channel: int) -> None:
         """Producer: store ``indata`` (frames, channels) float32 as mono.

@@ -39,6 +39,7 @@ import numpy as np
 from .engine import Engine
 from .errors import RtpitchError
 from .events import NoteEvent
+from .stage import Source
 
 
 @dataclass
@@ -134,7 +135,7 @@ class _Dispatcher:
             self.summary.sink_errors.append(line)
 
 
-def run_stream(source, engine: Engine, sinks: list, *, stop: threading.Event, view=None,
+def run_stream(source: Source, engine: Engine, sinks: list, *, stop: threading.Event, view=None,
                keep_events: bool = True, read_timeout_s: float = 0.05, audio_recorder=None) -> RunSummary:
     """Read blocks from ``source`` until it finishes, is lost, or ``stop`` is set.
 
@@ -153,7 +154,6 @@ def run_stream(source, engine: Engine, sinks: list, *, stop: threading.Event, vi
     summary = RunSummary()
     dispatch = _Dispatcher(sinks, summary, keep_events)
     t0 = time.monotonic()
-    expected = 0  # next source position we expect
     rate = source.sample_rate
     source.start()
     try:
@@ -162,55 +162,49 @@ def run_stream(source, engine: Engine, sinks: list, *, stop: threading.Event, vi
             if block is None:
                 if source.finished:
                     break
-                _update_view(view, source, expected / rate, None)
+                _update_view(view, source, engine.position / rate, None)
                 continue
-            events = []
-            if block.position > expected:
-                events += engine.skip(block.position - expected)
-            expected = block.position + block.samples.shape[0]
             if audio_recorder is not None:
                 audio_recorder.write(block.position, block.samples)
-            events += engine.feed(block.samples)
-            dispatch(events)
-            _update_view(view, source, expected / rate, block.samples)
+            dispatch(engine.process(block))  # a jump in positions: the engine closes notes across the gap
+            _update_view(view, source, engine.position / rate, block.samples)
     except Exception as exc:  # noqa: BLE001 - keep what was recorded, report the fault
         summary.failure = exc
         summary.errors.append(_describe_failure(exc, "engine"))
     finally:
-        _shut_down(source, engine, dispatch, summary, expected, rate, audio_recorder)
+        _shut_down(source, engine, dispatch, summary, audio_recorder)
         summary.wall_s = time.monotonic() - t0
     return summary
 
 
-def _shut_down(source, engine: Engine, dispatch: _Dispatcher, summary: RunSummary, expected: int,
-               rate: int, audio_recorder=None) -> None:
+def _shut_down(source: Source, engine: Engine, dispatch: _Dispatcher, summary: RunSummary,
+               audio_recorder=None) -> None:
     """Flush, close the sinks, stop the source; every step runs whatever the others did."""
     if audio_recorder is not None:
         audio_recorder.close()  # never raises
         if audio_recorder.error:
             summary.sink_errors.append(audio_recorder.error)
-    summary.source_lost = bool(getattr(source, "lost", False))
+    summary.source_lost = bool(source.lost)
     if summary.source_lost:
-        summary.errors.insert(0, getattr(source, "error", None) or "the audio source stopped by itself")
-    if hasattr(source, "origin_monotonic"):  # while the stream still runs
-        try:
-            summary.origin_monotonic_s = source.origin_monotonic()
-        except Exception:  # noqa: BLE001 - a clock we cannot read is only a missing figure
-            summary.origin_monotonic_s = None
+        summary.errors.insert(0, source.error or "the audio source stopped by itself")
+    try:  # while the stream still runs
+        summary.origin_monotonic_s = source.origin_monotonic()
+    except Exception:  # noqa: BLE001 - a clock we cannot read is only a missing figure
+        summary.origin_monotonic_s = None
     try:
         # a recording that ended is followed by silence, as it would be live
-        events = engine.finish(silence_after=getattr(source, "ends_in_silence", False) and not summary.source_lost)
+        events = engine.finish(silence_after=source.ends_in_silence and not summary.source_lost)
     except Exception as exc:  # noqa: BLE001 - the backend failed: still close the notes
         if summary.failure is None:
             summary.failure = exc
             summary.errors.append(_describe_failure(exc, "engine"))
         events = engine.close_notes()
     dispatch(events)
-    summary.audio_s = expected / rate
-    summary.overrun_samples = int(getattr(source, "overrun_samples", 0))
-    summary.overrun_blocks = int(getattr(source, "overrun_blocks", 0))
-    summary.input_overflows = int(getattr(source, "input_overflows", 0))
-    summary.nonfinite_samples = int(getattr(source, "nonfinite_samples", 0))
+    summary.audio_s = engine.position / source.sample_rate
+    summary.overrun_samples = int(source.overrun_samples)
+    summary.overrun_blocks = int(source.overrun_blocks)
+    summary.input_overflows = int(source.input_overflows)
+    summary.nonfinite_samples = int(source.nonfinite_samples)
     if summary.source_lost:
         for sink in dispatch.sinks:  # e.g. a MIDI port on the same (dead or hung) JACK server
             hook = getattr(sink, "source_lost", None)
@@ -254,7 +248,7 @@ def _update_view(view, source, audio_time_s, samples) -> None:
         return
     peak, rms = _level(samples) if samples is not None else (None, None)
     view.update(level_peak=peak, level_rms=rms, overruns=source.overrun_samples,
-                input_overflows=getattr(source, "input_overflows", None), audio_time_s=audio_time_s)
+                input_overflows=source.input_overflows, audio_time_s=audio_time_s)
 
 
 def transcribe_file(path, spec, backend, *, channel: int | None = None, blocksize: int = 8192,

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rtpitch.events import NoteEvent
-from rtpitch.model import MODELS_DIR, N_KEYS, LOWEST_MIDI
-from rtpitch.ringbuffer import Block
+from rtpitch.events import LOWEST_MIDI, N_KEYS, NoteEvent
+from rtpitch.model import MODELS_DIR
+from rtpitch.stage import Block, Source
 
 A4 = 69
 
@@ -58,7 +58,7 @@ class LevelBackend:
         return "level detector (tests)"
 
 
-class ArraySource:
+class ArraySource(Source):
     """The Source interface over an array (mono or (n, channels)), as fast as read.
 
     ``drop``: (start, end) sample range whose blocks are dropped as by a full

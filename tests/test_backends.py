@@ -19,7 +19,7 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 N_MELS = 16
 WINDOW = 20
-N_KEYS = 88
+from rtpitch.events import N_KEYS  # noqa: E402
 HEADS = {"frame": "frame_probs", "onset": "onset_probs", "velocity": "velocity_probs"}
 
 

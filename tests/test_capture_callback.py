@@ -1,4 +1,4 @@
-"""The PortAudio callback (rtpitch.capture._pa_callback, a numba cfunc).
+"""The PortAudio callback (rtpitch.pa_stream.pa_callback, a numba cfunc).
 
 Without a device, the cfunc is called through ctypes as PortAudio calls it:
 an interleaved float32 input buffer, the three time-info doubles and the
@@ -16,7 +16,8 @@ import time
 import numpy as np
 import pytest
 
-from rtpitch import capture
+from rtpitch import capture, pa_stream
+from rtpitch.bench import callback_jitter
 
 INPUTS = [{"index": 0, "name": "system", "hostapi": "JACK Audio Connection Kit", "max_input_channels": 2,
            "default_samplerate": 48000.0}]
@@ -26,14 +27,14 @@ def _source(monkeypatch, channel=None, ring_seconds=1.0):
     """A DeviceSource on a fake 2-channel 48 kHz device, never started, and its userData."""
     monkeypatch.setattr(capture, "list_input_devices", lambda rescan=True: INPUTS)
     src = capture.DeviceSource("system", channel, ring_seconds=ring_seconds)
-    return src, capture._user_data(src.ring, src._cb, src._times, src._channel, src.channels)
+    return src, pa_stream.user_data(src.ring, src._cb, src._times, src._channel, src.channels)
 
 
 def _call(user, block, flags=0, adc=0.0, now=0.0) -> int:
     """One callback as PortAudio makes it: ``block`` float32 (frames, channels)."""
     block = np.ascontiguousarray(block, dtype=np.float32)
     time_info = np.array([adc, now, now + 0.01])  # inputBufferAdcTime, currentTime, outputBufferDacTime (s)
-    return capture._pa_callback.ctypes(block.ctypes.data, None, block.shape[0],
+    return pa_stream.pa_callback.ctypes(block.ctypes.data, None, block.shape[0],
                                        time_info.ctypes.data_as(ctypes.POINTER(ctypes.c_double)), flags,
                                        user.ctypes.data_as(ctypes.POINTER(ctypes.c_int64)))
 
@@ -45,8 +46,8 @@ def test_callback_downmixes_into_ring_and_time_stamps(monkeypatch):
     for k, b in enumerate(blocks):
         assert _call(user, b, adc=10.0 + k, now=10.5 + k) == 0  # paContinue
     assert src.callbacks == 3 and src.blocksize == 256  # blocksize=0: the last callback's frames
-    assert src.input_overflows == 0 and src._cb[capture._CB_FLAGGED] == 0
-    np.testing.assert_array_equal(src.callback_times(), [[10.5, 10.0], [11.5, 11.0], [12.5, 12.0]])
+    assert src.input_overflows == 0
+    np.testing.assert_array_equal(src.callback_times(), [10.5, 11.5, 12.5])  # currentTime
     out = np.empty(1024, dtype=np.float32)
     assert src.ring.read_into(out) == (0, 768)
     want = np.concatenate([b.astype(np.float64).mean(axis=1) for b in blocks]).astype(np.float32)
@@ -60,7 +61,7 @@ def test_callback_picks_channel_counts_flags_and_nonfinite(monkeypatch):
     _call(user, b, flags=2)  # paInputOverflow
     _call(user, b, flags=1)  # paInputUnderflow: flagged, not an overflow
     _call(user, b[:32])
-    assert src.callbacks == 3 and src.input_overflows == 1 and src._cb[capture._CB_FLAGGED] == 2
+    assert src.callbacks == 3 and src.input_overflows == 1
     assert src.blocksize == 32 and src.nonfinite_samples == 3
     out = np.empty(256, dtype=np.float32)
     assert src.ring.read_into(out) == (0, 160)
@@ -82,12 +83,12 @@ def test_callback_drops_whole_block_when_ring_full(monkeypatch):
 
 def test_callback_time_stamps_wrap(monkeypatch):
     src, user = _source(monkeypatch)
-    n = capture._N_TIMES + 5
+    n = pa_stream.N_TIMES + 5
     for k in range(n):
         _call(user, np.zeros((16, 2)), now=float(k))
     t = src.callback_times()
-    assert t.shape == (capture._N_TIMES, 2) and t[0, 0] == 5.0 and t[-1, 0] == n - 1
-    assert src.jitter_stats()["mean_ms"] == pytest.approx(1000.0)
+    assert t.shape == (pa_stream.N_TIMES,) and t[0] == 5.0 and t[-1] == n - 1
+    assert callback_jitter(t)["mean_ms"] == pytest.approx(1000.0)
 
 
 @pytest.mark.jack

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import sounddevice as sd
 
-from rtpitch import capture
+from rtpitch import capture, devices, pa_stream
+from rtpitch.bench import callback_jitter
 from rtpitch.errors import ConfigError, DeviceError
 
 FAKE_INPUTS = [
@@ -24,7 +25,7 @@ def _portaudio_inputs(client):
 
 
 def test_resolve_input_device():
-    r = capture.resolve_input_device
+    r = devices.resolve_input_device
     assert r(3, FAKE_INPUTS)["name"] == "USB Mic"
     assert r("3", FAKE_INPUTS)["name"] == "USB Mic"
     assert r("SYS", FAKE_INPUTS)["index"] == 0
@@ -45,9 +46,9 @@ def test_channel_rate_and_busy_errors(monkeypatch):
         capture.DeviceSource(4)
 
     def busy(*args):
-        capture._check(sd._lib.paDeviceUnavailable, "Pa_OpenStream")
+        pa_stream.check(sd._lib.paDeviceUnavailable, "Pa_OpenStream")
 
-    monkeypatch.setattr(capture, "_PaStream", busy)
+    monkeypatch.setattr(capture, "PaInputStream", busy)
     src = capture.DeviceSource(3)
     assert src.sample_rate == 44100 and src.channels == 1
     with pytest.raises(DeviceError, match=r"^cannot open input device 3 'USB Mic' \(ALSA\): Pa_OpenStream: "
@@ -109,9 +110,9 @@ def test_device_source_reads_jack_sine(jack_server):
     assert abs(np.argmax(spec) * sr / len(seg) - freq) <= 1.0
     assert abs(np.sqrt(np.mean(seg ** 2)) - amp / np.sqrt(2)) < 0.02
     assert src.blocksize > 0 and src.finished
-    print("input_overflows", src.input_overflows, "blocksize", src.blocksize, src.jitter_stats())
-    stats = src.jitter_stats()
-    assert stats["callbacks"] > 0 and stats["mean_ms"] > 0
+    stats = callback_jitter(src.callback_times())
+    print("input_overflows", src.input_overflows, "blocksize", src.blocksize, stats)
+    assert src.callbacks > 0 and stats["mean_ms"] > 0
 
 
 def _hog_gil(stop: list) -> None:

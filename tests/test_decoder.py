@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from rtpitch.decoder import NoteDecoder
 from rtpitch.events import Activations
-from rtpitch.model import DecoderSpec
+from rtpitch.decoder import DecoderSpec
+from rtpitch.errors import ConfigError
 
 HOP = 0.01  # 10 ms frames
 SPEC = DecoderSpec(onset_threshold=0.5, frame_threshold=0.5, off_threshold=0.3, min_duration_ms=30.0,
@@ -296,8 +297,21 @@ def test_frames_already_processed_are_skipped():
 
 def test_bad_shapes():
     dec = NoteDecoder(SPEC, HOP)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError):
         dec.process(Activations(0, np.zeros((3, 87), np.float32), np.zeros((3, 87), np.float32)))
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"onset_threshold": 1.5}, "onset_threshold must be in 0..1"),
+    ({"min_duration_ms": -1.0}, "min_duration_ms must be >= 0"),
+    ({"noise_floor_range": (-1.5, -2.5)}, "noise_floor_range must be"),
+    ({"onset_gate_threshold": 0.3}, "unknown setting"),  # an option no shipped model used: gone
+])
+def test_bad_settings_are_config_errors(bad, match):
+    with pytest.raises(ConfigError, match=match):
+        DecoderSpec.from_dict({**SPEC.__dict__, **bad})
+    with pytest.raises(ConfigError, match="hop_s"):
+        NoteDecoder(SPEC, 0.0)
 
 
 def check_invariants(events, spec, hop, end_frame):

@@ -5,7 +5,8 @@ import pytest
 
 from rtpitch.engine import Engine
 from rtpitch.frontend import FrontendSpec
-from rtpitch.model import DecoderSpec, ModelSpec
+from rtpitch.decoder import DecoderSpec
+from rtpitch.model import ModelSpec
 from rtpitch.window import FrameWindow
 
 FE = FrontendSpec(sample_rate=16000, n_fft=512, hop_length=160, n_mels=32, fmin=30.0, fmax=8000.0)

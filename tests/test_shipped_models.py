@@ -15,10 +15,9 @@ import pytest
 from test_e2e_jack import FIXTURE, MIN_MATCHED, ONSET_TOL_S, _transcribe, needs_data, read_annotations
 
 from benchmarks.jackutil import match_onsets
-from rtpitch.latency import algorithmic_latency_ms
+from rtpitch.latency import DEFAULT_CAPTURE_BLOCK_S, algorithmic_latency_ms, model_budget
 from rtpitch.model import MODELS_DIR, available_models, load_model_spec
 
-from rtpitch.latency import CARD_BLOCK_S as CAPTURE_BLOCK_S  # the block export.py assumes
 MAPS_FIGURES = ("note_f1", "note_precision", "note_recall", "note_offset_f1", "note_offset_velocity_f1",
                 "frame_f1", "frame_precision", "frame_recall")
 MODELS = available_models()
@@ -33,8 +32,10 @@ def test_model_json_states_its_latency_decoder_and_real_figures(name):
     spec = load_model_spec(name)
     meta = json.loads((MODELS_DIR / f"{name}.json").read_text())
     assert meta["name"] == name
-    assert meta["algorithmic_latency_ms"] == pytest.approx(
-        algorithmic_latency_ms(spec, capture_block_s=CAPTURE_BLOCK_S), abs=0.01)
+    # the sum of the stages' latencies, as train/export.py writes it
+    assert DEFAULT_CAPTURE_BLOCK_S == 256 / 48000
+    assert meta["algorithmic_latency_ms"] == pytest.approx(algorithmic_latency_ms(spec), abs=0.01)
+    assert meta["algorithmic_latency_terms_ms"] == {k: pytest.approx(v, abs=0.01) for k, v in model_budget(spec)}
     for key in ("onset_threshold", "frame_threshold", "off_threshold"):
         assert 0.0 < meta["decoder"][key] < 1.0, key
     assert "decoder_tuning" in meta["evaluation"], "thresholds not chosen by train/tune_decoder.py"

@@ -18,7 +18,8 @@ from rtpitch.backends import make_backend
 from rtpitch.backends.base import Stepper
 from rtpitch.engine import Engine
 from rtpitch.errors import ModelError
-from rtpitch.model import MODELS_DIR, N_KEYS, available_models, load_model_spec
+from rtpitch.events import N_KEYS
+from rtpitch.model import MODELS_DIR, available_models, load_model_spec
 from rtpitch.predictor import StepPredictor, WindowPredictor, make_predictor
 
 ROOT = Path(__file__).resolve().parent.parent

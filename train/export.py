@@ -7,7 +7,11 @@ The ONNX graph takes mel (batch, time, n_mels) and gives each head as
 float32 at load); it is checked against Keras on random input (max abs
 difference of the probabilities <= 2e-3).
 The JSON carries every parameter the engine reads (see rtpitch/model.py) and
-the training provenance; evaluate.py adds the measured figures.
+the training provenance; evaluate.py adds the measured figures.  The model's
+parameters come from the run itself, never from defaults here: architecture,
+window and lookahead from its recipe.jsonl (train.py's arguments, per phase),
+the frontend from the data it trained on; ``--lookahead`` picks the heads of a
+multi-lookahead run, and ``--frontend`` / ``--arch`` given anyway must match.
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ import numpy as np
 import tensorflow as tf
 import tf2onnx
 
-from rtpitch.latency import CARD_BLOCK_S, latency_budget
+from rtpitch.latency import model_budget
 from rtpitch.model import load_model_spec
 
 sys.path.insert(0, os.path.dirname(__file__))
 from model import ARCHITECTURES, HEADS, build_model, output_name  # noqa: E402
+from run_info import run_frontend, run_parameters  # noqa: E402
 
 
 def restore(run: str, n_mels: int, window: int, arch: str, lookaheads=None):
@@ -105,27 +110,33 @@ def main(argv=None):
     ap.add_argument("--run", default="work/runs/seed-cnn")
     ap.add_argument("--name", default="seed-cnn")
     ap.add_argument("--models", default=os.path.join(os.path.dirname(__file__), "..", "models"))
-    ap.add_argument("--frontend", default=os.path.join(os.path.dirname(__file__), "frontend.json"))
-    ap.add_argument("--data", default="work/data",
-                    help="dataset folder(s) the run trained on, comma-separated as for train.py (data summary)")
-    ap.add_argument("--window", type=int, default=20)
-    ap.add_argument("--lookahead", type=int, default=9,
-                    help="the model's lookahead; for a run trained with --lookaheads, which heads to keep")
-    ap.add_argument("--arch", default="seed", choices=sorted(HEADS))
+    ap.add_argument("--frontend", default=None,
+                    help="optional check: a frontend JSON that must equal the one the run trained on")
+    ap.add_argument("--data", default=None,
+                    help="dataset folder(s) for the data summary (default: those of the run's last phase)")
+    ap.add_argument("--lookahead", type=int, default=None,
+                    help="for a run trained with --lookaheads, which heads to keep (required then); "
+                         "otherwise an optional check against the run's --lookahead")
+    ap.add_argument("--arch", default=None, choices=sorted(HEADS),
+                    help="optional check: the architecture the run must have trained")
     args = ap.parse_args(argv)
 
-    frontend = json.load(open(args.frontend))
-    n_mels = frontend["n_mels"]
-    heads = HEADS[args.arch]
     recipe = [json.loads(line) for line in open(os.path.join(args.run, "recipe.jsonl"))]
-    multi = recipe[-1].get("lookaheads")
-    multi = [int(v) for v in multi.split(",")] if multi else None
-    if multi is not None and args.lookahead not in multi:
-        sys.exit(f"the run trained lookaheads {multi}, not {args.lookahead}")
-    model, ckpt = restore(args.run, n_mels, args.window, args.arch, multi)
+    try:
+        trained = run_parameters(recipe, lookahead=args.lookahead)
+        frontend = run_frontend(recipe, check=args.frontend)
+        if args.arch is not None and args.arch != trained["arch"]:
+            raise ValueError(f"it trained arch {trained['arch']}, not {args.arch}")
+    except ValueError as err:
+        sys.exit(f"{args.run}: {err}")
+    data = args.data or recipe[-1]["data"]
+    arch, window, lookahead, multi = trained["arch"], trained["window"], trained["lookahead"], trained["lookaheads"]
+    n_mels = frontend["n_mels"]
+    heads = HEADS[arch]
+    model, ckpt = restore(args.run, n_mels, window, arch, multi)
     os.makedirs(args.models, exist_ok=True)
     onnx_path = os.path.join(args.models, f"{args.name}.onnx")
-    key = args.lookahead if multi else None
+    key = lookahead if multi else None
     export_onnx(model, n_mels, onnx_path, heads, key)
     n_half = store_fp16(onnx_path)
     print(f"stored {n_half} large weight tensors as float16")
@@ -145,7 +156,7 @@ def main(argv=None):
     json_path = os.path.join(args.models, f"{args.name}.json")
     old = json.load(open(json_path)) if os.path.exists(json_path) else {}
     state = json.load(open(os.path.join(args.run, "state.json")))
-    data_info = data_summary([os.path.join(d, "manifest.jsonl") for d in args.data.split(",")])
+    data_info = data_summary([os.path.join(d, "manifest.jsonl") for d in data.split(",")])
     meta = {
         "name": args.name,
         "format_version": 1,
@@ -154,9 +165,9 @@ def main(argv=None):
         "input": sess.get_inputs()[0].name,
         "outputs": {h: names[h] for h in heads},
         "frontend": frontend,
-        "window": {"frames": args.window, "lookahead_frames": args.lookahead},
+        "window": {"frames": window, "lookahead_frames": lookahead},
         "decoder": old.get("decoder", {}),
-        "architecture": ARCHITECTURES[args.arch],
+        "architecture": ARCHITECTURES[arch],
         "parameters": int(model.count_params()),
         "training": {"checkpoint": os.path.basename(ckpt), **state, "recipe_phases": recipe, "data": data_info,
                      "command": f"train/reproduce.sh {args.name}"},
@@ -166,8 +177,9 @@ def main(argv=None):
     }
     with open(json_path, "w") as f:
         json.dump(meta, f, indent=2)
-    # the budget as rtpitch computes it, from the model as rtpitch loads it (which checks the JSON)
-    terms = latency_budget(load_model_spec(json_path), capture_block_s=CARD_BLOCK_S)  # `rtpitch bench --device` measures the user's own
+    # the budget as rtpitch computes it: the sum of its stages' latencies, for the model as
+    # rtpitch loads it (which checks the JSON), at its own rate (capture block: latency.py's default)
+    terms = model_budget(load_model_spec(json_path))
     meta["algorithmic_latency_ms"] = round(sum(ms for _, ms in terms), 2)
     meta["algorithmic_latency_terms_ms"] = {name: round(ms, 2) for name, ms in terms}
     with open(json_path, "w") as f:

@@ -116,8 +116,8 @@ def main(argv=None):
     with open(os.path.join(args.run, "state.json"), "w") as f:
         json.dump(state, f)
     with open(os.path.join(args.run, "recipe.jsonl"), "w") as f:
-        for phase in training["recipe_phases"]:
-            f.write(json.dumps(phase) + "\n")
+        for phase in training["recipe_phases"]:  # their features: the model's frontend (export.py reads it)
+            f.write(json.dumps({**phase, "frontend": meta["frontend"]}) + "\n")
     print(f"{args.run}: step {training['steps']} restored from {onnx_path}")
 
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-N_KEYS = 88
-LOWEST = 21
+from rtpitch.events import LOWEST_MIDI, N_KEYS  # noqa: F401  (N_KEYS: build_noise.py)
 PEDAL_UNKNOWN = 255  # a frame's pedal label where the source does not say (MAPS synth: heard, not labelled)
 
 
@@ -24,7 +23,7 @@ def frame_labels(perf, n_frames: int, hop_s: float) -> dict:
     velocity = np.zeros((n_frames, N_KEYS), np.uint8)
     eps = 1e-9
     for on, off, p, v in zip(perf.onset, perf.offset, perf.pitch, perf.velocity):
-        key = int(p) - LOWEST
+        key = int(p) - LOWEST_MIDI
         if not 0 <= key < N_KEYS:
             continue
         k_on = int(np.floor(on / hop_s + 0.5))

@@ -36,7 +36,7 @@ import tensorflow as tf
 from tensorflow import keras
 from tensorflow.keras import layers
 
-N_KEYS = 88
+from rtpitch.events import N_KEYS
 
 
 class Standardize(layers.Layer):

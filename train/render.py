@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rtpitch.events import HIGHEST_MIDI, LOWEST_MIDI, N_KEYS
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SAMPLES_DIR = REPO / "cache" / "salamander"
 SOUNDFONTS = {
@@ -82,7 +84,7 @@ def read_performance(midi_path) -> Performance:
         if inst.is_drum:
             continue
         for n in inst.notes:
-            if 21 <= n.pitch <= 108 and n.end > n.start:
+            if LOWEST_MIDI <= n.pitch <= HIGHEST_MIDI and n.end > n.start:
                 on.append(n.start), off.append(n.end), pit.append(n.pitch), vel.append(max(1, n.velocity))
         for c in inst.control_changes:
             if c.number == 64:
@@ -127,7 +129,7 @@ def sounding_end(perf: Performance) -> np.ndarray:
 # ---------------------------------------------------------------- Salamander sampler
 
 _NAMES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
-_SAMPLED = np.arange(21, 109, 3)  # A0 .. C8
+_SAMPLED = np.arange(LOWEST_MIDI, HIGHEST_MIDI + 1, 3)  # A0 .. C8
 
 
 def _note_name(p: int) -> str:
@@ -251,7 +253,7 @@ def render_salamander(perf: Performance, sr: int = 16000, samples_dir=None, rng=
         if restruck[k]:
             fade = int(0.03 * sr)
         else:
-            fade = int((0.30 - 0.20 * (p - 21) / 87.0) * sr)
+            fade = int((0.30 - 0.20 * (p - LOWEST_MIDI) / (N_KEYS - 1)) * sr)
         y = _shift(x, ratio, hold + fade)
         n = len(y)
         if n > hold:

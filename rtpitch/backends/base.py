@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ModelError
-from ..model import N_KEYS, ModelSpec
+from ..events import N_KEYS
+from ..model import ModelSpec
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BackendError, ModelError
-from ..model import N_KEYS, ModelSpec
+from ..events import N_KEYS
+from ..model import ModelSpec
 from .base import Backend, TensorInfo, check_io
 
 INSTALL_HINT = "pip install 'rtpitch[tensorrt]' (needs an NVIDIA GPU and driver)"

@@ -25,10 +25,8 @@ import time
 from collections import deque
 from typing import Sequence, TextIO
 
-from ..events import NoteEvent
+from ..events import LOWEST_MIDI, N_KEYS, NoteEvent
 
-LOWEST_MIDI = 21
-N_KEYS = 88
 NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 BLACK = {1, 3, 6, 8, 10}
 SOUNDING, WHITE_KEY, BLACK_KEY = "█", "·", "-"
