@@ -43,6 +43,7 @@ player writes at JACK frame ``F`` reaches rtpitch's input at frame ``F`` too.
 from __future__ import annotations
 
 import bisect
+import functools
 import os
 import re
 import shutil
@@ -57,6 +58,24 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 TICK_S = 1 / 960  # MIDI file resolution (rtpitch.sinks.midi_file)
+
+
+@functools.cache
+def _address_pointer():
+    """A numba intrinsic: ``(void *) address`` for an int64 address, for ``numba.carray``
+    in the cfuncs below (numba is imported only when a cfunc is built)."""
+    from numba import types
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def pointer(typingctx, address):
+        def codegen(context, builder, signature, args):
+            return builder.inttoptr(args[0], cgutils.voidptr_t)
+
+        return types.voidptr(types.int64), codegen
+
+    return pointer
 
 
 class JackError(RuntimeError):
@@ -214,7 +233,7 @@ def _player_callback():
     import numba
     from numba import types
 
-    from rtpitch.capture import _pointer  # (void *) from an int64 address
+    _pointer = _address_pointer()  # (void *) from an int64 address
 
     lib = _libjack()
     get_buffer, last_frame_time = lib.jack_port_get_buffer, lib.jack_last_frame_time
@@ -302,7 +321,7 @@ def _monitor_callback():
     import numba
     from numba import types
 
-    from rtpitch.capture import _pointer
+    _pointer = _address_pointer()
 
     lib = _libjack()
     get_buffer, last_frame_time = lib.jack_port_get_buffer, lib.jack_last_frame_time

@@ -375,7 +375,7 @@ def add_arguments(p) -> None:
     """The ``rtpitch bench`` options (on an argparse parser)."""
     from .model import DEFAULT_MODEL
 
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name in models/ or path to its .json "
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"a shipped model's name or the path to a model's .json "
                                                           f"(default {DEFAULT_MODEL})")
     p.add_argument("--seconds", type=float, default=10.0,
                    help="audio measured per backend, s (default 10; plus 1 s warm-up)")

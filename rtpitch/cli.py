@@ -23,7 +23,7 @@ def _device_arg(value: str):
 
 def _add_engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL,
-                   help=f"model name in models/ or path to its .json (default {DEFAULT_MODEL}; "
+                   help=f"a shipped model's name or the path to a model's .json (default {DEFAULT_MODEL}; "
                         f"shipped: {', '.join(available_models()) or 'none'})")
     p.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "tensorrt"),
                    help="inference runtime (default auto: TensorRT with a CUDA GPU, else ONNX Runtime)")

@@ -1,6 +1,6 @@
-"""Export a training run to models/<name>.onnx + models/<name>.json.
+"""Export a training run to <name>.onnx + <name>.json in rtpitch/models/.
 
-    python train/export.py --run work/runs/seed-cnn --name seed-cnn
+    python -m train.export --run work/runs/seed-cnn --name seed-cnn
 
 The ONNX graph takes mel (batch, time, n_mels) and gives each head as
 (batch, time - window + 1, 88); large weights are stored as float16 (cast to
@@ -23,10 +23,8 @@ import tensorflow as tf
 import tf2onnx
 
 from rtpitch.latency import latency_budget
-from rtpitch.model import load_model_spec
-
-sys.path.insert(0, os.path.dirname(__file__))
-from model import ARCHITECTURES, HEADS, build_model, output_name  # noqa: E402
+from rtpitch.model import MODELS_DIR, load_model_spec
+from train.model import ARCHITECTURES, HEADS, build_model, output_name
 
 # capture block assumed in algorithmic_latency_ms: 256 samples at 48 kHz (a common
 # interface setting; `rtpitch bench --device` measures the user's own)
@@ -108,7 +106,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", default="work/runs/seed-cnn")
     ap.add_argument("--name", default="seed-cnn")
-    ap.add_argument("--models", default=os.path.join(os.path.dirname(__file__), "..", "models"))
+    ap.add_argument("--models", default=str(MODELS_DIR), help="where the model goes (default: rtpitch/models/)")
     ap.add_argument("--frontend", default=os.path.join(os.path.dirname(__file__), "frontend.json"))
     ap.add_argument("--data", default="work/data",
                     help="dataset folder(s) the run trained on, comma-separated as for train.py (data summary)")

@@ -1,6 +1,6 @@
 """Choose the decoder thresholds on rendered validation audio; store them in the model JSON.
 
-    python train/tune_decoder.py --model seed-cnn --rendered work/data/val
+    python -m train.tune_decoder --model seed-cnn --rendered work/data/val
 
 The model's activations for every validation recording are computed once,
 through the engine as ``transcribe`` runs it (step graph included),
@@ -26,22 +26,18 @@ import argparse
 import dataclasses
 import itertools
 import json
-import os
 import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(__file__))
-from evaluate import events_to_notes, read_tsv, rendered_pairs, score  # noqa: E402
-
-from rtpitch.backends import make_backend  # noqa: E402
-from rtpitch.decoder import NoteDecoder  # noqa: E402
-from rtpitch.events import Activations  # noqa: E402
-from rtpitch.model import load_model_spec, resolve_model_path  # noqa: E402
-from augment import _colored_noise  # noqa: E402
-
-from rtpitch.engine import Engine  # noqa: E402
-from rtpitch.runner import transcribe_file  # noqa: E402
+from rtpitch.backends import make_backend
+from rtpitch.decoder import NoteDecoder
+from rtpitch.engine import Engine
+from rtpitch.events import Activations
+from rtpitch.model import load_model_spec, resolve_model_path
+from rtpitch.runner import transcribe_file
+from train.augment import colored_noise
+from train.evaluate import events_to_notes, read_tsv, rendered_pairs, score
 
 
 # the noise-adaptive onset threshold (rtpitch/noise_floor.py): the floor range sits
@@ -69,7 +65,7 @@ def _joined(parts: list) -> Activations:
 def noise_activations(spec, backend, color: str, level_db: float, seconds: float, seed: int) -> Activations:
     """The activations for steady noise alone (``color``, RMS ``level_db`` dBFS) at the model's rate."""
     fe = spec.frontend
-    x = _colored_noise(int(seconds * fe.sample_rate), np.random.default_rng(seed), color)
+    x = colored_noise(int(seconds * fe.sample_rate), np.random.default_rng(seed), color)
     x = (x * 10 ** (level_db / 20) / np.sqrt(np.mean(x * x))).astype(np.float32)
     parts = []
     engine = Engine(spec, backend, source_rate=fe.sample_rate, on_activations=parts.append)
