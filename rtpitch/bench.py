@@ -387,7 +387,7 @@ def add_arguments(p) -> None:
     p.add_argument("--device-seconds", type=float, default=3.0, help="how long to listen to --device (default 3)")
     p.add_argument("--blocksize", type=int, default=0,
                    help="capture block in frames for --device (default: what it prefers) or for the budget")
-    p.add_argument("--channel", type=int, default=None, help="input channel of --device (default: mix)")
+    p.add_argument("--channel", type=int, default=None, help="input channel of --device, counted from 0 (default: the mix)")
     p.add_argument("--backend", action="append", choices=("onnxruntime", "tensorrt"), default=None,
                    help="measure only this backend (repeatable; default: every one available)")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for ONNX Runtime (default 1)")

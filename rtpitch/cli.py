@@ -29,7 +29,8 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
                    help="inference runtime (default auto: TensorRT with a CUDA GPU, else ONNX Runtime)")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for ONNX Runtime (default 1)")
     p.add_argument("--channel", type=int, default=None,
-                   help="use this input channel (0-based) instead of the mix of all channels")
+                   help="use this input channel instead of the mix of all channels; counted from 0 "
+                        "(0 = the first channel), unlike --midi-channel")
     p.add_argument("--print-notes", action="store_true", help="print a line per note on/off")
 
 
@@ -50,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="create a virtual MIDI output port (default name 'rtpitch')")
     out.add_argument("--midi-port", type=_device_arg, default=None, metavar="PORT",
                      help="send to an existing MIDI output port (index or part of its name)")
-    li.add_argument("--midi-channel", type=int, default=1, help="MIDI channel 1-16 (default 1)")
+    li.add_argument("--midi-channel", type=int, default=1, help="MIDI channel, counted from 1 as DAWs show it: 1-16 (default 1); "
+                                                                      "unlike --channel")
     li.add_argument("--record", metavar="FILE.mid", default=None, help="write the take to a MIDI file on exit")
     li.add_argument("--record-audio", metavar="FILE.wav", default=None,
                     help="also record the audio rtpitch hears, as it arrives (mono float32 WAV at the input's "
