@@ -11,8 +11,8 @@ frame activation falls below that fraction of its peak; None = off),
 ``restrike_threshold`` (the onset a held note's re-strike needs) and
 ``frame_onset_support`` (the onset a frame-started note needs within
 ``frame_onset_support_ms``): the setting with the best mean of note
-onset F1 and frame F1 (adding note-with-offset F1 to it chose settings that
-cost 0.03 note F1 and 0.01 frame F1 for 0.05 more note-with-offset F1).  Last, the
+onset F1 and frame F1 (not note-with-offset F1: docs/RESULTS.md, "Decoder
+rules", says what adding it cost).  Last, the
 noise-adaptive onset threshold (``noisy_onset_threshold`` over a fixed noise
 floor range): the lowest value that keeps white and pink noise at -20 and -15
 dBFS (made here, other seeds and filters than benchmarks/hostile_audio.py)
