@@ -2,12 +2,12 @@
 
     python -m benchmarks.latency_curve --run work/runs/stream --lookaheads 0,1,2,4,6,9
 
-A run trained with ``train/train.py --lookaheads`` holds heads for several
+A run trained with ``python -m train.train --lookaheads`` holds heads for several
 lookaheads on one trunk. For each lookahead L this exports L's heads
 (``train/export.py``) as ``<models>/<prefix>-la<L>``, chooses the decoder
 thresholds on rendered validation (``train/tune_decoder.py``), and evaluates on
 the 14 MAPS ENSTDkCl pieces and the rendered validation through rtpitch's engine
-(``train/evaluate.py --write-json``). Then a table (stdout, JSON) and a PNG:
+(``python -m train.evaluate --write-json``). Then a table (stdout, JSON) and a PNG:
 note F1 and frame F1 against algorithmic latency (ms; capture block of 256
 samples at 48 kHz + window alignment + lookahead x hop). Resumable: a lookahead
 whose model JSON already has MAPS figures from the same checkpoint is not redone.

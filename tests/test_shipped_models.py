@@ -25,7 +25,7 @@ MODELS = available_models()
 
 
 def test_the_shipped_models_are_the_documented_ones():
-    assert MODELS == ["seed-cnn", "stream", "stream-fast"], f"rtpitch/models/ holds {MODELS} (README, Use: --model)"
+    assert MODELS == ["seed-cnn", "stream", "stream-fast"], f"rtpitch/models/ holds {MODELS} (README, Models)"
 
 
 @pytest.mark.parametrize("name", MODELS)
