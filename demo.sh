@@ -109,4 +109,6 @@ echo "demo.sh: rtpitch listen --input $INPUT --midi-out --record take.mid $*"
 echo "demo.sh: connect a DAW or MIDI monitor to the port 'rtpitch'; Ctrl-C ends the take"
 rc=0
 .venv/bin/rtpitch listen --input "$INPUT" --midi-out --record take.mid "$@" || rc=$?
+echo "demo.sh: rtpitch is installed in .venv: run '. .venv/bin/activate' in your shell, then 'rtpitch devices'," \
+     "'rtpitch listen ...' work as the README writes them (or call .venv/bin/rtpitch)"
 exit "$rc"

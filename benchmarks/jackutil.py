@@ -50,6 +50,7 @@ import shutil
 import signal as _signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,12 +94,22 @@ class JackServer:
     ``JACK_DEFAULT_SERVER`` to this process (every JACK client opened here, the
     rtmidi ones included) and to subprocesses, and the previous value is
     restored on exit. ``JACK_NO_AUDIO_RESERVATION=1`` keeps jackd off D-Bus.
+
+    jackd's stdout and stderr go to a file (``log_path``; default a new file
+    ``jackd-*.log`` in the temporary folder), never to a pipe: under load jackd
+    writes "Process error" / "Broken pipe" lines by the hundred, and a pipe that
+    nobody reads fills, blocks the server, and with it every client that closes
+    (PortAudio's shutdown then waits for ever). :meth:`log_tail` shows the end.
+    ``verbose``: ``jackd -v`` (a line per client event: tests use it to write a lot).
     """
 
     def __init__(self, *, period: int = 256, rate: int = 48000, name: str | None = None,
-                 start_timeout_s: float = 10.0, realtime: bool = False):
+                 start_timeout_s: float = 10.0, realtime: bool = False,
+                 log_path: str | os.PathLike | None = None, verbose: bool = False):
         self.period, self.rate, self.name, self.realtime = int(period), int(rate), name, realtime
         self.start_timeout_s = start_timeout_s
+        self.verbose = verbose
+        self.log_path = Path(log_path) if log_path is not None else None
         self.proc: subprocess.Popen | None = None
         self._saved_env = None
 
@@ -113,10 +124,16 @@ class JackServer:
             self._restore_env()
             raise JackError(f"a JACK server named {self.name or 'default'!r} already runs")
         env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
-        cmd = [jackd] + (["-n", self.name] if self.name else []) + \
+        cmd = [jackd] + (["-v"] if self.verbose else []) + (["-n", self.name] if self.name else []) + \
               [("-R" if self.realtime else "--no-realtime"), "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)]
+        if self.log_path is None:
+            fd, path = tempfile.mkstemp(prefix=f"jackd-{self.name or 'default'}-", suffix=".log")
+            os.close(fd)
+            self.log_path = Path(path)
         for attempt in range(3):  # right after a server of the same name stopped, jackd may fail to open
-            self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
+                self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                             stderr=subprocess.STDOUT)
             deadline = time.monotonic() + self.start_timeout_s
             while not server_running():
                 if self.proc.poll() is not None:
@@ -127,10 +144,19 @@ class JackServer:
                 time.sleep(0.1)
             else:
                 return self
-            err = self.proc.stderr.read().decode(errors="replace").strip().splitlines()[-1:]
+            err = self.log_tail(1)
             time.sleep(1.0)
         self._restore_env()
-        raise JackError(f"jackd exited with {self.proc.returncode}: {' '.join(err)}")
+        raise JackError(f"jackd exited with {self.proc.returncode}: {err} (log: {self.log_path})")
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The last ``lines`` lines jackd wrote ('' before it started)."""
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        with open(self.log_path, "rb") as f:
+            f.seek(max(0, self.log_path.stat().st_size - 200 * lines))
+            text = f.read().decode(errors="replace")
+        return "\n".join(text.strip().splitlines()[-lines:])
 
     def __exit__(self, *exc):
         self.stop()
@@ -621,7 +647,7 @@ def run_live_take(samples: np.ndarray, *, workdir: Path, rtpitch_args: list[str]
     player.client.activate()
 
     pa_before, midi_before = portaudio_inputs(client), midi_outputs(client)
-    cmd = [sys.executable, "-m", "rtpitch", "listen", "--device", "system", "--midi-out",
+    cmd = [sys.executable, "-m", "rtpitch", "listen", "--verbose", "--device", "system", "--midi-out",
            "--record", str(record), "--no-view", "--print-notes", *rtpitch_args]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(out_path, "w") as out_f, open(err_path, "w") as err_f:

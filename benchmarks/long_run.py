@@ -330,7 +330,7 @@ def run_jack(args, work: Path) -> dict:
         err_path, out_path = work / "stderr.txt", work / "stdout.txt"
         pa_before, midi_before = portaudio_inputs(client), midi_outputs(client)
         heard = work / "heard.wav"
-        cmd = [sys.executable, "-m", "rtpitch", "listen", "--device", "system", "--midi-out", "--record",
+        cmd = [sys.executable, "-m", "rtpitch", "listen", "--verbose", "--device", "system", "--midi-out", "--record",
                str(record), "--record-audio", str(heard), "--no-view", "--model", args.model]
         with open(out_path, "w") as fo, open(err_path, "w") as fe:
             proc = subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=fo,

@@ -28,9 +28,9 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "tensorrt"),
                    help="inference runtime (default auto: TensorRT with a CUDA GPU, else ONNX Runtime)")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for ONNX Runtime (default 1)")
-    p.add_argument("--channel", type=int, default=None,
-                   help="use this input channel instead of the mix of all channels; counted from 0 "
-                        "(0 = the first channel), unlike --midi-channel")
+    p.add_argument("--channel", type=int, default=None, metavar="N",
+                   help="audio input channel to use, counted from 0 (0 = first/left), instead of the mix "
+                        "of all channels (audio channels count from 0; --midi-channel counts from 1)")
     p.add_argument("--print-notes", action="store_true", help="print a line per note on/off")
 
 
@@ -51,8 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="create a virtual MIDI output port (default name 'rtpitch')")
     out.add_argument("--midi-port", type=_device_arg, default=None, metavar="PORT",
                      help="send to an existing MIDI output port (index or part of its name)")
-    li.add_argument("--midi-channel", type=int, default=1, help="MIDI channel, counted from 1 as DAWs show it: 1-16 (default 1); "
-                                                                      "unlike --channel")
+    li.add_argument("--midi-channel", type=int, default=1, metavar="1-16",
+                    help="MIDI channel to send on, counted from 1 as DAWs show it (default 1)")
     li.add_argument("--record", metavar="FILE.mid", default=None, help="write the take to a MIDI file on exit")
     li.add_argument("--record-audio", metavar="FILE.wav", default=None,
                     help="also record the audio rtpitch hears, as it arrives (mono float32 WAV at the input's "
@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     li.add_argument("--blocksize", type=int, default=0,
                     help="capture block in frames (default: what the device prefers; files: 256)")
     li.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    li.add_argument("-v", "--verbose", action="store_true",
+                    help="also print debug lines (the capture clock: audio time 0 on the monotonic clock)")
     li.add_argument("--no-view", action="store_true", help="no live terminal view")
     _add_engine_args(li)
 
@@ -134,7 +136,7 @@ def cmd_listen(args) -> int:
     :mod:`rtpitch.runner` and :mod:`rtpitch.capture`).
     """
     from .engine import Engine
-    from .latency import format_budget, latency_budget
+    from .latency import CARD_BLOCK_S, algorithmic_latency_ms, format_budget, latency_budget
     from .runner import run_stream, warm_up
     from .sinks.midi_file import MidiFileSink
     from .sinks.terminal import TerminalView
@@ -189,6 +191,10 @@ def cmd_listen(args) -> int:
     total_ms = sum(ms for _, ms in terms)
     print(f"input: {source_desc}, {source.sample_rate} Hz", file=sys.stderr)
     print(f"model: {spec.name}; latency budget:\n{format_budget(terms)}", file=sys.stderr)
+    card_ms = algorithmic_latency_ms(spec, capture_block_s=CARD_BLOCK_S, decoder_frames=engine.decoder.latency_frames)
+    if abs(card_ms - total_ms) >= 0.05:
+        print(f"  (the model's card says {card_ms:.1f} ms: 256-sample blocks at 48 kHz, no resampling; "
+              f"this input's block and rate make it {total_ms:.1f} ms)", file=sys.stderr)
     view = None
     if not args.no_view:
         view = TerminalView(latency_ms=total_ms, print_notes=args.print_notes or None)
@@ -204,7 +210,7 @@ def cmd_listen(args) -> int:
     warm_up(engine)  # first-call costs now, not while the capture callback waits for the GIL
     print("listening: Ctrl-C to stop", file=sys.stderr)
     summary = run_stream(source, engine, sinks, stop=stop, view=view, keep_events=False, audio_recorder=audio)
-    if summary.origin_monotonic_s is not None:
+    if args.verbose and summary.origin_monotonic_s is not None:
         # audio time 0 on the wall clock: lets a test or benchmark align the
         # take's audio-time stamps with another clock (see tests/test_e2e_jack.py)
         _say(f"capture clock: audio time 0 = monotonic {summary.origin_monotonic_s:.6f} s")
@@ -222,19 +228,21 @@ def cmd_transcribe(args) -> int:
     from .sinks.midi_file import MidiFileSink
     from .sinks.terminal import TerminalView
 
+    from .filesource import FileSource
+
     spec = load_model_spec(args.model)
     output = args.output or os.path.splitext(args.input)[0] + ".mid"
     _check_writable(output)
+    FileSource(args.input, realtime=False, channel=args.channel).stop()  # input errors before the backend line
     backend = _make_backend(args, spec)
     out = MidiFileSink(output)
     sinks = [out]
     if args.print_notes:
         sinks.append(TerminalView(stream=sys.stdout, print_notes=True, enabled=False))
     summary = transcribe_file(args.input, spec, backend, channel=args.channel, sinks=sinks, raise_errors=False)
-    code = _report(summary, out, partial_note="partial: ")
     rtf = summary.wall_s / max(summary.audio_s, 1e-9)
-    _say(f"{summary.audio_s:.1f} s of audio in {summary.wall_s:.2f} s (real-time factor {rtf:.3f})")
-    return code
+    return _report(summary, out, partial_note="partial: ",
+                   speed=f"in {summary.wall_s:.2f} s, real-time factor {rtf:.3f}")
 
 
 RECORD_AUTOSAVE_S = 30.0  # listen --record: rewrite the take this often (s) while notes come
@@ -250,16 +258,22 @@ def _check_writable(path: str) -> None:
         raise ConfigError(f"cannot write {path}: folder {folder} is not writable")
 
 
-def _report(summary, record=None, *, stop_signal: int | None = None, partial_note: str = "", audio=None) -> int:
+def _report(summary, record=None, *, stop_signal: int | None = None, partial_note: str = "", audio=None,
+            speed: str | None = None) -> int:
     """Print the closing lines and return the exit status (see :func:`cmd_listen`).
 
+    One summary line: notes and audio, then ``speed`` (a file: how fast it was
+    transcribed) or, live, what the capture lost (overruns, input overflows).
     ``record``: the MidiFileSink of the take (or None); ``audio``: the
-    AudioFileRecorder (or None). Faults come first, one
-    ``rtpitch: error:`` line each; the last line says where the notes went.
+    AudioFileRecorder (or None). Faults come next, one ``rtpitch: error:``
+    line each; the last line says where the notes went.
     """
-    overflows = f"; input overflows: {summary.input_overflows} callbacks" if summary.input_overflows else ""
-    _say(f"{summary.notes} notes in {summary.audio_s:.1f} s of audio; "
-         f"overruns: {summary.overrun_samples} samples dropped ({summary.overrun_blocks} blocks){overflows}")
+    if speed is not None:
+        _say(f"{summary.notes} notes in {summary.audio_s:.1f} s of audio ({speed})")
+    else:
+        overflows = f"; input overflows: {summary.input_overflows} callbacks" if summary.input_overflows else ""
+        _say(f"{summary.notes} notes in {summary.audio_s:.1f} s of audio; "
+             f"overruns: {summary.overrun_samples} samples dropped ({summary.overrun_blocks} blocks){overflows}")
     if summary.nonfinite_samples:
         _say(f"warning: {summary.nonfinite_samples} NaN/Inf input samples were replaced by 0")
     for err in summary.errors + summary.sink_errors:

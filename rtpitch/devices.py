@@ -109,16 +109,27 @@ def list_midi_ports() -> dict[str, dict]:
     return result
 
 
-def format_midi_ports(ports: dict[str, dict] | None = None) -> str:
-    """Text listing of :func:`list_midi_ports`."""
+def format_midi_ports(ports: dict[str, dict] | None = None, own: str = "rtpitch") -> str:
+    """Text listing of :func:`list_midi_ports`, named as a DAW user reads them:
+    *sources* send MIDI (a DAW records from them; rtpitch's own port is one while
+    ``listen --midi-out`` runs, marked), *destinations* receive it (``--midi-port``)."""
     if ports is None:
         ports = list_midi_ports()
+
+    def names(found, mark):
+        shown = [repr(p) + (" (rtpitch's own)" if mark and p.split(":")[0].strip() == own else "") for p in found]
+        return ", ".join(shown) or "none"
+
     lines = []
     for api, e in ports.items():
         if e["error"]:
             lines.append(f"{api}: none ({e['error']})")
             continue
         lines.append(f"{api}:")
-        lines.append("  inputs:  " + (", ".join(repr(p) for p in e["inputs"]) or "none"))
-        lines.append("  outputs: " + (", ".join(repr(p) for p in e["outputs"]) or "none"))
-    return "\n".join(lines) or "no MIDI APIs compiled into python-rtmidi"
+        lines.append("  sources (a DAW records from these):      " + names(e["inputs"], True))
+        lines.append("  destinations (--midi-port sends to one): " + names(e["outputs"], False))
+    if not lines:
+        return "no MIDI APIs compiled into python-rtmidi"
+    if not any(p.split(":")[0].strip() == own for e in ports.values() if not e["error"] for p in e["inputs"]):
+        lines.append(f"rtpitch listen --midi-out adds the source '{own}' (under JACK: '{own}:{own}')")
+    return "\n".join(lines)

@@ -50,6 +50,8 @@ class FileSource:
             raise AudioFileError(f"{self.path}: file not found")
         if os.path.isdir(self.path):
             raise AudioFileError(f"{self.path}: is a folder, not an audio file")
+        if os.path.getsize(self.path) == 0:
+            raise AudioFileError(f"{name}: the file is empty (0 bytes)")
         try:
             self._file = sf.SoundFile(self.path)
         except (sf.LibsndfileError, RuntimeError, TypeError, OSError) as err:

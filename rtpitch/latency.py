@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from .model import ModelSpec
 
+# the capture block a model card's ``algorithmic_latency_ms`` counts: 256 samples at 48 kHz
+CARD_BLOCK_S = 256 / 48000
+
 
 def latency_budget(spec: ModelSpec, *, capture_block_s: float, resampler_delay_s: float = 0.0,
                    decoder_frames: int = 0, compute_s: float | None = None) -> list[tuple[str, float]]:

@@ -18,7 +18,7 @@ from helpers import FIXTURE, MIN_MATCHED, ONSET_TOL_S, needs_data, read_annotati
 from rtpitch.latency import algorithmic_latency_ms
 from rtpitch.model import MODELS_DIR, available_models, load_model_spec
 
-CAPTURE_BLOCK_S = 256 / 48000  # the block export.py assumes in algorithmic_latency_ms
+from rtpitch.latency import CARD_BLOCK_S as CAPTURE_BLOCK_S  # the block export.py assumes
 MAPS_FIGURES = ("note_f1", "note_precision", "note_recall", "note_offset_f1", "note_offset_velocity_f1",
                 "frame_f1", "frame_precision", "frame_recall")
 MODELS = available_models()

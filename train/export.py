@@ -22,13 +22,9 @@ import numpy as np
 import tensorflow as tf
 import tf2onnx
 
-from rtpitch.latency import latency_budget
+from rtpitch.latency import CARD_BLOCK_S, latency_budget
 from rtpitch.model import MODELS_DIR, load_model_spec
 from train.model import ARCHITECTURES, HEADS, build_model, output_name
-
-# capture block assumed in algorithmic_latency_ms: 256 samples at 48 kHz (a common
-# interface setting; `rtpitch bench --device` measures the user's own)
-CAPTURE_BLOCK_S = 256 / 48000
 
 
 def restore(run: str, n_mels: int, window: int, arch: str, lookaheads=None):
@@ -169,7 +165,7 @@ def main(argv=None):
     with open(json_path, "w") as f:
         json.dump(meta, f, indent=2)
     # the budget as rtpitch computes it, from the model as rtpitch loads it (which checks the JSON)
-    terms = latency_budget(load_model_spec(json_path), capture_block_s=CAPTURE_BLOCK_S)
+    terms = latency_budget(load_model_spec(json_path), capture_block_s=CARD_BLOCK_S)  # `rtpitch bench --device` measures the user's own
     meta["algorithmic_latency_ms"] = round(sum(ms for _, ms in terms), 2)
     meta["algorithmic_latency_terms_ms"] = {name: round(ms, 2) for name, ms in terms}
     with open(json_path, "w") as f:

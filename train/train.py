@@ -18,6 +18,8 @@ import argparse
 import glob
 import json
 import os
+import resource
+import signal
 import sys
 import time
 
@@ -221,10 +223,11 @@ def main(argv=None):
         return ls
 
     log_path = os.path.join(args.run, "log.jsonl")
-    t0 = time.time()
+    stop = _stop_on_signals()
+    t0, cpu0, step0 = time.time(), _cpu_seconds(), int(step)
     acc = {}
     for x, y in gen:
-        if int(step) >= args.max_steps or time.time() - t0 > args.minutes * 60:
+        if int(step) >= args.max_steps or time.time() - t0 > args.minutes * 60 or stop:
             break
         ls = train_step(x, y)
         step.assign_add(1)
@@ -244,8 +247,36 @@ def main(argv=None):
             with open(log_path, "a") as f:
                 f.write(json.dumps(rec) + "\n")
     _save(manager, state, state_path, t0, int(step), args)
+    rec = {"step": int(step), **frame_f1(model, val, args.window, groups)} if val else {}
     if val:
-        print("val", json.dumps({"step": int(step), **frame_f1(model, val, args.window, groups)}), flush=True)
+        print("val", json.dumps(rec), flush=True)
+    session = {"session": os.environ.get("RTPITCH_SESSION", time.strftime("%Y-%m-%d", time.gmtime(t0))),
+               "from_step": step0, "to_step": int(step), "lr": args.lr, "data": args.data,
+               "cpu_hours": round((_cpu_seconds() - cpu0) / 3600, 3),
+               "wall_hours": round((time.time() - t0) / 3600, 3), "stopped_by": "signal" if stop else "budget",
+               "val": {k: v for k, v in rec.items() if k != "step"}}
+    with open(os.path.join(args.run, "sessions.jsonl"), "a") as f:  # one line per invocation
+        f.write(json.dumps(session) + "\n")
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process, all threads (user + system), s."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _stop_on_signals() -> list:
+    """A list that becomes non-empty on SIGTERM or SIGINT: the loop then checkpoints
+    and ends (train/session.sh stop)."""
+    flag: list = []
+
+    def handler(signum, _frame):
+        print(f"signal {signum}: checkpointing and stopping", flush=True)
+        flag.append(signum)
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return flag
 
 
 def _save(manager, state, state_path, t0, s, args):

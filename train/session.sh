@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Training that moves forward in every working session (issue 21): each session
+# starts the trainer in the background early, works on other things, and keeps
+# the run's checkpoint in the repository before it ends.
+#
+#   train/session.sh start [MINUTES]  # build missing data, resume RUN from train/runs/RUN,
+#                                     # train in the background for MINUTES (default 120)
+#   train/session.sh status           # the trainer's pid and last log lines
+#   train/session.sh stop             # SIGTERM: the trainer checkpoints and exits; then keep
+#   train/session.sh keep             # copy the newest checkpoint + logs to train/runs/RUN
+#
+# Environment: RUN (default stream), LR (default 1e-4), DATA (../shared/data),
+# PYTHON (default .venv/bin/python), RTPITCH_SESSION (label of the session line).
+# Everything except train/runs/RUN is rebuilt by this script (deterministic seeds):
+# the datasets under work/ and the Salamander samples under cache/.
+# Log: work/session-RUN.log; pid: work/session-RUN.pid. The trainer appends one line
+# per invocation to RUN/sessions.jsonl (steps, CPU-hours, validation figures).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUN=${RUN:-stream}
+LR=${LR:-1e-4}
+DATA=${RTPITCH_DATA:-../shared/data}
+PY=${PYTHON:-.venv/bin/python}
+WORK=work/runs/$RUN
+KEPT=train/runs/$RUN
+LOG=work/session-$RUN.log
+PIDFILE=work/session-$RUN.pid
+FRONTEND=train/frontend-lowlat.json
+# the session run's data: validation is the stream run's (seed 0, 0.5 h) so its figures
+# compare across sessions; training: a fresh 6 h render (seed 2), MAPS's six virtual
+# pianos (2 augmented copies, 5.2 h) and 2 h of noise alone
+D=work/data-lowlat,work/data-render-s2,work/data-maps-synth,work/data-noise
+ARGS=(--arch stream --lookaheads 0,1,2,4,6,9 --lookahead 2 --seq 400 --batch 8 --eval-every 500
+      --precision mixed_bfloat16)
+
+build_data() {
+    train/fetch_samples.sh cache/salamander
+    $PY -m train.build_dataset --data "$DATA" --out work/data-lowlat --hours-train 0 --hours-val 0.5 --seed 0 \
+        --jobs 2 --frontend $FRONTEND
+    $PY -m train.build_noise --out work/data-noise --segments 240 --seconds 30 --frontend $FRONTEND
+    $PY -m train.build_maps_synth --data "$DATA" --out work/data-maps-synth --copies 2 --jobs 2 --frontend $FRONTEND
+    $PY -m train.build_dataset --data "$DATA" --out work/data-render-s2 --hours-train 6 --hours-val 0 --seed 2 \
+        --jobs 2 --frontend $FRONTEND
+}
+
+resume_from_repo() {  # a machine without the run starts from the kept checkpoint
+    if [ ! -d "$WORK/ckpt" ] && [ -d "$KEPT/ckpt" ]; then
+        mkdir -p work/runs && cp -r "$KEPT" "$WORK"
+    fi
+}
+
+keep() {  # one checkpoint (the newest) and the run's logs into train/runs/RUN
+    local prefix
+    prefix=$(sed -n 's/^model_checkpoint_path: "\(.*\)"$/\1/p' "$WORK/ckpt/checkpoint")
+    [ -n "$prefix" ] || { echo "keep: no checkpoint in $WORK/ckpt" >&2; exit 1; }
+    mkdir -p "$KEPT/ckpt.new"
+    cp "$WORK/ckpt/$prefix".* "$KEPT/ckpt.new/"
+    printf 'model_checkpoint_path: "%s"\nall_model_checkpoint_paths: "%s"\n' "$prefix" "$prefix" \
+        > "$KEPT/ckpt.new/checkpoint"
+    local big
+    big=$(find "$KEPT/ckpt.new" -size +20M)
+    if [ -n "$big" ]; then
+        rm -rf "$KEPT/ckpt.new"
+        echo "keep: over the 20 MB file limit: $big" >&2
+        exit 1
+    fi
+    rm -rf "$KEPT/ckpt" && mv "$KEPT/ckpt.new" "$KEPT/ckpt"
+    for f in state.json log.jsonl recipe.jsonl sessions.jsonl mel_stats.npz; do
+        [ -f "$WORK/$f" ] && cp "$WORK/$f" "$KEPT/$f"
+    done
+    echo "kept $KEPT at $prefix"
+}
+
+running_pid() {
+    [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null && cat "$PIDFILE"
+}
+
+case "${1:-}" in
+start)
+    MINUTES=${2:-120}
+    if pid=$(running_pid); then echo "trainer already running (pid $pid); log $LOG"; exit 0; fi
+    mkdir -p work
+    nohup "$0" run "$MINUTES" > "$LOG" 2>&1 &
+    echo $! > "$PIDFILE"
+    echo "trainer started (pid $!), $MINUTES min; log $LOG"
+    ;;
+run)  # the background job (start runs this)
+    MINUTES=${2:-120}
+    T_END=$(( $(date +%s) + MINUTES * 60 ))
+    build_data
+    resume_from_repo
+    left=$(( (T_END - $(date +%s)) / 60 ))
+    if [ "$left" -lt 5 ]; then echo "no time left to train after the data build"; exit 0; fi
+    # exec: the pid file then names the trainer itself, which checkpoints on SIGTERM
+    exec $PY -m train.train --data "$D" --run "$WORK" --lr "$LR" --minutes "$left" "${ARGS[@]}"
+    ;;
+status)
+    if pid=$(running_pid); then echo "running (pid $pid)"; else echo "not running"; fi
+    [ -f "$LOG" ] && tail -n 5 "$LOG"
+    ;;
+stop)
+    if pid=$(running_pid); then
+        kill -TERM "$pid"
+        echo "waiting for the trainer (pid $pid) to checkpoint"
+        while kill -0 "$pid" 2>/dev/null; do sleep 2; done
+    fi
+    keep
+    ;;
+keep)
+    keep
+    ;;
+*)
+    sed -n '2,18p' "$0" >&2
+    exit 2
+    ;;
+esac
