@@ -1,8 +1,8 @@
 """Accuracy and speed side by side: rtpitch and peer transcribers on the same audio.
 
-    python benchmarks/accuracy.py                      # real MAPS + rendered, all systems
-    python benchmarks/accuracy.py --tiny               # CI: one 8 s excerpt, rtpitch only
-    python benchmarks/accuracy.py --systems rtpitch,basic-pitch --rendered-limit 5
+    python -m benchmarks.accuracy                      # real MAPS + rendered, all systems
+    python -m benchmarks.accuracy --tiny               # CI: one 8 s excerpt, rtpitch only
+    python -m benchmarks.accuracy --systems rtpitch,basic-pitch --rendered-limit 5
 
 Sets:
   real      the 14 real MAPS ENSTDkCl recordings (../shared/data/real/maps-enstdkcl:
@@ -52,20 +52,17 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from rtpitch.bench import machine_info  # noqa: E402
-from rtpitch.model import DEFAULT_MODEL  # noqa: E402
-from train.evaluate import events_to_notes, read_tsv, score  # noqa: E402
+from rtpitch.bench import machine_info
+from rtpitch.model import DEFAULT_MODEL
+from train.evaluate import events_to_notes, read_tsv, score
 
 SHARED = Path(os.environ.get("RTPITCH_SHARED_DATA") or REPO.parent / "shared" / "data")
 REAL = SHARED / "real" / "maps-enstdkcl"
 RESULTS = REPO / "benchmarks" / "results"
-PEERS_DIR = REPO / "benchmarks" / "peers"
 PEERS_PY = REPO / ".venv-peers" / "bin" / "python"
 SYSTEMS = ("rtpitch", "basic-pitch", "transkun")
-DRIVERS = {"basic-pitch": "basic_pitch_run.py", "transkun": "transkun_run.py"}
+DRIVERS = {"basic-pitch": "benchmarks.peers.basic_pitch_run", "transkun": "benchmarks.peers.transkun_run"}
 OFFLINE = {"rtpitch": False, "basic-pitch": False, "transkun": True}
 METRICS = ("note_f1", "note_offset_f1", "note_offset_velocity_f1", "frame_f1")
 ROLL_FILE = "MAPS_MUS-chpn-p19_ENSTDkCl"
@@ -142,10 +139,11 @@ def run_rtpitch(pairs, out_dir: Path, *, model: str, threads: int) -> dict:
 
 def start_peer(name: str, pairs, out_dir: Path, *, threads: int, python: Path) -> subprocess.Popen:
     out_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [str(python), str(PEERS_DIR / DRIVERS[name]), "--out", str(out_dir), "--threads", str(threads),
+    # run as a module from the repository root, so the driver imports benchmarks.peers.common
+    cmd = [str(python), "-m", DRIVERS[name], "--out", str(out_dir), "--threads", str(threads),
            *[a for a, _ in pairs]]
     log = open(out_dir / "log.txt", "w")
-    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    return subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True)
 
 

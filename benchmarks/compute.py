@@ -1,7 +1,7 @@
 """Per-hop compute of each engine stage, and the latency budget of a model.
 
-    python benchmarks/compute.py [--model stream] [--audio FILE] [--seconds 60] [--out FILE.json]
-    taskset -c 0 python benchmarks/compute.py     # one-core figures
+    python -m benchmarks.compute [--model stream] [--audio FILE] [--seconds 60] [--out FILE.json]
+    taskset -c 0 python -m benchmarks.compute     # one-core figures
 
 The measurement is ``rtpitch bench`` (:mod:`rtpitch.bench`) with more audio:
 audio at 48 kHz fed to the real engine one hop at a time (the live case:

@@ -7,8 +7,8 @@ figure is false notes per minute; the target (issue 5) is at most 1 per
 minute on silence and noise. Also recorded: the pitches that fired most and
 the longest note.
 
-    .venv/bin/python benchmarks/hostile_audio.py                     # the default model (stream), 5 min each
-    .venv/bin/python benchmarks/hostile_audio.py --model fake --minutes 0.2   # wiring check
+    .venv/bin/python -m benchmarks.hostile_audio                     # the default model (stream), 5 min each
+    .venv/bin/python -m benchmarks.hostile_audio --model fake --minutes 0.2   # wiring check
 
 Writes benchmarks/results/hostile_audio.json (``--out``). Signals are made in
 1 s chunks from a fixed seed, so a run is repeatable and memory stays small.
@@ -29,11 +29,10 @@ import numpy as np
 from scipy.signal import lfilter
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
-from rtpitch.backends import make_backend, resolve_backend  # noqa: E402
-from rtpitch.engine import Engine  # noqa: E402
-from rtpitch.model import DEFAULT_MODEL, load_model_spec  # noqa: E402
+from rtpitch.backends import make_backend, resolve_backend
+from rtpitch.engine import Engine
+from rtpitch.model import DEFAULT_MODEL, load_model_spec
 
 TARGET_PER_MIN = 1.0
 PINK_B = [0.049922035, -0.095993537, 0.050612699, -0.004408786]

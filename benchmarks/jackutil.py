@@ -43,6 +43,7 @@ player writes at JACK frame ``F`` reaches rtpitch's input at frame ``F`` too.
 from __future__ import annotations
 
 import bisect
+import functools
 import os
 import re
 import shutil
@@ -59,6 +60,24 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 TICK_S = 1 / 960  # MIDI file resolution (rtpitch.sinks.midi_file)
+
+
+@functools.cache
+def _address_pointer():
+    """A numba intrinsic: ``(void *) address`` for an int64 address, for ``numba.carray``
+    in the cfuncs below (numba is imported only when a cfunc is built)."""
+    from numba import types
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def pointer(typingctx, address):
+        def codegen(context, builder, signature, args):
+            return builder.inttoptr(args[0], cgutils.voidptr_t)
+
+        return types.voidptr(types.int64), codegen
+
+    return pointer
 
 
 class JackError(RuntimeError):

@@ -1,6 +1,6 @@
 """How much of a key-release label can audio tell? Two measurements.
 
-    python benchmarks/key_release_ceiling.py
+    python -m benchmarks.key_release_ceiling
 
 1. A perfect sound-following transcriber, scored as train/evaluate.py scores
    (mir_eval against key-release labels). On rendered validation, where the
@@ -36,8 +36,7 @@ import numpy as np
 import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "train"))
-from evaluate import read_tsv, score  # noqa: E402
+from train.evaluate import read_tsv, score
 
 N_FFT, HOP_S = 2048, 0.01
 RELATED = (-24, -19, -12, 0, 12, 19, 24)  # semitones whose harmonics share bins with a note's first three

@@ -1,7 +1,7 @@
 """End-to-end latency of the live path, measured through a real JACK server.
 
-    python benchmarks/latency.py [--model stream] [--periods 128,256,512] [--realtime]
-    python benchmarks/latency.py --tiny          # CI: 5 s of audio, one period
+    python -m benchmarks.latency [--model stream] [--periods 128,256,512] [--realtime]
+    python -m benchmarks.latency --tiny          # CI: 5 s of audio, one period
 
 For each JACK period size a JACK server with the dummy backend (48 kHz) is
 started under a name of its own, and ``rtpitch listen --device system
@@ -46,15 +46,13 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from benchmarks.jackutil import JackError, JackServer, load_signal, match_onsets, run_live_take  # noqa: E402
-from rtpitch.bench import machine_info  # noqa: E402
-from rtpitch.engine import build_stages  # noqa: E402
-from rtpitch.latency import latency_budget  # noqa: E402
-from rtpitch.model import DEFAULT_MODEL, load_model_spec  # noqa: E402
-from train.evaluate import read_tsv  # noqa: E402
+from benchmarks.jackutil import JackError, JackServer, load_signal, match_onsets, run_live_take
+from rtpitch.bench import machine_info
+from rtpitch.engine import build_stages
+from rtpitch.latency import latency_budget
+from rtpitch.model import DEFAULT_MODEL, load_model_spec
+from train.evaluate import read_tsv
 
 AUDIO = REPO / "benchmarks" / "audio" / "bench-200.flac"
 RESULTS = REPO / "benchmarks" / "results"

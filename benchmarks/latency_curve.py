@@ -1,13 +1,13 @@
 """The latency/accuracy curve: one model per lookahead, scored on the real recordings.
 
-    python benchmarks/latency_curve.py --run work/runs/stream --lookaheads 0,1,2,4,6,9
+    python -m benchmarks.latency_curve --run work/runs/stream --lookaheads 0,1,2,4,6,9
 
-A run trained with ``train/train.py --lookaheads`` holds heads for several
+A run trained with ``python -m train.train --lookaheads`` holds heads for several
 lookaheads on one trunk. For each lookahead L this exports L's heads
 (``train/export.py``) as ``<models>/<prefix>-la<L>``, chooses the decoder
 thresholds on rendered validation (``train/tune_decoder.py``), and evaluates on
 the 14 MAPS ENSTDkCl pieces and the rendered validation through rtpitch's engine
-(``train/evaluate.py --write-json``). Then a table (stdout, JSON) and a PNG:
+(``python -m train.evaluate --write-json``). Then a table (stdout, JSON) and a PNG:
 note F1 and frame F1 against algorithmic latency (ms; capture block of 256
 samples at 48 kHz + window alignment + lookahead x hop). Resumable: a lookahead
 whose model JSON already has MAPS figures from the same checkpoint is not redone.
@@ -48,11 +48,11 @@ def build_point(args, la: int) -> dict:
             and "real_maps_enstdkcl" in meta.get("evaluation", {}))
     val = f"{args.data.split(',')[0]}/val"  # as train.py: validation from the first folder
     if not done:
-        _run("train/export.py", "--run", args.run, "--name", name, "--models", args.models, "--data", args.data,
+        _run("-m", "train.export", "--run", args.run, "--name", name, "--models", args.models, "--data", args.data,
              "--frontend", args.frontend, "--arch", args.arch, "--lookahead", str(la))
-        _run("train/tune_decoder.py", "--model", str(path), "--rendered", val,
+        _run("-m", "train.tune_decoder", "--model", str(path), "--rendered", val,
              "--limit", str(args.tune_limit))
-        _run("train/evaluate.py", "--model", str(path), "--real", args.real, "--rendered", val,
+        _run("-m", "train.evaluate", "--model", str(path), "--real", args.real, "--rendered", val,
              "--limit", str(args.eval_limit), "--write-json")
         meta = json.loads(path.read_text())
     real = meta["evaluation"]["real_maps_enstdkcl"]["mean"]

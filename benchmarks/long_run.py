@@ -44,10 +44,10 @@ sounding across each drop closed (the stream check) and the take still equal to
 Pass criteria: memory growth after the warm-up (the first ``--warmup`` minutes)
 <= 5 MB; no stuck note; events equal to ``transcribe``'s; 0 overruns.
 
-    .venv/bin/python benchmarks/long_run.py engine                      # 2 h, the default model
-    .venv/bin/python benchmarks/long_run.py jack                        # 10 min real time
-    .venv/bin/python benchmarks/long_run.py jack --minutes 2 --load 4   # overload: 4 CPU hogs beside it
-    .venv/bin/python benchmarks/long_run.py engine --minutes 0.5 --model fake   # wiring check
+    .venv/bin/python -m benchmarks.long_run engine                      # 2 h, the default model
+    .venv/bin/python -m benchmarks.long_run jack                        # 10 min real time
+    .venv/bin/python -m benchmarks.long_run jack --minutes 2 --load 4   # overload: 4 CPU hogs beside it
+    .venv/bin/python -m benchmarks.long_run engine --minutes 0.5 --model fake   # wiring check
 
 Writes benchmarks/results/long_run_<mode>.json. Exit status 0 when every
 criterion holds. The concatenated FLAC is written to ``--workdir`` (default a
@@ -76,13 +76,12 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
-from rtpitch.backends import make_backend, resolve_backend  # noqa: E402
-from rtpitch.engine import Engine  # noqa: E402
-from rtpitch.filesource import FileSource  # noqa: E402
-from rtpitch.model import DEFAULT_MODEL, load_model_spec  # noqa: E402
-from rtpitch.runner import run_stream, transcribe_file  # noqa: E402
+from rtpitch.backends import make_backend, resolve_backend
+from rtpitch.engine import Engine
+from rtpitch.filesource import FileSource
+from rtpitch.model import DEFAULT_MODEL, load_model_spec
+from rtpitch.runner import run_stream, transcribe_file
 
 GROWTH_LIMIT_MB = 5.0
 RESULTS = REPO / "benchmarks" / "results"

@@ -385,7 +385,7 @@ def add_arguments(p) -> None:
     """The ``rtpitch bench`` options (on an argparse parser)."""
     from .model import DEFAULT_MODEL
 
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name in models/ or path to its .json "
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"a shipped model's name or the path to a model's .json "
                                                           f"(default {DEFAULT_MODEL})")
     p.add_argument("--seconds", type=float, default=10.0,
                    help="audio measured per backend, s (default 10; plus 1 s warm-up)")
@@ -397,7 +397,7 @@ def add_arguments(p) -> None:
     p.add_argument("--device-seconds", type=float, default=3.0, help="how long to listen to --device (default 3)")
     p.add_argument("--blocksize", type=int, default=0,
                    help="capture block in frames for --device (default: what it prefers) or for the budget")
-    p.add_argument("--channel", type=int, default=None, help="input channel of --device (default: mix)")
+    p.add_argument("--channel", type=int, default=None, help="input channel of --device, counted from 0 (default: the mix)")
     p.add_argument("--backend", action="append", choices=("onnxruntime", "tensorrt"), default=None,
                    help="measure only this backend (repeatable; default: every one available)")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for ONNX Runtime (default 1)")

@@ -23,7 +23,7 @@ def _device_arg(value: str):
 
 def _add_engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL,
-                   help=f"model name in models/ or path to its .json (default {DEFAULT_MODEL}; "
+                   help=f"a shipped model's name or the path to a model's .json (default {DEFAULT_MODEL}; "
                         f"shipped: {', '.join(available_models()) or 'none'})")
     p.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "tensorrt"),
                    help="inference runtime (default auto: TensorRT with a CUDA GPU, else ONNX Runtime)")
@@ -213,7 +213,7 @@ def cmd_listen(args) -> int:
         # audio time 0 on the wall clock: lets a test or benchmark align the
         # take's audio-time stamps with another clock (see tests/test_e2e_jack.py)
         _say(f"capture clock: audio time 0 = monotonic {summary.origin_monotonic_s:.6f} s")
-    code = _report(summary, record, stop_signal=stop.signum, audio=audio)
+    code = report(summary, record, stop_signal=stop.signum, audio=audio)
     if summary.source_lost:
         # PortAudio cannot be shut down once its JACK server is gone (pa_jack.c
         # asserts in Pa_Terminate; Pa_StopStream waits 10 minutes): the take is
@@ -240,7 +240,7 @@ def cmd_transcribe(args) -> int:
         sinks.append(TerminalView(stream=sys.stdout, print_notes=True, enabled=False))
     summary = transcribe_file(args.input, spec, backend, channel=args.channel, sinks=sinks, raise_errors=False)
     rtf = summary.wall_s / max(summary.audio_s, 1e-9)
-    return _report(summary, out, partial_note="partial: ",
+    return report(summary, out, partial_note="partial: ",
                    speed=f"in {summary.wall_s:.2f} s, real-time factor {rtf:.3f}")
 
 
@@ -257,7 +257,7 @@ def _check_writable(path: str) -> None:
         raise ConfigError(f"cannot write {path}: folder {folder} is not writable")
 
 
-def _report(summary, record=None, *, stop_signal: int | None = None, partial_note: str = "", audio=None,
+def report(summary, record=None, *, stop_signal: int | None = None, partial_note: str = "", audio=None,
             speed: str | None = None) -> int:
     """Print the closing lines and return the exit status (see :func:`cmd_listen`).
 

@@ -29,30 +29,26 @@ Rules for key ``p`` at frame ``k`` (thresholds from :class:`DecoderSpec`):
   a note whose onset the model missed (a soft note in a chord) still sounds.
   With ``frame_onset_support`` set, only if the onset head reached that value
   at some frame of the last ``frame_onset_support_ms``: a weak onset, not a held
-  or decaying note's frame activation rising again (on MAPS, most of the false
-  notes that frame-started notes added to stream's were such).
+  or decaying note's frame activation rising again.
 * **Re-strike**: a trigger on a sounding key, at least ``restrike_gap_ms`` after
   that note's on, with ``frame[k] >= off_threshold`` and, when
   ``restrike_threshold`` is set, ``onset[k] >=`` it: note-off then note-on at
   frame ``k`` (off first).  A trigger inside the gap is ignored; one under
   ``restrike_threshold`` leaves the key armed (the onset may still rise past it).
-  (A held note's onset head wobbles when other notes start: on MAPS, about a
-  third of stream's false notes fell inside a note still held.)
+  (A held note's onset head wobbles when other notes start.)
 * **Note-off** (hysteresis): a note is *latched* once its frame activation has
   reached ``frame_threshold``; a latched note ends at the first frame with
   ``frame < off_threshold`` or, with ``release_ratio`` set, below that
   fraction of the highest frame activation since its on (the sound of a held
-  key decays slowly, a released one drops; a seed-cnn fine-tune on rendered
-  validation at 0.15: note-with-offset F1 0.295 -> 0.310, frame F1 0.602 ->
-  0.604), a note not (yet) latched at the first frame with
+  key decays slowly, a released one drops), a note not (yet) latched at the first frame with
   ``frame < frame_threshold``.  Never earlier than ``min_duration_ms`` after
   its on (at least one frame); a re-strike may end a note earlier than that
   when ``restrike_gap_ms < min_duration_ms``.  Such an off is stamped half a hop
   *before* frame ``k``: the frame head is trained on key-down frames, so the key
   was released between frame ``k - 1`` (last seen down) and frame ``k``, and the
-  midpoint is the unbiased estimate (stamping it at ``k`` made every note 10 ms
-  too long at a 20 ms hop; rendered validation: frame F1 0.5994 -> 0.6006,
-  note-with-offset F1 0.271 -> 0.287).
+  midpoint is the unbiased estimate (stamping it at ``k`` makes every note half
+  a hop too long).  What each rule changed on the validation sets:
+  docs/RESULTS.md, "Decoder rules".
 * **Velocity**: ``round(127 * velocity[k])`` when the model has a velocity head,
   else ``round(127 * onset[k])`` (so a just-over-threshold onset gives about 64);
   clipped to 1..127.  Note-offs have velocity 0.

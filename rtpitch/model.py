@@ -1,8 +1,10 @@
-"""Model files: ``models/<name>.onnx`` described by ``models/<name>.json``.
+"""Model files: ``<name>.onnx`` described by ``<name>.json``.
 
-The JSON holds every parameter the engine needs (frontend, window, tensor
-names, decoder thresholds) plus provenance and measured figures.  Nothing about
-a model is hard-coded elsewhere.
+The shipped models are package data in ``rtpitch/models/`` (found with
+``importlib.resources``, so an installed wheel has them too); a user's own model
+is named by the path to its JSON.  The JSON holds every parameter the engine
+needs (frontend, window, tensor names, decoder thresholds) plus provenance and
+measured figures.  Nothing about a model is hard-coded elsewhere.
 """
 
 from __future__ import annotations
@@ -10,13 +12,16 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from .decoder import DecoderSpec
 from .errors import ConfigError, ModelError
 from .frontend import FrontendSpec
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+# The shipped models, as a directory: rtpitch is installed as files (a wheel or a
+# source tree), never imported from a zip, so the package data is a real path.
+MODELS_DIR = Path(str(resources.files(__package__).joinpath("models")))
 DEFAULT_MODEL = "stream"
 
 
@@ -86,7 +91,7 @@ class ModelSpec:
 
 
 def resolve_model_path(name_or_path: str) -> Path:
-    """A model name in models/ or a path to a .json/.onnx file -> the JSON path."""
+    """A shipped model's name or a path to a .json/.onnx file -> the JSON path."""
     p = Path(name_or_path)
     if p.suffix in (".json", ".onnx"):
         return p.with_suffix(".json")
@@ -94,7 +99,7 @@ def resolve_model_path(name_or_path: str) -> Path:
 
 
 def available_models() -> list[str]:
-    """Names of the models shipped in models/."""
+    """Names of the models shipped with the package (``rtpitch/models/``)."""
     return sorted(p.stem for p in MODELS_DIR.glob("*.json"))
 
 

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from rtpitch.decoder import DecoderSpec
 from rtpitch.events import LOWEST_MIDI, N_KEYS, NoteEvent
-from rtpitch.model import MODELS_DIR
+from rtpitch.frontend import FrontendSpec
+from rtpitch.model import MODELS_DIR, ModelSpec
 from rtpitch.stage import Block, Source
 
 A4 = 69
@@ -200,3 +202,49 @@ def tone(rate: int, seconds: float, spans, *, freq: float = 440.0, amp: float = 
         m = (t >= a) & (t < b)
         x[m] = amp * np.sin(2 * np.pi * freq * t[m])
     return x
+
+
+# -- a small model spec and a loudness "model" for the engine tests --------------
+SMALL_FE = FrontendSpec(sample_rate=16000, n_fft=512, hop_length=160, n_mels=32, fmin=30.0, fmax=8000.0)
+
+
+def make_spec(window=20, lookahead=9):
+    return ModelSpec(
+        name="fake", onnx_path=None, onnx_sha256="", frontend=SMALL_FE, window_frames=window,
+        lookahead_frames=lookahead, input_name="mel", outputs={"frame": "frame", "onset": "onset"},
+        decoder=DecoderSpec(onset_threshold=0.5, frame_threshold=0.5, off_threshold=0.3,
+                            min_duration_ms=0.0, restrike_gap_ms=60.0),
+    )
+
+
+class LoudnessBackend:
+    """A 'model' that hears a note on key 60 while the predicted frame is loud.
+
+    The predicted frame is ``window - 1 - lookahead`` frames into each window; it
+    reports onset on the first loud frame and frame while loud.
+    """
+
+    def __init__(self, spec):
+        self.ctx = spec.context_frames
+        self.w = spec.window_frames
+        self.calls = 0
+
+    def infer(self, mel):
+        self.calls += 1
+        x = mel[0]
+        n = x.shape[0] - self.w + 1
+        loud = x.max(1) > -4.0
+        frame = np.zeros((n, 88), np.float32)
+        onset = np.zeros((n, 88), np.float32)
+        for i in range(n):
+            j = i + self.ctx  # the predicted frame inside this window
+            frame[i, 39] = float(loud[j])
+            onset[i, 39] = float(loud[j] and not loud[j - 1])
+        return {"frame": frame, "onset": onset}
+
+
+def tone_bursts(sr=16000):
+    """1.5 s: a loud 262 Hz tone from 0.30 to 0.80 s, silence elsewhere."""
+    t = np.arange(int(1.5 * sr)) / sr
+    x = np.where((t >= 0.3) & (t < 0.8), 0.5 * np.sin(2 * np.pi * 262 * t), 0.0)
+    return x.astype(np.float32)

@@ -246,7 +246,7 @@ def test_tensorrt_parity_with_onnxruntime(tmp_path, tiny_spec):
 
 # --- the shipped model ----------------------------------------------------------------------
 
-@pytest.mark.skipif(not (MODELS_DIR / "seed-cnn.onnx").is_file(), reason="models/seed-cnn.onnx not present")
+@pytest.mark.skipif(not (MODELS_DIR / "seed-cnn.onnx").is_file(), reason="rtpitch/models/seed-cnn.onnx not present")
 def test_seed_model_windows_equal_long_call():
     spec = load_model_spec("seed-cnn")
     be = make_backend("onnxruntime", spec)

@@ -23,7 +23,7 @@ MODEL = os.environ.get("RTPITCH_TEST_MODEL", DEFAULT_MODEL)
 
 needs_model = pytest.mark.skipif(not resolve_model_path(MODEL).is_file(),
                                  reason=f"model {MODEL!r} absent ({resolve_model_path(MODEL)}); "
-                                        "set RTPITCH_TEST_MODEL to a model in models/")
+                                        "set RTPITCH_TEST_MODEL to a shipped model or a model JSON")
 
 
 def _run(args: list[str], timeout: float) -> subprocess.CompletedProcess:
@@ -37,7 +37,7 @@ def _run(args: list[str], timeout: float) -> subprocess.CompletedProcess:
 @needs_model
 def test_compute(tmp_path):
     out = tmp_path / "compute.json"
-    _run(["benchmarks/compute.py", "--model", MODEL, "--seconds", "2", "--out", str(out)], timeout=120)
+    _run(["-m", "benchmarks.compute", "--model", MODEL, "--seconds", "2", "--out", str(out)], timeout=120)
     res = json.loads(out.read_text())
     assert res["backends"]["onnxruntime"]["per_hop_ms"]["total"]["n"] > 0
     assert "total" in res["latency_budget_ms"]
@@ -46,7 +46,7 @@ def test_compute(tmp_path):
 @needs_model
 @pytest.mark.slow
 def test_accuracy_tiny(tmp_path):
-    res = _run(["benchmarks/accuracy.py", "--tiny", "--model", MODEL, "--out-dir", str(tmp_path)], timeout=300)
+    res = _run(["-m", "benchmarks.accuracy", "--tiny", "--model", MODEL, "--out-dir", str(tmp_path)], timeout=300)
     data = json.loads((tmp_path / "accuracy.json").read_text())
     s = data["sets"]["tiny"]["systems"]["rtpitch"]
     assert s["files_scored"] == 1 and s["real_time_factor"] > 0
@@ -67,7 +67,7 @@ def test_latency_tiny(tmp_path):
     rtmidi = pytest.importorskip("rtmidi")
     if rtmidi.API_UNIX_JACK not in rtmidi.get_compiled_api():
         pytest.skip("python-rtmidi built without JACK")
-    _run(["benchmarks/latency.py", "--tiny", "--model", MODEL, "--out-dir", str(tmp_path),
+    _run(["-m", "benchmarks.latency", "--tiny", "--model", MODEL, "--out-dir", str(tmp_path),
           "--server-name", f"rtpitch-smoke-{os.getpid()}"], timeout=300)
     data = json.loads((tmp_path / "latency.json").read_text())
     p = data["periods"]["256"]

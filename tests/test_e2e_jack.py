@@ -16,56 +16,33 @@ monitor and the live-take machinery shared with ``benchmarks/latency.py``.
 a click played at a known frame into a :class:`~rtpitch.capture.DeviceSource`
 must appear at exactly the predicted sample position.
 
-Environment: ``RTPITCH_TEST_MODEL`` (default: the default model, ``stream``; a name in models/ or
+Environment: ``RTPITCH_TEST_MODEL`` (default: the default model, ``stream``; a shipped model's name or
 a .json path) and ``RTPITCH_SHARED_DATA`` (default ``<repo>/../shared/data``).
 """
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from benchmarks.jackutil import (TICK_S, JackError, LiveTake, Player, connections, frame_clock_offset,
                                  load_signal, match_onsets, portaudio_inputs, rtmidi_has_jack, run_live_take)
-from rtpitch.model import DEFAULT_MODEL, resolve_model_path
+from helpers import FIXTURE, MIN_MATCHED, MODEL, ONSET_TOL_S, needs_data, read_annotations, transcribe
+from rtpitch.model import resolve_model_path
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = Path(os.environ.get("RTPITCH_SHARED_DATA") or REPO.parent / "shared" / "data")
-FIXTURE = SHARED_DATA / "fixtures" / "madmom" / "stereo_sample.wav"
-ANNOTATIONS = FIXTURE.with_suffix(".notes")
-MODEL = os.environ.get("RTPITCH_TEST_MODEL", DEFAULT_MODEL)
-
-ONSET_TOL_S = 0.050       # annotated onset vs detected onset
-MIN_MATCHED = 6           # of the 8 annotated notes
 TRAILING_SILENCE_S = 1.5  # played after the recording, before SIGINT
 STARTUP_TIMEOUT_S = 60.0  # interpreter + model load on a loaded 2-core machine
 EXIT_TIMEOUT_S = 10.0
 
-needs_data = pytest.mark.skipif(not FIXTURE.is_file() or not ANNOTATIONS.is_file(),
-                                reason=f"shared test data absent ({FIXTURE}); set RTPITCH_SHARED_DATA")
 needs_model = pytest.mark.skipif(not resolve_model_path(MODEL).is_file(),
                                  reason=f"model {MODEL!r} absent ({resolve_model_path(MODEL)}); "
-                                        "set RTPITCH_TEST_MODEL to a model in models/")
+                                        "set RTPITCH_TEST_MODEL to a shipped model or a model JSON")
 
 
 # -- helpers -------------------------------------------------------------------
-def read_annotations(path: Path = ANNOTATIONS) -> list[tuple[float, int]]:
-    """(onset s, MIDI pitch) for each annotated note, by onset."""
-    notes = []
-    for line in path.read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            onset, pitch = line.split()[:2]
-            notes.append((float(onset), int(pitch)))
-    return sorted(notes)
-
-
 @pytest.fixture(scope="module")
 def live_take(jack_server, tmp_path_factory) -> LiveTake:
     import jack
@@ -93,12 +70,6 @@ def live_take(jack_server, tmp_path_factory) -> LiveTake:
         print(f"take {attempt}: JACK lost cycles (player skipped {take.skipped_frames()} frames, "
               f"{take.xruns} xruns); retaking")
     return take
-
-
-def _transcribe(audio: Path, out: Path, model: str = MODEL) -> subprocess.CompletedProcess:
-    """``rtpitch transcribe AUDIO -o OUT --model MODEL`` as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "rtpitch", "transcribe", str(audio), "-o", str(out), "--model", model],
-                          cwd=REPO, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
 
 
 def _lost_cycles(take: LiveTake) -> bool:
@@ -208,7 +179,7 @@ def test_transcribe_notes_match_annotations(tmp_path):
     from rtpitch.sinks.midi_file import read_midi_notes
 
     out = tmp_path / "file.mid"
-    res = _transcribe(FIXTURE, out)
+    res = transcribe(FIXTURE, out)
     assert res.returncode == 0, res.stderr
     ref = read_annotations()
     est = [(on, p) for on, _, p, _ in read_midi_notes(out)]
@@ -289,7 +260,7 @@ def test_transcribe_matches_live(live_take, tmp_path):
              subtype="PCM_16")
     out = tmp_path / "file.mid"
     t0 = time.monotonic()
-    res = _transcribe(wav, out)
+    res = transcribe(wav, out)
     print(f"\ntranscribe: {time.monotonic() - t0:.1f} s wall, lead-in {lead} samples at {file_sr} Hz")
     assert res.returncode == 0, res.stderr
     assert "Traceback" not in res.stderr, res.stderr
@@ -340,7 +311,7 @@ def test_transcribe_of_what_live_heard_equals_live(live_take, tmp_path):
     wav = tmp_path / "heard.wav"
     sf.write(str(wav), heard, take.sr, subtype="FLOAT")
     out = tmp_path / "heard.mid"
-    res = _transcribe(wav, out)
+    res = transcribe(wav, out)
     assert res.returncode == 0, res.stderr
     file_notes = read_midi_notes(out)
     live = take.recorded_notes()
@@ -376,7 +347,7 @@ def test_recorded_audio_is_what_was_played_and_transcribes_to_the_take(live_take
         assert np.array_equal(heard[:lead], np.zeros(lead, np.float32))
         np.testing.assert_array_equal(heard[lead:lead + played.shape[0]], played)
     out = tmp_path / "heard.mid"
-    res = _transcribe(wav, out)
+    res = transcribe(wav, out)
     assert res.returncode == 0, res.stderr
     assert read_midi_notes(out) == take.recorded_notes()
 

@@ -3,56 +3,9 @@
 import numpy as np
 import pytest
 
+from fakes import SMALL_FE, LoudnessBackend, make_spec, tone_bursts
 from rtpitch.engine import Engine
-from rtpitch.frontend import FrontendSpec
-from rtpitch.decoder import DecoderSpec
-from rtpitch.model import ModelSpec
 from rtpitch.window import FrameWindow
-
-FE = FrontendSpec(sample_rate=16000, n_fft=512, hop_length=160, n_mels=32, fmin=30.0, fmax=8000.0)
-
-
-def make_spec(window=20, lookahead=9):
-    return ModelSpec(
-        name="fake", onnx_path=None, onnx_sha256="", frontend=FE, window_frames=window,
-        lookahead_frames=lookahead, input_name="mel", outputs={"frame": "frame", "onset": "onset"},
-        decoder=DecoderSpec(onset_threshold=0.5, frame_threshold=0.5, off_threshold=0.3,
-                            min_duration_ms=0.0, restrike_gap_ms=60.0),
-    )
-
-
-class LoudnessBackend:
-    """A 'model' that hears a note on key 60 while the predicted frame is loud.
-
-    The predicted frame is ``window - 1 - lookahead`` frames into each window; it
-    reports onset on the first loud frame and frame while loud.
-    """
-
-    def __init__(self, spec):
-        self.ctx = spec.context_frames
-        self.w = spec.window_frames
-        self.calls = 0
-
-    def infer(self, mel):
-        self.calls += 1
-        x = mel[0]
-        n = x.shape[0] - self.w + 1
-        loud = x.max(1) > -4.0
-        frame = np.zeros((n, 88), np.float32)
-        onset = np.zeros((n, 88), np.float32)
-        for i in range(n):
-            j = i + self.ctx  # the predicted frame inside this window
-            frame[i, 39] = float(loud[j])
-            onset[i, 39] = float(loud[j] and not loud[j - 1])
-        return {"frame": frame, "onset": onset}
-
-
-def tone_bursts(sr=16000):
-    """1.5 s: a loud 262 Hz tone from 0.30 to 0.80 s, silence elsewhere."""
-    t = np.arange(int(1.5 * sr)) / sr
-    x = np.where((t >= 0.3) & (t < 0.8), 0.5 * np.sin(2 * np.pi * 262 * t), 0.0)
-    return x.astype(np.float32)
-
 
 def run(engine, x, blocks):
     events, i = [], 0
@@ -147,7 +100,7 @@ def test_finish_with_silence_after_hears_the_end_as_a_live_stream_does():
     heard, events = frames(x, silence_after=True)
     live, _ = frames(np.concatenate([x, np.zeros(16000, np.float32)]))
     plain, _ = frames(x)
-    n_window_holds_sound = (x.size + FE.n_fft - FE.fall) // FE.hop_length + 1
+    n_window_holds_sound = (x.size + SMALL_FE.n_fft - SMALL_FE.fall) // SMALL_FE.hop_length + 1
     assert heard.shape[0] == n_window_holds_sound > plain.shape[0]
     np.testing.assert_array_equal(heard, live[: heard.shape[0]])
     assert [(e.pitch, e.on) for e in events] == [(60, True), (60, False)]

@@ -47,7 +47,6 @@ NEXT_CLIENT = "import jack; c = jack.Client('next', no_start_server=True); c.act
 DRIVER = """
 import json, os, subprocess, sys, time
 from pathlib import Path
-sys.path.insert(0, os.getcwd())
 from benchmarks.jackutil import JackServer
 
 slow, nxt, log = sys.argv[1], sys.argv[2], Path(sys.argv[3])

@@ -12,10 +12,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 _PROBE = """
-import json, sys
-sys.path.insert(0, "train")
+import json
 import numpy as np
-from model import ARCHITECTURES, HEADS, STREAM_WIDTHS, build_model
+from train.model import ARCHITECTURES, HEADS, STREAM_WIDTHS, build_model
 out = {}
 for arch in STREAM_WIDTHS:
     m = build_model(229, arch=arch, lookaheads=[0, 2])

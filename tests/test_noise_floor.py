@@ -10,10 +10,13 @@ from rtpitch.decoder import NoteDecoder
 from rtpitch.engine import Engine
 from rtpitch.events import Activations
 from rtpitch.frontend import MelFrontend
+from rtpitch.model import DecoderSpec
 from rtpitch.noise_floor import NoiseFloor
-from test_engine import LoudnessBackend, make_spec, tone_bursts
+from fakes import LoudnessBackend, make_spec, tone_bursts
 
 HOP = 0.02
+SPEC = DecoderSpec(onset_threshold=0.5, frame_threshold=0.5, off_threshold=0.3, min_duration_ms=30.0,
+                   restrike_gap_ms=60.0)
 
 
 def _levels(values, n_mels=4):
@@ -66,8 +69,6 @@ def _one_onset(height: float, floor: float):
 
 
 def test_onset_threshold_rises_with_the_noise_floor():
-    from test_decoder import SPEC
-
     spec = dataclasses.replace(SPEC, onset_threshold=0.7, noise_floor_range=(-2.5, -1.5), noisy_onset_threshold=0.9)
     ons = lambda acts: sum(e.on for e in NoteDecoder(spec, HOP).process(acts))  # noqa: E731
     assert ons(_one_onset(0.8, floor=-6.0)) == 1  # quiet room: 0.7
@@ -86,8 +87,6 @@ def _frame_rise(height: float, floor: float):
 
 
 def test_frame_started_notes_rise_with_the_noise_floor_and_stop_at_its_top():
-    from test_decoder import SPEC
-
     spec = dataclasses.replace(SPEC, onset_threshold=0.7, frame_onset_threshold=0.6,
                                noise_floor_range=(-2.5, -1.5), noisy_onset_threshold=0.9)
     ons = lambda acts: sum(e.on for e in NoteDecoder(spec, HOP).process(acts))  # noqa: E731

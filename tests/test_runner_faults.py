@@ -224,17 +224,17 @@ def test_view_shows_input_overflows():
 def test_report_lines_and_exit_status(capsys, tmp_path):
     import signal
 
-    from rtpitch.cli import _report
+    from rtpitch.cli import report
     from rtpitch.runner import RunSummary
 
     record = MidiFileSink(tmp_path / "take.mid")
     record.close()
     s = RunSummary(notes=3, audio_s=12.5, overrun_samples=512, overrun_blocks=2, input_overflows=3,
                    nonfinite_samples=7)
-    assert _report(s, record, stop_signal=signal.SIGINT) == 0
-    assert _report(s, record, stop_signal=None) == 0
-    assert _report(s, record, stop_signal=signal.SIGTERM) == 143
-    assert _report(s, record, stop_signal=signal.SIGHUP) == 129
+    assert report(s, record, stop_signal=signal.SIGINT) == 0
+    assert report(s, record, stop_signal=None) == 0
+    assert report(s, record, stop_signal=signal.SIGTERM) == 143
+    assert report(s, record, stop_signal=signal.SIGHUP) == 129
     lines = capsys.readouterr().err.splitlines()
     assert lines[:3] == ["3 notes in 12.5 s of audio; overruns: 512 samples dropped (2 blocks); "
                          "input overflows: 3 callbacks",
@@ -242,7 +242,7 @@ def test_report_lines_and_exit_status(capsys, tmp_path):
                          f"wrote {tmp_path / 'take.mid'}"]
     assert lines[-1] == "rtpitch: stopped by SIGHUP"
     s.errors.append("audio device 'system' stopped (JACK server gone?)")
-    assert _report(s, record, stop_signal=signal.SIGTERM) == 1  # a fault wins over the signal
+    assert report(s, record, stop_signal=signal.SIGTERM) == 1  # a fault wins over the signal
     lines = capsys.readouterr().err.splitlines()
     assert lines[2:] == ["rtpitch: error: audio device 'system' stopped (JACK server gone?)",
                          f"wrote {tmp_path / 'take.mid'}"]

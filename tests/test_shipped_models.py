@@ -1,4 +1,4 @@
-"""Every model in models/: what its JSON promises, and the fixture through ``--model``.
+"""Every shipped model (rtpitch/models/): what its JSON promises, and the fixture through ``--model``.
 
 The JSON is what a user reads to choose a model (``rtpitch --model``), so its
 latency must be the budget rtpitch computes from the model itself, its decoder
@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_e2e_jack import FIXTURE, MIN_MATCHED, ONSET_TOL_S, _transcribe, needs_data, read_annotations
 
 from benchmarks.jackutil import match_onsets
+from helpers import FIXTURE, MIN_MATCHED, ONSET_TOL_S, needs_data, read_annotations, transcribe
 from rtpitch.latency import DEFAULT_CAPTURE_BLOCK_S, algorithmic_latency_ms, model_budget
 from rtpitch.model import MODELS_DIR, available_models, load_model_spec
 
@@ -24,7 +24,7 @@ MODELS = available_models()
 
 
 def test_the_shipped_models_are_the_documented_ones():
-    assert MODELS == ["seed-cnn", "stream", "stream-fast"], f"models/ holds {MODELS} (README, Use: --model)"
+    assert MODELS == ["seed-cnn", "stream", "stream-fast"], f"rtpitch/models/ holds {MODELS} (README, Models)"
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -51,7 +51,7 @@ def test_transcribe_with_model_hears_the_fixture(name, tmp_path):
     from rtpitch.sinks.midi_file import read_midi_notes
 
     out = tmp_path / "take.mid"
-    res = _transcribe(FIXTURE, out, model=name)
+    res = transcribe(FIXTURE, out, model=name)
     assert res.returncode == 0, res.stderr
     ref = read_annotations()
     est = [(on, p) for on, _, p, _ in read_midi_notes(out)]

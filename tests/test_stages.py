@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fakes import LevelBackend
-from test_engine import FE, make_spec
+from fakes import SMALL_FE as FE, LevelBackend, make_spec
 
 from rtpitch.decoder import DecoderSpec, DecoderStage
 from rtpitch.engine import Engine

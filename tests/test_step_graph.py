@@ -105,7 +105,7 @@ def test_backends_without_a_step_graph_get_windows():
 @pytest.mark.parametrize("name", available_models())
 def test_shipped_model_has_a_step_graph_that_onnxruntime_runs(name):
     spec = load_model_spec(name)
-    assert spec.step is not None, f"models/{name}.json has no streaming section (run train/step_graph.py)"
+    assert spec.step is not None, f"{name}.json has no streaming section (run python -m train.step_graph)"
     be = make_backend("onnxruntime", spec)
     assert "step graph" in be.describe()
     assert isinstance(Engine(spec, be, source_rate=16000).predictor, StepPredictor)

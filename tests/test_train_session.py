@@ -26,7 +26,7 @@ def _need(sub: str):
 def test_maps_synth_segments_carry_the_tsv_notes(tmp_path):
     _need("maps-synth")
     out = tmp_path / "ms"
-    res = subprocess.run([sys.executable, "train/build_maps_synth.py", "--data", str(SHARED), "--out", str(out),
+    res = subprocess.run([sys.executable, "-m", "train.build_maps_synth", "--data", str(SHARED), "--out", str(out),
                           "--pieces", "1", "--frontend", "train/frontend-lowlat.json"],
                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
@@ -55,13 +55,13 @@ def test_sigterm_checkpoints_and_writes_the_session_line(tmp_path):
     if not Path("/usr/share/sounds/sf2/FluidR3_GM.sf2").exists():
         pytest.skip("FluidR3 soundfont not installed (apt fluid-soundfont-gm)")
     data, run = tmp_path / "data", tmp_path / "run"
-    res = subprocess.run([sys.executable, "train/build_dataset.py", "--data", str(SHARED), "--out", str(data),
+    res = subprocess.run([sys.executable, "-m", "train.build_dataset", "--data", str(SHARED), "--out", str(data),
                           "--hours-train", "0.01", "--hours-val", "0.005", "--timbres", "fluid-r3",
                           "--frontend", "train/frontend-lowlat.json"], cwd=ROOT, capture_output=True, text=True,
                          timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     log = open(tmp_path / "train.log", "w")
-    proc = subprocess.Popen([sys.executable, "train/train.py", "--data", str(data), "--run", str(run),
+    proc = subprocess.Popen([sys.executable, "-m", "train.train", "--data", str(data), "--run", str(run),
                              "--arch", "stream", "--lookaheads", "0,2", "--lookahead", "2", "--batch", "2",
                              "--seq", "40", "--ckpt-every", "5", "--eval-every", "100000", "--minutes", "30"],
                             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from rtpitch.model import MODELS_DIR
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("RTPITCH_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
@@ -43,21 +45,21 @@ def _need_training_tools():
 def test_smoke_training_exports_a_model_rtpitch_can_run(tmp_path, arch, frontend, lookaheads, lookahead, precision):
     _need_training_tools()
     data, run, models = tmp_path / "data", tmp_path / "run", tmp_path / "models"
-    _run("train/build_dataset.py", "--data", SHARED, "--out", data, "--hours-train", "0.01", "--hours-val", "0.005",
+    _run("-m", "train.build_dataset", "--data", SHARED, "--out", data, "--hours-train", "0.01", "--hours-val", "0.005",
          "--timbres", "fluid-r3", "--frontend", f"train/{frontend}")
     assert list((data / "train").glob("*.npz")) and list((data / "val").glob("*.flac"))
     model_args = ["--arch", arch, "--lookahead", str(lookahead)]
     train_args = model_args + (["--lookaheads", lookaheads] if lookaheads else []) + ["--precision", precision]
-    _run("train/train.py", "--data", data, "--run", run, "--max-steps", "3", "--batch", "2", "--seq", "40",
+    _run("-m", "train.train", "--data", data, "--run", run, "--max-steps", "3", "--batch", "2", "--seq", "40",
          "--ckpt-every", "3", "--eval-every", "3", *train_args)
-    out = _run("train/train.py", "--data", data, "--run", run, "--max-steps", "4", "--batch", "2", "--seq", "40",
+    out = _run("-m", "train.train", "--data", data, "--run", run, "--max-steps", "4", "--batch", "2", "--seq", "40",
                "--ckpt-every", "3", "--eval-every", "100", *train_args)
     assert "resumed from" in out.stdout
     phases = (run / "recipe.jsonl").read_text()
-    again = _run("train/train.py", "--data", data, "--run", run, "--max-steps", "4", "--batch", "2", "--seq", "40",
+    again = _run("-m", "train.train", "--data", data, "--run", run, "--max-steps", "4", "--batch", "2", "--seq", "40",
                  *train_args)  # a rerun recipe: the phase is done
     assert "nothing to train" in again.stdout and (run / "recipe.jsonl").read_text() == phases
-    _run("train/export.py", "--run", run, "--name", "smoke", "--models", models, "--data", data,
+    _run("-m", "train.export", "--run", run, "--name", "smoke", "--models", models, "--data", data,
          "--frontend", f"train/{frontend}", *model_args)
     meta = json.loads((models / "smoke.json").read_text())
     assert meta["training"]["steps"] == 4 and meta["window"] == {"frames": 20, "lookahead_frames": lookahead}
@@ -65,7 +67,7 @@ def test_smoke_training_exports_a_model_rtpitch_can_run(tmp_path, arch, frontend
     fall_ms = 1e3 * (fe.get("window_fall") or fe["n_fft"] // 2) / fe["sample_rate"]
     hop_ms = 1e3 * fe["hop_length"] / fe["sample_rate"]
     assert meta["algorithmic_latency_ms"] == pytest.approx(1e3 * 256 / 48000 + fall_ms + lookahead * hop_ms, abs=0.02)
-    _run("train/step_graph.py", "--model", models / "smoke.json", "--int8")  # as reproduce.sh ships it
+    _run("-m", "train.step_graph", "--model", models / "smoke.json", "--int8")  # as reproduce.sh ships it
 
     from rtpitch.backends import make_backend
     from rtpitch.model import load_model_spec
@@ -85,28 +87,28 @@ def test_seed_run_restored_from_onnx_trains_on(tmp_path):
     """train/from_onnx.py turns the shipped seed-cnn ONNX back into a run that
     train.py resumes (BN frozen) and export.py exports again."""
     _need_training_tools()
-    shipped = json.loads((ROOT / "models" / "seed-cnn.json").read_text())
+    shipped = json.loads((MODELS_DIR / "seed-cnn.json").read_text())
     data, run, models = tmp_path / "data", tmp_path / "run", tmp_path / "models"
     start, soup = tmp_path / "start", tmp_path / "soup"
-    out = _run("train/from_onnx.py", "--model", ROOT / "models" / "seed-cnn.json", "--run", run)
+    out = _run("-m", "train.from_onnx", "--model", MODELS_DIR / "seed-cnn.json", "--run", run)
     assert "max abs diff" in out.stdout
-    assert subprocess.run([sys.executable, "train/from_onnx.py", "--model", ROOT / "models" / "seed-cnn.json",
+    assert subprocess.run([sys.executable, "-m", "train.from_onnx", "--model", MODELS_DIR / "seed-cnn.json",
                            "--run", run], cwd=ROOT, capture_output=True).returncode != 0  # never overwrites a run
     shutil.copytree(run, start)
-    _run("train/build_dataset.py", "--data", SHARED, "--out", data, "--hours-train", "0.01", "--hours-val", "0.005",
+    _run("-m", "train.build_dataset", "--data", SHARED, "--out", data, "--hours-train", "0.01", "--hours-val", "0.005",
          "--timbres", "fluid-r3", "--frontend", "train/frontend.json")
     steps = shipped["training"]["steps"]
-    out = _run("train/train.py", "--data", data, "--run", run, "--max-steps", str(steps + 2), "--batch", "2",
+    out = _run("-m", "train.train", "--data", data, "--run", run, "--max-steps", str(steps + 2), "--batch", "2",
                "--seq", "40", "--eval-every", "100", "--freeze-bn", "--lr", "1e-5")
     assert f"at step {steps}" in out.stdout
-    _run("train/export.py", "--run", run, "--name", "again", "--models", models, "--data", data,
+    _run("-m", "train.export", "--run", run, "--name", "again", "--models", models, "--data", data,
          "--frontend", "train/frontend.json")
     meta = json.loads((models / "again.json").read_text())
     assert meta["training"]["steps"] == steps + 2
     assert meta["training"]["recipe_phases"][-1]["freeze_bn"] is True
 
     # train/average.py: the soup of the restored run and its fine-tune holds the mean of every variable
-    _run("train/average.py", "--runs", f"{start},{run}", "--run", soup)
+    _run("-m", "train.average", "--runs", f"{start},{run}", "--run", soup)
     import numpy as np
 
     from train.export import restore  # as a package module: a train/ on sys.path would shadow the package
@@ -121,5 +123,5 @@ def test_seed_run_restored_from_onnx_trains_on(tmp_path):
     for x, y, m in zip(a, b, mean):
         np.testing.assert_allclose(m, (x + y) / 2, rtol=1e-6, atol=1e-7)
     assert json.loads((soup / "recipe.jsonl").read_text().splitlines()[-1])["average_steps"] == [steps, steps + 2]
-    assert subprocess.run([sys.executable, "train/average.py", "--runs", f"{start},{run}", "--run", soup],
+    assert subprocess.run([sys.executable, "-m", "train.average", "--runs", f"{start},{run}", "--run", soup],
                           cwd=ROOT, capture_output=True).returncode != 0  # never overwrites a run

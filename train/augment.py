@@ -69,7 +69,7 @@ def room_ir(sr: int, rng, rt60: float, drr_db: float, n_early: int) -> np.ndarra
     return ir.astype(np.float32)
 
 
-def _colored_noise(n: int, rng, color: str) -> np.ndarray:
+def colored_noise(n: int, rng, color: str) -> np.ndarray:
     w = rng.standard_normal(n)
     if color == "white":
         return w
@@ -148,7 +148,7 @@ def microphone_in_room(audio: np.ndarray, sr: int, rng, return_params: bool = Fa
     if rng.random() < 0.7:
         color = str(rng.choice(["white", "pink", "brown"]))
         snr = float(rng.uniform(25, 60))
-        nz = _colored_noise(n, rng, color)
+        nz = colored_noise(n, rng, color)
         x = x + nz * (sig_rms / _rms(nz) * 10 ** (-snr / 20))
         P["noise"] = {"color": color, "snr_db": round(snr, 1)}
     if rng.random() < 0.15:

@@ -1,6 +1,6 @@
 """Average the weights of training runs of one lineage into a new run.
 
-    python train/average.py --runs work/runs/seed-cnn-40h,work/runs/seed-cnn-soft --run work/runs/seed-cnn-avg
+    python -m train.average --runs work/runs/seed-cnn-40h,work/runs/seed-cnn-soft --run work/runs/seed-cnn-avg
 
 Each run's latest checkpoint (model only) is restored and every variable is
 averaged with equal weights (a "model soup" of fine-tunes that went on one from
@@ -27,8 +27,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-sys.path.insert(0, os.path.dirname(__file__))
-from export import restore  # noqa: E402
+from train.export import restore
 
 
 def main(argv=None):

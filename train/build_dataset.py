@@ -1,6 +1,6 @@
 """Build the rendered training/validation set.
 
-    python train/build_dataset.py --data ../shared/data --out work/data \
+    python -m train.build_dataset --data ../shared/data --out work/data \
         --hours-train 10 --hours-val 1 --seed 0 [--jobs 2] [--frontend spec.json]
 
 Performances (ASAP, batik, vienna4x22, POP909) are split by piece (hash of the piece id,
@@ -28,15 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-_HERE = Path(__file__).resolve().parent
-# run as a script, sys.path[0] is train/ itself, where train/train.py would shadow the package
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
+from rtpitch.frontend import FrontendSpec, logmel
+from train.augment import microphone_in_room
+from train.labels import frame_labels, pedal_frames
+from train.render import TIMBRES, read_performance
 
-from rtpitch.frontend import FrontendSpec, logmel  # noqa: E402
-from train.augment import microphone_in_room  # noqa: E402
-from train.labels import frame_labels, pedal_frames  # noqa: E402
-from train.render import TIMBRES, read_performance  # noqa: E402
 
 DEFAULT_FRONTEND = dict(sample_rate=16000, n_fft=2048, hop_length=320, n_mels=229,
                         fmin=30.0, fmax=8000.0, log_offset=1e-4)

@@ -1,6 +1,6 @@
 """Featurise MAPS's synthetic-piano pieces (../shared/data/maps-synth) as training segments.
 
-    python train/build_maps_synth.py --data ../shared/data --out work/data-maps-synth \
+    python -m train.build_maps_synth --data ../shared/data --out work/data-maps-synth \
         --frontend train/frontend-lowlat.json --copies 2 [--jobs 2]
 
 Each of the 65 pieces (six commercial virtual pianos, 16 kHz FLAC, labels in
@@ -23,15 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
+from rtpitch.frontend import FrontendSpec, logmel
+from train.augment import microphone_in_room
+from train.build_dataset import load_frontend
+from train.labels import PEDAL_UNKNOWN, frame_labels
+from train.render import Performance
 
-from rtpitch.frontend import FrontendSpec, logmel  # noqa: E402
-from train.augment import microphone_in_room  # noqa: E402
-from train.build_dataset import load_frontend  # noqa: E402
-from train.labels import PEDAL_UNKNOWN, frame_labels  # noqa: E402
-from train.render import Performance  # noqa: E402
+_HERE = Path(__file__).resolve().parent
 
 SEG_S = 60.0
 

@@ -1,19 +1,19 @@
 """Noise-only training segments: what a microphone hears when nobody plays.
 
-    python train/build_noise.py --out work/data-noise --segments 240 --seconds 30 \
+    python -m train.build_noise --out work/data-noise --segments 240 --seconds 30 \
         --frontend train/frontend-lowlat.json
 
 The rendered music carries its noise and hum 25-60 dB under the piano
 (train/augment.py), so a model never hears loud noise alone; the stream CNN's
-heads then rise on it (white noise at -20 dBFS: frame 0.77, onset 0.9) and
-fire a burst of notes when such noise starts. Each segment here is steady
+heads then rise on it and fire a burst of notes when such noise starts
+(docs/RESULTS.md, "Noise"). Each segment here is steady
 white, pink or brown noise (drawn at -70 to -10 dBFS RMS), mains hum (50 or
 60 Hz with harmonics), or both; half of them start in near-silence and switch
 the noise on (fade 5-200 ms) at a random time; then ``microphone_in_room``
 (room, mic EQ, gain: the level heard is the drawn one moved by -18..+6 dB).
 Labels are all zero. Stored as build_dataset.py stores a segment
 (``OUT/train/noise_<i>.npz``, a line each in ``OUT/manifest.jsonl``), so
-``train.py --data music,OUT`` mixes them in by length. Deterministic in
+``python -m train.train --data music,OUT`` mixes them in by length. Deterministic in
 ``--seed``; existing files are kept.
 """
 
@@ -22,16 +22,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from rtpitch.frontend import FrontendSpec, logmel  # noqa: E402
-from train.augment import _colored_noise, mains_hum, microphone_in_room  # noqa: E402
-from train.build_dataset import load_frontend  # noqa: E402
-from train.labels import N_KEYS  # noqa: E402
+from rtpitch.frontend import FrontendSpec, logmel
+from train.augment import colored_noise, mains_hum, microphone_in_room
+from train.build_dataset import load_frontend
+from train.labels import N_KEYS
 
 
 def noise_audio(n: int, sr: int, rng) -> tuple[np.ndarray, dict]:
@@ -42,7 +40,7 @@ def noise_audio(n: int, sr: int, rng) -> tuple[np.ndarray, dict]:
     P = {"kind": str(kind), "level_dbfs": round(level_db, 1)}
     if kind in ("noise", "both"):
         color = str(rng.choice(["white", "pink", "brown"]))
-        nz = _colored_noise(n, rng, color)
+        nz = colored_noise(n, rng, color)
         x += nz / np.sqrt(np.mean(nz ** 2))
         P["color"] = color
     if kind in ("hum", "both"):

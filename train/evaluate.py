@@ -1,7 +1,7 @@
 """Evaluate a shipped model through rtpitch's own engine (the transcribe path).
 
-    python train/evaluate.py --model seed-cnn --real ../shared/data/real/maps-enstdkcl
-    python train/evaluate.py --model seed-cnn --rendered work/data/val_audio --write-json
+    python -m train.evaluate --model seed-cnn --real ../shared/data/real/maps-enstdkcl
+    python -m train.evaluate --model seed-cnn --rendered work/data/val_audio --write-json
 
 Each recording is streamed through FileSource -> Engine (resampler, numba mel
 frontend, ONNX Runtime, note decoder) exactly as ``rtpitch transcribe`` does,

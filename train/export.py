@@ -1,6 +1,6 @@
-"""Export a training run to models/<name>.onnx + models/<name>.json.
+"""Export a training run to <name>.onnx + <name>.json in rtpitch/models/.
 
-    python train/export.py --run work/runs/seed-cnn --name seed-cnn
+    python -m train.export --run work/runs/seed-cnn --name seed-cnn
 
 The ONNX graph takes mel (batch, time, n_mels) and gives each head as
 (batch, time - window + 1, 88); large weights are stored as float16 (cast to
@@ -27,11 +27,9 @@ import tensorflow as tf
 import tf2onnx
 
 from rtpitch.latency import model_budget
-from rtpitch.model import load_model_spec
-
-sys.path.insert(0, os.path.dirname(__file__))
-from model import ARCHITECTURES, HEADS, build_model, output_name  # noqa: E402
-from run_info import run_frontend, run_parameters  # noqa: E402
+from rtpitch.model import MODELS_DIR, load_model_spec
+from train.model import ARCHITECTURES, HEADS, build_model, output_name
+from train.run_info import run_frontend, run_parameters
 
 
 def restore(run: str, n_mels: int, window: int, arch: str, lookaheads=None):
@@ -109,7 +107,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", default="work/runs/seed-cnn")
     ap.add_argument("--name", default="seed-cnn")
-    ap.add_argument("--models", default=os.path.join(os.path.dirname(__file__), "..", "models"))
+    ap.add_argument("--models", default=str(MODELS_DIR), help="where the model goes (default: rtpitch/models/)")
     ap.add_argument("--frontend", default=None,
                     help="optional check: a frontend JSON that must equal the one the run trained on")
     ap.add_argument("--data", default=None,

@@ -1,11 +1,11 @@
 """Start a training run from a shipped seed-CNN ONNX file (its checkpoint was not kept).
 
-    python train/from_onnx.py --model models/seed-cnn.json --run work/runs/seed-cnn
+    python -m train.from_onnx --model seed-cnn --run work/runs/seed-cnn
 
 Writes ``RUN/ckpt`` (the Keras seed CNN holding the ONNX weights, at the step
 the JSON records), ``RUN/mel_stats.npz`` (the input statistics baked into the
 graph), ``RUN/state.json`` and ``RUN/recipe.jsonl`` (training time and phases
-from the JSON), so ``train/train.py --run RUN --freeze-bn`` goes on from there.
+from the JSON), so ``python -m train.train --run RUN --freeze-bn`` goes on from there.
 
 tf2onnx folded each BatchNormalization into the convolution before it, so the
 convolutions get the folded kernels and each BatchNormalization becomes the
@@ -27,8 +27,8 @@ import onnx
 import tensorflow as tf
 from onnx import numpy_helper
 
-sys.path.insert(0, os.path.dirname(__file__))
-from model import build_model  # noqa: E402
+from rtpitch.model import resolve_model_path
+from train.model import build_model
 
 
 def onnx_weights(graph) -> dict[str, np.ndarray]:
@@ -78,15 +78,16 @@ def load_seed_weights(model, graph, w: dict) -> None:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="models/seed-cnn.json")
+    ap.add_argument("--model", default="seed-cnn", help="a shipped model's name or the path to its JSON")
     ap.add_argument("--run", default="work/runs/seed-cnn")
     args = ap.parse_args(argv)
-    meta = json.load(open(args.model))
+    json_path = resolve_model_path(args.model)
+    meta = json.loads(json_path.read_text())
     if not meta["architecture"].startswith("seed CNN"):
         sys.exit(f"{args.model}: only the seed CNN can be restored from ONNX")
     if tf.train.latest_checkpoint(os.path.join(args.run, "ckpt")):
         sys.exit(f"{args.run} already has a checkpoint")
-    onnx_path = os.path.join(os.path.dirname(args.model), meta["onnx"])
+    onnx_path = str(json_path.with_name(meta["onnx"]))
     graph = onnx.load(onnx_path).graph
     w = onnx_weights(graph)
     mean = _pick(w, "normalize_1/Const:0")  # mel - mean, then * inv_std

@@ -1,6 +1,6 @@
 """Render the bundled demo / benchmark recordings (benchmarks/audio/).
 
-    python train/render_demo.py --data ../shared/data
+    python -m train.render_demo --data ../shared/data
 
 Pieces come from POP909 (MIT) songs in the validation split (never trained on),
 rendered with the Salamander Grand samples in a small room with a microphone,
@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 import numpy as np
 import soundfile as sf
 
-sys.path.insert(0, os.path.dirname(__file__))
-from augment import microphone_in_room  # noqa: E402
-from render import read_performance, render_salamander  # noqa: E402
+from train.augment import microphone_in_room
+from train.render import read_performance, render_salamander
 
 PIECES = {  # name: (POP909 song, start s, duration s, seed)
     "demo": ("007", 19.6665, 30.0, 7),

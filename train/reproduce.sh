@@ -11,7 +11,9 @@
 # musescore-general-soundfont timgm6mb-soundfont, npm, and ../shared/data.
 # Each training phase is resumable; --minutes is only a per-call cap. The step
 # counts are those of the runs that produced the shipped files. The whole
-# latency/accuracy curve of the stream run: benchmarks/latency_curve.py.
+# latency/accuracy curve of the stream run: python -m benchmarks.latency_curve.
+# Every Python step runs as a module (python -m train.X) from the repository root,
+# so train/ and benchmarks/ import rtpitch and each other as packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NAME=${1:-seed-cnn}
@@ -20,7 +22,7 @@ PY=${PYTHON:-python}
 train_phase() {  # run data max_steps lr [extra args...]
     local run=$1 data=$2 steps=$3 lr=$4
     shift 4
-    $PY train/train.py --data "$data" --run "$run" --max-steps "$steps" --lr "$lr" --minutes 100000 "$@"
+    $PY -m train.train --data "$data" --run "$run" --max-steps "$steps" --lr "$lr" --minutes 100000 "$@"
 }
 ship() {  # run data frontend name lookahead weights [export args...]
     # data: dataset folder(s) as for train.py; the first one's val/ tunes and evaluates
@@ -28,7 +30,7 @@ ship() {  # run data frontend name lookahead weights [export args...]
     local run=$1 data=$2 frontend=$3 name=$4 la=$5 weights=$6
     local val="${data%%,*}/val"
     shift 6
-    $PY train/export.py --run "$run" --name "$name" --data "$data" --frontend "$frontend" --lookahead "$la" "$@"
+    $PY -m train.export --run "$run" --name "$name" --data "$data" --frontend "$frontend" --lookahead "$la" "$@"
     local int8
     case "$weights" in
     int8) int8=--int8 ;;
@@ -36,23 +38,23 @@ ship() {  # run data frontend name lookahead weights [export args...]
     *) echo "ship: weights must be int8 or float32, got $weights" >&2; exit 2 ;;
     esac
     # the step graph is what ONNX Runtime runs (README: step graph)
-    $PY train/step_graph.py --model "$name" $int8
-    $PY train/tune_decoder.py --model "$name" --rendered "$val"
-    $PY train/evaluate.py --model "$name" --real "$DATA/real/maps-enstdkcl" --rendered "$val" --write-json \
+    $PY -m train.step_graph --model "$name" $int8
+    $PY -m train.tune_decoder --model "$name" --rendered "$val"
+    $PY -m train.evaluate --model "$name" --real "$DATA/real/maps-enstdkcl" --rendered "$val" --write-json \
         --out "benchmarks/results/eval-$name.json"
 }
 
 seed_data() {  # the seed CNN's 8.5 h (work/data)
-    $PY train/build_dataset.py --data "$DATA" --out work/data --hours-train 8 --hours-val 0.5 --seed 0 --jobs 2 \
+    $PY -m train.build_dataset --data "$DATA" --out work/data --hours-train 8 --hours-val 0.5 --seed 0 --jobs 2 \
         --frontend train/frontend.json
 }
 
 lowlat_data() {  # the stream runs' data: two 12 h renders with the 10 ms-hop frontend, 2 h of noise alone
-    $PY train/build_dataset.py --data "$DATA" --out work/data-lowlat --hours-train 12 --hours-val 0.5 --seed 0 \
+    $PY -m train.build_dataset --data "$DATA" --out work/data-lowlat --hours-train 12 --hours-val 0.5 --seed 0 \
         --jobs 2 --frontend train/frontend-lowlat.json
-    $PY train/build_dataset.py --data "$DATA" --out work/data-lowlat-s1 --hours-train 12 --hours-val 0.1 --seed 1 \
+    $PY -m train.build_dataset --data "$DATA" --out work/data-lowlat-s1 --hours-train 12 --hours-val 0.1 --seed 1 \
         --jobs 2 --frontend train/frontend-lowlat.json
-    $PY train/build_noise.py --out work/data-noise --segments 240 --seconds 30 --frontend train/frontend-lowlat.json
+    $PY -m train.build_noise --out work/data-noise --segments 240 --seconds 30 --frontend train/frontend-lowlat.json
 }
 resume_from_repo() {  # run: start from the checkpoint kept in train/runs/ when this machine has none
     local run=$1
@@ -67,9 +69,9 @@ seed-cnn)
     seed_data
     RUN=work/runs/seed-cnn
     # its checkpoint is not kept (68 MB): a new machine goes on from the shipped ONNX
-    # weights (train/from_onnx.py), at the step models/seed-cnn.json records
+    # weights (train/from_onnx.py), at the step rtpitch/models/seed-cnn.json records
     if [ ! -d "$RUN/ckpt" ] && [ "${SEED_FROM_SCRATCH:-0}" != 1 ]; then
-        $PY train/from_onnx.py --model models/seed-cnn.json --run $RUN
+        $PY -m train.from_onnx --model seed-cnn --run $RUN
     fi
     train_phase $RUN work/data 2353 1e-3 --eval-every 400
     train_phase $RUN work/data 2800 3e-4 --eval-every 400
@@ -83,7 +85,7 @@ seed-cnn)
     # 0.45-1.0 per segment (the MIDI collections play louder than real recordings:
     # onset velocity median 70, MAPS 47, scaled 48), bfloat16 compute; the soft
     # render's validation (first in the list) tunes the decoder
-    $PY train/build_dataset.py --data "$DATA" --out work/data-s3 --hours-train 16 --hours-val 0.5 --seed 3 --jobs 2 \
+    $PY -m train.build_dataset --data "$DATA" --out work/data-s3 --hours-train 16 --hours-val 0.5 --seed 3 --jobs 2 \
         --frontend train/frontend.json --velocity-scale 0.45,1.0
     D=work/data-s3,work/data
     train_phase $RUN $D 7000 1e-4 --eval-every 400 --freeze-bn --precision mixed_bfloat16
@@ -120,7 +122,7 @@ stream-wide)
           --precision mixed_bfloat16)
     train_phase $RUN $D 3800 1e-3 "${ARGS[@]}"
     train_phase $RUN $D 9000 3e-4 "${ARGS[@]}"
-    $PY benchmarks/latency_curve.py --run $RUN --arch stream-wide --prefix stream-wide \
+    $PY -m benchmarks.latency_curve --run $RUN --arch stream-wide --prefix stream-wide \
         --models work/curve-wide/models --out benchmarks/results/latency_curve-wide
     ;;
 *)

@@ -38,11 +38,11 @@ ARGS=(--arch "$ARCH" --lookaheads 0,1,2,4,6,9 --lookahead 2 --seq 400 --batch 8 
 
 build_data() {
     train/fetch_samples.sh cache/salamander
-    $PY train/build_dataset.py --data "$DATA" --out work/data-lowlat --hours-train 0 --hours-val 0.5 --seed 0 \
+    $PY -m train.build_dataset --data "$DATA" --out work/data-lowlat --hours-train 0 --hours-val 0.5 --seed 0 \
         --jobs 2 --frontend $FRONTEND
-    $PY train/build_noise.py --out work/data-noise --segments 240 --seconds 30 --frontend $FRONTEND
-    $PY train/build_maps_synth.py --data "$DATA" --out work/data-maps-synth --copies 2 --jobs 2 --frontend $FRONTEND
-    $PY train/build_dataset.py --data "$DATA" --out work/data-render-s2 --hours-train 6 --hours-val 0 --seed 2 \
+    $PY -m train.build_noise --out work/data-noise --segments 240 --seconds 30 --frontend $FRONTEND
+    $PY -m train.build_maps_synth --data "$DATA" --out work/data-maps-synth --copies 2 --jobs 2 --frontend $FRONTEND
+    $PY -m train.build_dataset --data "$DATA" --out work/data-render-s2 --hours-train 6 --hours-val 0 --seed 2 \
         --jobs 2 --frontend $FRONTEND
 }
 
@@ -96,7 +96,7 @@ run)  # the background job (start runs this)
     if [ "$left" -lt 5 ]; then echo "no time left to train after the data build"; exit 0; fi
     # exec: the pid file then names the trainer itself, which checkpoints on SIGTERM
     if [ -n "$INIT" ]; then ARGS+=(--init-from "$INIT"); fi
-    exec $PY train/train.py --data "$D" --run "$WORK" --lr "$LR" --minutes "$left" "${ARGS[@]}"
+    exec $PY -m train.train --data "$D" --run "$WORK" --lr "$LR" --minutes "$left" "${ARGS[@]}"
     ;;
 status)
     if pid=$(running_pid); then echo "running (pid $pid)"; else echo "not running"; fi

@@ -1,8 +1,8 @@
 """Make a model's streaming "step" graph: the window graph with cached time context.
 
-    python train/step_graph.py --model seed-cnn
+    python -m train.step_graph --model seed-cnn
 
-The window graph (``models/<name>.onnx``) recomputes every layer over all 20
+The window graph (``rtpitch/models/<name>.onnx``) recomputes every layer over all 20
 frames at each hop, although only one new frame arrived.  Its layers mix time
 only in convolutions with no time padding ('valid'); everything else is per
 frame.  So each such convolution can keep the last ``(kernel - 1) x dilation``
@@ -30,9 +30,10 @@ without VNNI does not saturate) and quantizes its input per hop.  That graph is
 no longer exact: the parity check then allows 0.05, and the figures that count
 are those evaluate.py measures through the engine, which runs this graph.
 
-Writes ``models/<name>.step`` (ONNX; named so that it is not taken for a
-model of its own, which would have a JSON beside it) and the ``streaming`` section of
-``models/<name>.json`` (file, sha256, cache names and shapes, parity).
+Writes ``<name>.step`` beside the model's JSON (ONNX; named so that it is not
+taken for a model of its own, which would have a JSON beside it) and the
+``streaming`` section of ``<name>.json`` (file, sha256, cache names and shapes,
+parity).
 Needs ``onnx`` (the ``train`` extra); never TensorFlow.
 """
 
@@ -318,7 +319,7 @@ def check_parity(window_bytes: bytes, step_bytes: bytes, caches, heads, spec, se
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", required=True, help="model name in models/ or path to its JSON")
+    ap.add_argument("--model", required=True, help="a shipped model's name or the path to its JSON")
     ap.add_argument("--int8", action="store_true", help="int8 weights for the dense layer (module docstring)")
     args = ap.parse_args(argv)
     spec = load_model_spec(args.model)

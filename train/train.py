@@ -1,7 +1,7 @@
 """Train a model (train/model.py) on rendered segments (resumable).
 
-    python train/train.py --data work/data --run work/runs/seed-cnn --minutes 60
-    python train/train.py --arch stream --lookahead 2 --seq 400 --data work/data-lowlat --run work/runs/stream-la2
+    python -m train.train --data work/data --run work/runs/seed-cnn --minutes 60
+    python -m train.train --arch stream --lookahead 2 --seq 400 --data work/data-lowlat --run work/runs/stream-la2
 
 Reads ``<data>/train/*.npz`` and ``<data>/val/*.npz`` written by
 build_dataset.py (mel float16 (T, n_mels); frame/onset/offset/velocity uint8 (T, 88));
@@ -27,11 +27,8 @@ import time
 import numpy as np
 import tensorflow as tf
 
-sys.path.insert(0, os.path.dirname(__file__))
-from model import HEADS, build_model, output_name  # noqa: E402
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from train.labels import PEDAL_UNKNOWN  # noqa: E402
+from train.labels import PEDAL_UNKNOWN
+from train.model import HEADS, build_model, output_name
 
 
 
@@ -210,7 +207,7 @@ def main(argv=None):
     train = [s for d in folders for s in load_split(os.path.join(d, "train"), args.max_files)]
     val = load_split(os.path.join(folders[0], "val"), args.max_files)
     if not train:
-        sys.exit(f"no training segments in {args.data} (<folder>/train): run train/build_dataset.py first")
+        sys.exit(f"no training segments in {args.data} (<folder>/train): run python -m train.build_dataset first")
     n_mels = train[0]["mel"].shape[1]
     stats_path = os.path.join(args.run, "mel_stats.npz")
     if args.init_from and not os.path.exists(stats_path):  # the weights expect the inputs they were trained on

@@ -1,6 +1,6 @@
 """Choose the decoder thresholds on rendered validation audio; store them in the model JSON.
 
-    python train/tune_decoder.py --model seed-cnn --rendered work/data/val
+    python -m train.tune_decoder --model seed-cnn --rendered work/data/val
 
 The model's activations for every validation recording are computed once,
 through the engine as ``transcribe`` runs it (step graph included),
@@ -11,8 +11,8 @@ frame activation falls below that fraction of its peak; None = off),
 ``restrike_threshold`` (the onset a held note's re-strike needs) and
 ``frame_onset_support`` (the onset a frame-started note needs within
 ``frame_onset_support_ms``): the setting with the best mean of note
-onset F1 and frame F1 (adding note-with-offset F1 to it chose settings that
-cost 0.03 note F1 and 0.01 frame F1 for 0.05 more note-with-offset F1).  Last, the
+onset F1 and frame F1 (not note-with-offset F1: docs/RESULTS.md, "Decoder
+rules", says what adding it cost).  Last, the
 noise-adaptive onset threshold (``noisy_onset_threshold`` over a fixed noise
 floor range): the lowest value that keeps white and pink noise at -20 and -15
 dBFS (made here, other seeds and filters than benchmarks/hostile_audio.py)
@@ -26,22 +26,18 @@ import argparse
 import dataclasses
 import itertools
 import json
-import os
 import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(__file__))
-from evaluate import events_to_notes, read_tsv, rendered_pairs, score  # noqa: E402
-
-from rtpitch.backends import make_backend  # noqa: E402
-from rtpitch.decoder import NoteDecoder  # noqa: E402
-from rtpitch.events import Activations  # noqa: E402
-from rtpitch.model import load_model_spec, resolve_model_path  # noqa: E402
-from augment import _colored_noise  # noqa: E402
-
-from rtpitch.engine import Engine  # noqa: E402
-from rtpitch.runner import transcribe_file  # noqa: E402
+from rtpitch.backends import make_backend
+from rtpitch.decoder import NoteDecoder
+from rtpitch.engine import Engine
+from rtpitch.events import Activations
+from rtpitch.model import load_model_spec, resolve_model_path
+from rtpitch.runner import transcribe_file
+from train.augment import colored_noise
+from train.evaluate import events_to_notes, read_tsv, rendered_pairs, score
 
 
 # the noise-adaptive onset threshold (rtpitch/noise_floor.py): the floor range sits
@@ -69,7 +65,7 @@ def _joined(parts: list) -> Activations:
 def noise_activations(spec, backend, color: str, level_db: float, seconds: float, seed: int) -> Activations:
     """The activations for steady noise alone (``color``, RMS ``level_db`` dBFS) at the model's rate."""
     fe = spec.frontend
-    x = _colored_noise(int(seconds * fe.sample_rate), np.random.default_rng(seed), color)
+    x = colored_noise(int(seconds * fe.sample_rate), np.random.default_rng(seed), color)
     x = (x * 10 ** (level_db / 20) / np.sqrt(np.mean(x * x))).astype(np.float32)
     parts = []
     engine = Engine(spec, backend, source_rate=fe.sample_rate, on_activations=parts.append)

@@ -16,11 +16,10 @@ import os
 import sys
 import warnings
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 logging.disable(logging.WARNING)  # "Tensorflow is not installed" etc. at import: expected here
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")  # resampy's import
 
-from _common import parse_args, run  # noqa: E402
+from benchmarks.peers.common import parse_args, run  # noqa: E402  (after the warning filters)
 
 
 def main():

@@ -21,9 +21,7 @@ import os
 import sys
 import types
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from _common import parse_args, run  # noqa: E402
+from benchmarks.peers.common import parse_args, run
 
 
 def melscale_fbanks(n_freqs, f_min, f_max, n_mels, sample_rate, norm=None, mel_scale="htk"):

@@ -2,12 +2,10 @@
 
 One ``InferenceSession`` per model: ``CPUExecutionProvider``, sequential
 execution, all graph optimisations, ``intra_op_num_threads=threads`` and one
-inter-op thread.  ``infer`` is a plain ``session.run``.  Measured on a (1, 20, 229)
-window with 1 thread (2-core x86 VM, onnxruntime 1.32): a 4-layer 1-D CNN takes
-130 us median per call with ``run``, 125 us with I/O binding to preallocated
-outputs, 170 us with ``run_with_ort_values``; a small 2-D CNN 1.28 ms vs 1.26 ms.
-I/O binding saves ~5 us (0.02 % of a 32 ms hop) but works only for one fixed T
-and needs a copy-out, so the single plain path stays.
+inter-op thread.  ``infer`` is a plain ``session.run``: I/O binding to
+preallocated outputs works only for one fixed T and needs a copy-out, for a
+saving too small to matter (docs/RESULTS.md, "ONNX Runtime call paths"), so the
+single plain path stays.
 
 Where the model has a step graph, a second session runs it for
 :meth:`OnnxRuntimeBackend.make_stepper`; both graphs are loaded and checked at

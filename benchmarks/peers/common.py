@@ -2,7 +2,7 @@
 
 Every driver is called as::
 
-    PYTHON driver.py --out DIR [--threads N] FILE...
+    PYTHON -m benchmarks.peers.<driver> --out DIR [--threads N] FILE...   (from the repository root)
 
 and writes, for each audio FILE, ``DIR/<stem>.tsv`` (header line, then
 onset s, offset s, MIDI pitch, velocity per note: the format of the

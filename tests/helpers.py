@@ -1,0 +1,45 @@
+"""Test data and helpers shared by several test modules (no test module imports another).
+
+The shared data lives in ``../shared/data`` beside the repository, or where
+``RTPITCH_SHARED_DATA`` points; tests that need it skip with that reason when
+it is absent (:data:`needs_data`).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rtpitch.model import DEFAULT_MODEL
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("RTPITCH_SHARED_DATA") or REPO.parent / "shared" / "data")
+FIXTURE = SHARED_DATA / "fixtures" / "madmom" / "stereo_sample.wav"  # a real piano, 8 annotated notes
+ANNOTATIONS = FIXTURE.with_suffix(".notes")
+MODEL = os.environ.get("RTPITCH_TEST_MODEL", DEFAULT_MODEL)
+
+ONSET_TOL_S = 0.050       # annotated onset vs detected onset
+MIN_MATCHED = 6           # of the 8 annotated notes
+
+needs_data = pytest.mark.skipif(not FIXTURE.is_file() or not ANNOTATIONS.is_file(),
+                                reason=f"shared test data absent ({FIXTURE}); set RTPITCH_SHARED_DATA")
+
+
+def read_annotations(path: Path = ANNOTATIONS) -> list[tuple[float, int]]:
+    """(onset s, MIDI pitch) for each annotated note, by onset."""
+    notes = []
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            onset, pitch = line.split()[:2]
+            notes.append((float(onset), int(pitch)))
+    return sorted(notes)
+
+
+def transcribe(audio: Path, out: Path, model: str = MODEL) -> subprocess.CompletedProcess:
+    """``rtpitch transcribe AUDIO -o OUT --model MODEL`` as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "rtpitch", "transcribe", str(audio), "-o", str(out), "--model", model],
+                          cwd=REPO, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
