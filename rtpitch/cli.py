@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine_args(li)
 
     tr = sub.add_parser("transcribe", help="transcribe audio files (or folders of them) to MIDI files")
-    tr.add_argument("inputs", nargs="+", metavar="INPUT",
+    tr.add_argument("inputs", nargs="*", metavar="INPUT",  # '*': `--ray FOLDER` may take the only one
                     help="audio file (WAV, FLAC, OGG, MP3; any rate 8-192 kHz, any channels); several files, "
                          "folders (searched recursively for audio files) or quoted glob patterns transcribe "
                          "an archive, one .mid per file")
@@ -239,12 +239,15 @@ def cmd_transcribe(args) -> int:
     if isinstance(args.ray, str) and (os.path.exists(args.ray) or is_pattern(args.ray)):
         args.inputs.insert(0, args.ray)  # `--ray archive/`: argparse took the input for the address
         args.ray = True
+    if not args.inputs:
+        raise ConfigError("transcribe needs an input: an audio file, a folder or a glob pattern")
     one = args.inputs[0]
-    if (len(args.inputs) > 1 or os.path.isdir(one) or is_pattern(one) or args.out_dir is not None
-            or args.jobs is not None or args.ray is not None or args.manifest is not None):
-        return cmd_transcribe_many(args)
-    args.input = one
-    return _transcribe_one_file(args)
+    archive_options = (args.out_dir, args.jobs, args.ray, args.manifest) != (None, None, None, None)
+    if len(args.inputs) == 1 and not archive_options and (args.output is not None or not
+                                                           (os.path.isdir(one) or is_pattern(one))):
+        args.input = one  # one file: the original path and its lines (a folder with -o: its error)
+        return _transcribe_one_file(args)
+    return cmd_transcribe_many(args)
 
 
 def cmd_transcribe_many(args) -> int:
