@@ -43,8 +43,9 @@ Manifest
 --------
 JSON lines, one object per input (:meth:`FileResult.to_json`): ``input``,
 ``output``, ``status`` (``done``, ``skipped``: output existed, ``failed``),
-``duration_s`` (audio), ``notes``, ``wall_s`` (transcription time in the
-worker, model loading excluded), ``rtf`` (``wall_s / duration_s``), ``error``
+``duration_s`` (audio), ``notes``, ``wall_s`` and ``cpu_s`` (transcription
+time in the worker, wall clock and CPU, model loading excluded), ``rtf``
+(real-time factor, ``wall_s / duration_s``), ``error``
 (one line or null).  Rows are appended as files finish (a killed run keeps
 them); at the end the file is rewritten in input order.  A skipped file keeps
 the figures of the row that made it, when the previous manifest has one.
@@ -105,15 +106,20 @@ class Transcript:
     """What a worker returns for one file.
 
     ``duration_s``: audio transcribed (s; None if the file could not be
-    opened); ``wall_s``: time spent on it (s); ``midi``: the Standard MIDI
-    File, or None when ``error`` is set.
+    opened); ``wall_s`` and ``cpu_s``: wall-clock and CPU time the worker spent
+    on it (s); ``midi``: the Standard MIDI File, or None when ``error`` is set.
     """
 
-    duration_s: float | None
-    notes: int | None
-    wall_s: float | None
-    error: str | None
-    midi: bytes | None
+    duration_s: float | None = None
+    notes: int | None = None
+    wall_s: float | None = None
+    cpu_s: float | None = None
+    error: str | None = None
+    midi: bytes | None = None
+
+    @classmethod
+    def failed(cls, error: str) -> Transcript:
+        return cls(error=error)
 
 
 @dataclass(frozen=True)
@@ -126,6 +132,7 @@ class FileResult:
     duration_s: float | None = None
     notes: int | None = None
     wall_s: float | None = None
+    cpu_s: float | None = None
     error: str | None = None
 
     @property
@@ -143,16 +150,17 @@ class FileResult:
     def to_json(self) -> dict:
         row = asdict(self)
         row["rtf"] = None if self.rtf is None else round(self.rtf, 5)
-        for key in ("duration_s", "wall_s"):
+        for key in ("duration_s", "wall_s", "cpu_s"):
             if row[key] is not None:
                 row[key] = round(row[key], 4)
-        return {k: row[k] for k in ("input", "output", "status", "duration_s", "notes", "wall_s", "rtf", "error")}
+        return {k: row[k] for k in ("input", "output", "status", "duration_s", "notes", "wall_s", "cpu_s", "rtf",
+                                    "error")}
 
     @classmethod
     def from_json(cls, row: dict) -> FileResult:
         return cls(input=str(row["input"]), output=str(row["output"]), status=str(row["status"]),
                    duration_s=row.get("duration_s"), notes=row.get("notes"), wall_s=row.get("wall_s"),
-                   error=row.get("error"))
+                   cpu_s=row.get("cpu_s"), error=row.get("error"))
 
 
 # -- finding the inputs ---------------------------------------------------------------------------
@@ -291,15 +299,18 @@ def transcribe_one(path: str, settings: Settings) -> Transcript:
 
     try:
         spec, backend = _loaded(settings)
+        cpu0 = time.process_time()
         summary = transcribe_file(path, spec, backend, channel=settings.channel, raise_errors=False)
+        cpu = time.process_time() - cpu0
     except RtpitchError as exc:
-        return Transcript(None, None, None, _strip_name(" ".join(str(exc).split()), path), None)
+        return Transcript.failed(_strip_name(" ".join(str(exc).split()), path))
     except Exception as exc:  # noqa: BLE001 - one file's bug must not end the archive run
-        return Transcript(None, None, None, f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())}", None)
+        return Transcript.failed(f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())}")
     errors = summary.errors + summary.sink_errors
+    figures = {"duration_s": summary.audio_s, "notes": summary.notes, "wall_s": summary.wall_s, "cpu_s": cpu}
     if errors:
-        return Transcript(summary.audio_s, summary.notes, summary.wall_s, _strip_name(errors[0], path), None)
-    return Transcript(summary.audio_s, summary.notes, summary.wall_s, None, midi_file_bytes(summary.events))
+        return Transcript(**figures, error=_strip_name(errors[0], path))
+    return Transcript(**figures, midi=midi_file_bytes(summary.events))
 
 
 def _init_worker(settings: Settings) -> None:
@@ -507,7 +518,8 @@ def transcribe_many(inputs: Sequence, *, out_dir=None, jobs: int | None = None, 
         elif not overwrite and os.path.exists(task.output):
             old = book.previous.get(task.input)
             if old is not None and old.output == task.output and old.status != "failed":
-                results[i] = FileResult(task.input, task.output, "skipped", old.duration_s, old.notes, old.wall_s)
+                results[i] = FileResult(task.input, task.output, "skipped", old.duration_s, old.notes, old.wall_s,
+                                        old.cpu_s)
             else:
                 results[i] = FileResult(task.input, task.output, "skipped")
         else:
@@ -528,7 +540,7 @@ def transcribe_many(inputs: Sequence, *, out_dir=None, jobs: int | None = None, 
             except OSError as exc:
                 error = f"cannot write {task.output}: {exc.strerror or exc}"
         result = FileResult(task.input, task.output, "failed" if error else "done",
-                            tr.duration_s, tr.notes, tr.wall_s, error)
+                            tr.duration_s, tr.notes, tr.wall_s, tr.cpu_s, error)
         results[i] = result
         book.append(result)
         bar.done(result)
@@ -585,9 +597,9 @@ def _run_local(work: list[tuple[int, str]], settings: Settings, finished: Callab
                         finished(i, fut.result())
                     except BrokenProcessPool:
                         broken = True
-                        finished(i, Transcript(None, None, None, died, None))
+                        finished(i, Transcript.failed(died))
             for i in running.values():
-                finished(i, Transcript(None, None, None, died, None))
+                finished(i, Transcript.failed(died))
         except BaseException:
             _stop_pool(pool)
             raise
@@ -596,10 +608,10 @@ def _run_local(work: list[tuple[int, str]], settings: Settings, finished: Callab
 
 def _stop_pool(pool) -> None:
     """Interrupted: drop queued files and end the workers now (their files are redone on the next run)."""
-    pool.shutdown(wait=False, cancel_futures=True)
-    procs = getattr(pool, "_processes", None) or {}  # no public way to end them before Python 3.14
-    for proc in list(procs.values()):
+    procs = list((getattr(pool, "_processes", None) or {}).values())  # no public way before Python 3.14
+    for proc in procs:
         try:
             proc.terminate()
         except (OSError, AttributeError):
             pass
+    pool.shutdown(wait=False, cancel_futures=True)

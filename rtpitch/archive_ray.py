@@ -95,7 +95,7 @@ def run_on_ray(work: list[tuple[int, str]], settings: Settings, finished: Callab
                     tr = ray.get(ref)
                 except ray.exceptions.RayError as exc:  # the worker died twice, or the task could not run
                     text = " ".join(str(exc).split())
-                    tr = Transcript(None, None, None, f"Ray task failed: {type(exc).__name__}: {text[:300]}", None)
+                    tr = Transcript.failed(f"Ray task failed: {type(exc).__name__}: {text[:300]}")
                 finished(i, tr)
     except BaseException:
         for ref in list(running):  # interrupted: the files in flight are redone on the next run

@@ -265,6 +265,8 @@ def cmd_transcribe_many(args) -> int:
     else:
         where = "RAY_ADDRESS or a new local instance" if args.ray is True else args.ray
         print(f"backend: {resolve_backend(args.backend)[1]} on each Ray worker ({where})", file=sys.stderr)
+    # SIGTERM (a batch scheduler, `kill`) stops the run as Ctrl-C does: the workers are ended with it
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     t0 = time.monotonic()
     results = transcribe_many(args.inputs, out_dir=args.out_dir, jobs=args.jobs, model=args.model,
                               backend=args.backend, threads=args.threads, channel=args.channel,
@@ -285,6 +287,10 @@ def cmd_transcribe_many(args) -> int:
     _say(line)
     _say(f"manifest: {manifest}")
     return 1 if failed else 0
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _transcribe_one_file(args) -> int:
