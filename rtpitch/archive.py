@@ -403,26 +403,45 @@ class _Manifest:
 
 
 class _Progress:
-    """A tqdm bar: files done, audio hours done, speed (audio time per wall time)."""
+    """Files done, audio hours done, speed (audio time per wall time).
+
+    On a terminal a tqdm bar; elsewhere (a batch job's log file) one line each
+    ``LOG_EVERY_S`` seconds through ``log``.
+    """
+
+    LOG_EVERY_S = 60.0
 
     def __init__(self, total: int, *, enabled: bool, log: Callable[[str], None] | None):
         self.audio_s = 0.0
+        self.files = 0
+        self.total = total
         self.t0 = time.monotonic()
+        self._next_line = self.t0 + self.LOG_EVERY_S
         self._log = log
         self.bar = None
+        self.lines = False
         if enabled and total:
-            from tqdm import tqdm
+            if sys.stderr.isatty():
+                from tqdm import tqdm
 
-            self.bar = tqdm(total=total, unit="file", file=sys.stderr, dynamic_ncols=True, smoothing=0.05,
-                            disable=None,  # not on a terminal (a log file): no bar, the lines and summary remain
-                            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} files [{elapsed}<{remaining}{postfix}]")
+                self.bar = tqdm(total=total, unit="file", file=sys.stderr, dynamic_ncols=True, smoothing=0.05,
+                                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} files [{elapsed}<{remaining}{postfix}]")
+            else:
+                self.lines = True
+
+    def _status(self) -> str:
+        speed = self.audio_s / max(time.monotonic() - self.t0, 1e-9)
+        return f"{format_hours(self.audio_s)} of audio, {speed:.1f}x real time"
 
     def done(self, result: FileResult) -> None:
         self.audio_s += result.duration_s or 0.0
+        self.files += 1
         if self.bar is not None:
-            speed = self.audio_s / max(time.monotonic() - self.t0, 1e-9)
-            self.bar.set_postfix_str(f"{format_hours(self.audio_s)} of audio, {speed:.1f}x real time", refresh=False)
+            self.bar.set_postfix_str(self._status(), refresh=False)
             self.bar.update(1)
+        elif self.lines and time.monotonic() >= self._next_line:
+            self._next_line = time.monotonic() + self.LOG_EVERY_S
+            self.log(f"progress: {self.files}/{self.total} files, {self._status()}")
 
     def log(self, line: str) -> None:
         if self._log is None:
@@ -497,8 +516,14 @@ def transcribe_many(inputs: Sequence, *, out_dir=None, jobs: int | None = None, 
     settings = Settings(model=model_arg, backend=backend, threads=threads, channel=channel)
     load_model_spec(settings.model)
     resolve_backend(backend)
-    if not ray:
+    if ray:
+        from .archive_ray import import_ray
+
+        import_ray()  # missing: the error that names the extra, before anything is written
+    else:
         _loaded(settings)  # the model loads here or its error is raised once, before any file
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
     tasks = plan(inputs, out_dir=out_dir)
     if out_dir is not None:
         try:

@@ -67,8 +67,9 @@ def single(tmp_path_factory) -> bytes:
     return out.read_bytes()
 
 
-def test_folder_mirrored_with_manifest(tmp_path, single, capsys):
+def test_folder_mirrored_with_manifest(tmp_path, single, capsys, monkeypatch):
     expected = make_tree(tmp_path / "in")
+    monkeypatch.setattr(archive._Progress, "LOG_EVERY_S", 0.0)  # not a terminal: a progress line per file
     code, lines = cli([tmp_path / "in", "--out-dir", tmp_path / "out", "--jobs", "1"], capsys)
     assert code == 0, lines
     got = mids(tmp_path / "out")
@@ -83,6 +84,8 @@ def test_folder_mirrored_with_manifest(tmp_path, single, capsys):
         assert r["notes"] == len(read_midi_notes(r["output"])) > 0
         assert r["rtf"] == pytest.approx(r["wall_s"] / r["duration_s"], rel=1e-3)
     assert lines[0].startswith("backend: ")
+    assert lines[1].startswith("progress: 1/3 files, 0.1 min of audio, ") and "x real time" in lines[1], lines
+    assert lines[3].startswith("progress: 3/3 files, 0.2 min of audio, "), lines
     assert lines[-2].startswith("transcribed 3 of 3 files (0.2 min of audio)"), lines
     assert lines[-1] == f"manifest: {tmp_path / 'out' / MANIFEST_NAME}"
 
@@ -100,7 +103,7 @@ def test_one_file_command_unchanged(tmp_path, capsys):
 def test_skip_overwrite_resume(tmp_path):
     make_tree(tmp_path / "in")
     out = tmp_path / "out"
-    first = transcribe_many([tmp_path / "in"], out_dir=out, jobs=1, manifest=out / "m.jsonl")
+    first = transcribe_many(tmp_path / "in", out_dir=out, jobs=1, manifest=out / "m.jsonl")  # one path
     assert [r.status for r in first] == ["done"] * 3
     # a killed run: one output never written, a temporary file left behind; another output changed by hand
     (out / "b" / "three.mid").unlink()
@@ -227,3 +230,17 @@ def test_ray_local_cluster_same_outputs(tmp_path, single):
 def test_config_errors_are_value_errors():
     with pytest.raises(ConfigError):
         find_inputs(["/definitely/not/here"])
+
+
+def test_throughput_benchmark_tiny(tmp_path):
+    """benchmarks/archive_throughput.py keeps working (CI: three 4-second files, no Ray)."""
+    import subprocess
+
+    out = tmp_path / "archive_throughput.json"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    res = subprocess.run([sys.executable, "benchmarks/archive_throughput.py", "--tiny", "--out", str(out)], cwd=REPO,
+                         capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert set(report["modes"]) == {"jobs1", "jobs2"}
+    assert all(m["outputs_identical_to_jobs1"] and m["failed"] == 0 for m in report["modes"].values())
