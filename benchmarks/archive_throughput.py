@@ -183,7 +183,7 @@ def main(argv=None) -> int:
                     "transcription_per_file_s": round(many["sum_file_wall_s"] / args.tiny_files, 4),
                     "fixed_cost_s": round(few["wall_s"] - small_n * per_file / workers, 2),
                 }
-                res["overhead_per_file_s"] = round(res["wall_per_file_per_worker_s"] - res["transcription_per_file_s"], 4)
+                res["overhead_per_file_s"] = round(per_file - res["transcription_per_file_s"], 4)
                 tiny[mode] = res
                 print(f"tiny {mode}: {small_n} and {args.tiny_files} x 0.5 s files in {few['wall_s']:.1f} and "
                       f"{many['wall_s']:.1f} s: {per_file:.3f} s per file per worker, of which transcription "

@@ -31,7 +31,11 @@ per file, so a file's notes do not depend on the process or on what ran
 before) and returns the MIDI file as bytes; the main process writes each
 output atomically (temporary file + rename) and appends its manifest row.
 ``jobs=1`` runs in the calling process; ``jobs>1`` uses a pool of spawned
-processes; ``ray`` sends the tasks to a Ray cluster (:mod:`rtpitch.archive_ray`).
+processes, each given one file at a time; ``ray`` sends the tasks to a Ray
+cluster (:mod:`rtpitch.archive_ray`).  A worker process that dies (killed, out
+of memory) takes no other file with it: the pool is restarted and the files it
+was running are tried once more (a file that was running at two deaths fails).
+Ctrl-C or SIGTERM ends the workers at once.
 
 Resuming
 --------
@@ -602,33 +606,41 @@ def _run_local(work: list[tuple[int, str]], settings: Settings, finished: Callab
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
-    died = ("a worker process died while this file or one beside it was being transcribed "
-            "(killed, out of memory?); run again to retry")
-    queue = list(reversed(work))
-    while queue:  # a new pool after a worker died: the files in flight then fail, the rest go on
+    died = ("a worker process died twice while this file was being transcribed (out of memory? killed?); "
+            "run again to retry")
+    paths = dict(work)
+    tries: dict[int, int] = {}  # index -> worker deaths seen while it was being transcribed
+    queue = [i for i, _ in reversed(work)]
+    while queue:  # a new pool after a worker died: the files it was running are tried once more
         pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_init_worker, initargs=(settings,))
-        running: dict = {}
+        running: dict = {}  # future -> index; never more than `jobs`, so every one is being worked on
+        lost: list[int] = []
         try:
-            broken = False
-            while (queue or running) and not broken:
-                while queue and len(running) < 2 * jobs:
-                    i, path = queue.pop()
-                    running[pool.submit(transcribe_one, path, settings)] = i
+            while (queue or running) and not lost:
+                while queue and len(running) < jobs:
+                    i = queue.pop()
+                    running[pool.submit(transcribe_one, paths[i], settings)] = i
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in done:
                     i = running.pop(fut)
                     try:
-                        finished(i, fut.result())
+                        tr = fut.result()
                     except BrokenProcessPool:
-                        broken = True
-                        finished(i, Transcript.failed(died))
-            for i in running.values():
-                finished(i, Transcript.failed(died))
+                        lost.append(i)
+                        continue
+                    finished(i, tr)
         except BaseException:
             _stop_pool(pool)
             raise
+        lost += running.values()
         pool.shutdown(wait=True)
+        for i in sorted(lost, reverse=True):
+            tries[i] = tries.get(i, 0) + 1
+            if tries[i] >= 2:
+                finished(i, Transcript.failed(died))
+            else:
+                queue.append(i)
 
 
 def _stop_pool(pool) -> None:
