@@ -33,8 +33,9 @@ output atomically (temporary file + rename) and appends its manifest row.
 ``jobs=1`` runs in the calling process; ``jobs>1`` uses a pool of spawned
 processes, each given one file at a time; ``ray`` sends the tasks to a Ray
 cluster (:mod:`rtpitch.archive_ray`).  A worker process that dies (killed, out
-of memory) takes no other file with it: the pool is restarted and the files it
-was running are tried once more (a file that was running at two deaths fails).
+of memory) takes no other file with it: the pool is restarted, and each file
+that was running then is run again alone; one that kills its worker alone
+fails.
 Ctrl-C or SIGTERM ends the workers at once.
 
 Resuming
@@ -606,21 +607,27 @@ def _run_local(work: list[tuple[int, str]], settings: Settings, finished: Callab
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
-    died = ("a worker process died twice while this file was being transcribed (out of memory? killed?); "
-            "run again to retry")
+    died = ("the worker process died while transcribing this file alone (out of memory? killed? a crash in a "
+            "native library?)")
     paths = dict(work)
-    tries: dict[int, int] = {}  # index -> worker deaths seen while it was being transcribed
     queue = [i for i, _ in reversed(work)]
-    while queue:  # a new pool after a worker died: the files it was running are tried once more
+    suspects: list[int] = []  # files that were running when a worker died: each is run again alone
+    while queue or suspects:  # a new pool after each death
         pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_init_worker, initargs=(settings,))
         running: dict = {}  # future -> index; never more than `jobs`, so every one is being worked on
         lost: list[int] = []
+        alone = None  # the suspect running by itself
         try:
-            while (queue or running) and not lost:
-                while queue and len(running) < jobs:
-                    i = queue.pop()
-                    running[pool.submit(transcribe_one, paths[i], settings)] = i
+            while (queue or suspects or running) and not lost:
+                if suspects:
+                    if not running:  # the others have finished: the next suspect runs alone
+                        alone = suspects.pop()
+                        running[pool.submit(transcribe_one, paths[alone], settings)] = alone
+                else:
+                    while queue and len(running) < jobs:
+                        i = queue.pop()
+                        running[pool.submit(transcribe_one, paths[i], settings)] = i
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in done:
                     i = running.pop(fut)
@@ -635,12 +642,10 @@ def _run_local(work: list[tuple[int, str]], settings: Settings, finished: Callab
             raise
         lost += running.values()
         pool.shutdown(wait=True)
-        for i in sorted(lost, reverse=True):
-            tries[i] = tries.get(i, 0) + 1
-            if tries[i] >= 2:
-                finished(i, Transcript.failed(died))
-            else:
-                queue.append(i)
+        if lost == [alone]:
+            finished(alone, Transcript.failed(died))
+        else:
+            suspects += sorted(lost, reverse=True)
 
 
 def _stop_pool(pool) -> None:

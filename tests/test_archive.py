@@ -171,6 +171,52 @@ def test_inputs_files_globs_and_outputs_beside(tmp_path, capsys):
     assert [Path(t.output).relative_to(tmp_path / "o").as_posix() for t in tasks] == ["c/two.mid", "three.mid"]
 
 
+def test_worker_death_takes_no_other_file(monkeypatch):
+    """A worker that dies (faked pool): the files beside it run again alone; the one that kills alone fails."""
+    import concurrent.futures as cf
+    from concurrent.futures.process import BrokenProcessPool
+
+    from rtpitch.archive import Settings, Transcript, _run_local
+
+    class FakePool:
+        current = None
+        made = 0
+
+        def __init__(self, max_workers, **_):
+            self.pending = []
+            FakePool.current = self
+            FakePool.made += 1
+
+        def submit(self, fn, path, settings):
+            fut = cf.Future()
+            self.pending.append((fut, path))
+            return fut
+
+        def shutdown(self, wait=True, cancel_futures=False):
+            pass
+
+    def fake_wait(futures, return_when):
+        pool = FakePool.current
+        crash = any(path == "killer" for _, path in pool.pending)
+        for fut, path in pool.pending:
+            if crash:
+                fut.set_exception(BrokenProcessPool("a child process terminated abruptly"))
+            else:
+                fut.set_result(Transcript(duration_s=1.0, notes=1, midi=path.encode()))
+        pool.pending = []
+        return set(futures), set()
+
+    monkeypatch.setattr(cf, "ProcessPoolExecutor", FakePool)
+    monkeypatch.setattr(cf, "wait", fake_wait)
+    work = list(enumerate(["a", "killer", "c", "d", "e"]))
+    got = {}
+    _run_local(work, Settings(), lambda i, tr: got.__setitem__(work[i][1], tr), jobs=2)
+    assert sorted(got) == ["a", "c", "d", "e", "killer"]
+    assert got["killer"].midi is None and "died while transcribing this file alone" in got["killer"].error
+    assert all(got[k].error is None and got[k].midi == k.encode() for k in "acde")
+    assert FakePool.made == 3  # a new pool after each death
+
+
 @pytest.mark.parametrize("argv, message", [
     (["{tmp}/nope"], "nope: no such file or folder"),
     (["{tmp}/*.ogg", "--out-dir", "{tmp}/o"], "no audio files match this pattern"),
