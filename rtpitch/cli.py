@@ -239,6 +239,8 @@ def cmd_transcribe(args) -> int:
     if isinstance(args.ray, str) and (os.path.exists(args.ray) or is_pattern(args.ray)):
         args.inputs.insert(0, args.ray)  # `--ray archive/`: argparse took the input for the address
         args.ray = True
+    if args.ray == "":  # --ray=
+        args.ray = True
     if not args.inputs:
         raise ConfigError("transcribe needs an input: an audio file, a folder or a glob pattern")
     one = args.inputs[0]
@@ -265,13 +267,23 @@ def cmd_transcribe_many(args) -> int:
     else:
         where = "RAY_ADDRESS or a new local instance" if args.ray is True else args.ray
         print(f"backend: {resolve_backend(args.backend)[1]} on each Ray worker ({where})", file=sys.stderr)
-    # SIGTERM (a batch scheduler, `kill`) stops the run as Ctrl-C does: the workers are ended with it
-    signal.signal(signal.SIGTERM, _raise_interrupt)
     t0 = time.monotonic()
-    results = transcribe_many(args.inputs, out_dir=args.out_dir, jobs=args.jobs, model=args.model,
-                              backend=args.backend, threads=args.threads, channel=args.channel,
-                              overwrite=args.overwrite, manifest=manifest, ray=args.ray or False,
-                              progress=True, log=_say)
+    # SIGTERM (a batch scheduler, `kill`) stops the run as Ctrl-C does: the workers are ended with it
+    terminated = _StopFlag()
+    previous = _raise_on_sigterm(terminated)
+    try:
+        results = transcribe_many(args.inputs, out_dir=args.out_dir, jobs=args.jobs, model=args.model,
+                                  backend=args.backend, threads=args.threads, channel=args.channel,
+                                  overwrite=args.overwrite, manifest=manifest, ray=args.ray or False,
+                                  progress=True, log=_say)
+    except KeyboardInterrupt:
+        if terminated.signum is None:
+            raise
+        _say("rtpitch: stopped by SIGTERM")
+        return 128 + int(signal.SIGTERM)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     wall = time.monotonic() - t0
     done = [r for r in results if r.status == "done"]
     skipped = sum(r.status == "skipped" for r in results)
@@ -289,8 +301,17 @@ def cmd_transcribe_many(args) -> int:
     return 1 if failed else 0
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
+def _raise_on_sigterm(flag: _StopFlag):
+    """SIGTERM raises KeyboardInterrupt (``flag.signum`` set); returns the handler it replaced (None: not
+    installed, outside the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        flag.signum = signum
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, handler)
 
 
 def _transcribe_one_file(args) -> int:

@@ -12,9 +12,11 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rtpitch import archive
@@ -215,6 +217,49 @@ def test_worker_death_takes_no_other_file(monkeypatch):
     assert got["killer"].midi is None and "died while transcribing this file alone" in got["killer"].error
     assert all(got[k].error is None and got[k].midi == k.encode() for k in "acde")
     assert FakePool.made == 3  # a new pool after each death
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(entry))
+    return kids
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads child processes from /proc (Linux)")
+def test_sigterm_ends_workers_at_once(tmp_path):
+    """SIGTERM in the middle of files: exit 143 within seconds, no worker left running."""
+    import subprocess
+    import time
+
+    import soundfile as sf
+
+    x, rate = sf.read(FIXTURE.with_suffix(".wav"), dtype="float32")
+    for name in ("long1.wav", "long2.wav"):
+        sf.write(tmp_path / name, np.concatenate([x] * 30), rate)  # 2 min each: seconds of work
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, "-m", "rtpitch", "transcribe", str(tmp_path / "long1.wav"),
+                             str(tmp_path / "long2.wav"), "--out-dir", str(tmp_path / "out"), "--jobs", "2"],
+                            cwd=REPO, env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(_children(proc.pid)) < 3 and time.monotonic() < deadline:  # 2 workers + resource tracker
+        time.sleep(0.1)
+    workers = _children(proc.pid)
+    time.sleep(1.0)  # the workers have files now
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=20)[1]
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert err.strip().splitlines()[-1] == "rtpitch: stopped by SIGTERM", err
+    time.sleep(0.5)
+    alive = [w for w in workers if os.path.exists(f"/proc/{w}") and "Z" not in
+             Path(f"/proc/{w}/stat").read_text().rsplit(")", 1)[1].split()[0]]
+    assert not alive, f"workers still running after SIGTERM: {alive}"
 
 
 @pytest.mark.parametrize("argv, message", [
