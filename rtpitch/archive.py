@@ -388,7 +388,10 @@ class _Manifest:
         if self.path is None:
             return
         self.rewrite(rows)
-        self._fh = open(self.path, "a", encoding="utf-8")
+        try:
+            self._fh = open(self.path, "a", encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot write manifest {self.path}: {exc.strerror or exc}") from None
 
     def append(self, row: FileResult) -> None:
         if self._fh is not None:
@@ -399,7 +402,10 @@ class _Manifest:
         if self.path is None:
             return
         self.close()
-        _write_atomic(self.path, "".join(json.dumps(r.to_json()) + "\n" for r in rows).encode())
+        try:
+            _write_atomic(self.path, "".join(json.dumps(r.to_json()) + "\n" for r in rows).encode())
+        except OSError as exc:
+            raise ConfigError(f"cannot write manifest {self.path}: {exc.strerror or exc}") from None
 
     def close(self) -> None:
         if self._fh is not None:
