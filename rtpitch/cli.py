@@ -11,7 +11,9 @@ import os
 import signal
 import sys
 import threading
+import time
 
+from .archive import MANIFEST_NAME
 from .errors import ConfigError, RtpitchError
 from .model import DEFAULT_MODEL, available_models, load_model_spec
 
@@ -65,9 +67,24 @@ def build_parser() -> argparse.ArgumentParser:
     li.add_argument("--no-view", action="store_true", help="no live terminal view")
     _add_engine_args(li)
 
-    tr = sub.add_parser("transcribe", help="transcribe an audio file to a MIDI file")
-    tr.add_argument("input", help="audio file (WAV, FLAC, OGG, MP3; any rate 8-192 kHz, any channels)")
-    tr.add_argument("-o", "--output", default=None, help="MIDI file to write (default: input name with .mid)")
+    tr = sub.add_parser("transcribe", help="transcribe audio files (or folders of them) to MIDI files")
+    tr.add_argument("inputs", nargs="*", metavar="INPUT",  # '*': `--ray FOLDER` may take the only one
+                    help="audio file (WAV, FLAC, OGG, MP3; any rate 8-192 kHz, any channels); several files, "
+                         "folders (searched recursively for audio files) or quoted glob patterns transcribe "
+                         "an archive, one .mid per file")
+    tr.add_argument("-o", "--output", default=None,
+                    help="MIDI file to write, for one input (default: input name with .mid)")
+    tr.add_argument("--out-dir", metavar="DIR", default=None,
+                    help="write the .mid files below DIR, mirroring the inputs' folders (default: beside each input)")
+    tr.add_argument("-j", "--jobs", type=int, default=None,
+                    help="worker processes (default: the number of cores; with --ray: CPUs of the local instance)")
+    tr.add_argument("--overwrite", action="store_true",
+                    help="transcribe again files whose .mid exists (default: skip them, so a run resumes)")
+    tr.add_argument("--manifest", metavar="FILE", default=None,
+                    help=f"JSON-lines record per file (default: {MANIFEST_NAME} in --out-dir, else here)")
+    tr.add_argument("--ray", nargs="?", const=True, default=None, metavar="ADDRESS",
+                    help="run on a Ray cluster (RAY_ADDRESS, ADDRESS, or a new local instance); "
+                         "needs pip install 'rtpitch[cluster]'; put it after the inputs or write --ray=ADDRESS")
     _add_engine_args(tr)
 
     from . import bench
@@ -223,6 +240,88 @@ def cmd_listen(args) -> int:
 
 
 def cmd_transcribe(args) -> int:
+    """One file (``-o``, the original path) or an archive (:func:`cmd_transcribe_many`)."""
+    from .archive import is_pattern
+
+    if isinstance(args.ray, str) and (os.path.exists(args.ray) or is_pattern(args.ray)):
+        args.inputs.insert(0, args.ray)  # `--ray archive/`: argparse took the input for the address
+        args.ray = True
+    if args.ray == "":  # --ray=
+        args.ray = True
+    if not args.inputs:
+        raise ConfigError("transcribe needs an input: an audio file, a folder or a glob pattern")
+    one = args.inputs[0]
+    archive_options = (args.out_dir, args.jobs, args.ray, args.manifest) != (None, None, None, None)
+    if len(args.inputs) == 1 and not archive_options and (args.output is not None or not
+                                                           (os.path.isdir(one) or is_pattern(one))):
+        args.input = one  # one file: the original path and its lines (a folder with -o: its error)
+        return _transcribe_one_file(args)
+    return cmd_transcribe_many(args)
+
+
+def cmd_transcribe_many(args) -> int:
+    """Many files: a progress bar, an error line per failed file, a summary; exit 1 if any failed."""
+    from .archive import format_hours, transcribe_many
+    from .backends import resolve_backend
+
+    if args.output is not None:
+        raise ConfigError("-o/--output names the MIDI file of one input; for several use --out-dir DIR")
+    if args.print_notes:
+        raise ConfigError("--print-notes works with one input only")
+    manifest = args.manifest or os.path.join(args.out_dir or ".", MANIFEST_NAME)
+    if args.ray is None:
+        print(f"backend: {resolve_backend(args.backend)[1]}", file=sys.stderr)
+    else:
+        where = "RAY_ADDRESS or a new local instance" if args.ray is True else args.ray
+        print(f"backend: {resolve_backend(args.backend)[1]} on each Ray worker ({where})", file=sys.stderr)
+    t0 = time.monotonic()
+    # SIGTERM (a batch scheduler, `kill`) stops the run as Ctrl-C does: the workers are ended with it
+    terminated = _StopFlag()
+    previous = _raise_on_sigterm(terminated)
+    try:
+        results = transcribe_many(args.inputs, out_dir=args.out_dir, jobs=args.jobs, model=args.model,
+                                  backend=args.backend, threads=args.threads, channel=args.channel,
+                                  overwrite=args.overwrite, manifest=manifest, ray=args.ray or False,
+                                  progress=True, log=_say)
+    except KeyboardInterrupt:
+        if terminated.signum is None:
+            raise
+        _say("rtpitch: stopped by SIGTERM")
+        return 128 + int(signal.SIGTERM)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    wall = time.monotonic() - t0
+    done = [r for r in results if r.status == "done"]
+    skipped = sum(r.status == "skipped" for r in results)
+    failed = sum(r.status == "failed" for r in results)
+    audio = sum(r.duration_s or 0.0 for r in done)
+    speed = audio / max(wall, 1e-9)
+    line = (f"transcribed {len(done)} of {len(results)} files ({format_hours(audio)} of audio) in {wall:.1f} s: "
+            f"{speed:.1f} h of audio per hour")
+    if skipped:
+        line += f"; skipped {skipped} (output exists; --overwrite to redo)"
+    if failed:
+        line += f"; {failed} failed"
+    _say(line)
+    _say(f"manifest: {manifest}")
+    return 1 if failed else 0
+
+
+def _raise_on_sigterm(flag: _StopFlag):
+    """SIGTERM raises KeyboardInterrupt (``flag.signum`` set); returns the handler it replaced (None: not
+    installed, outside the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        flag.signum = signum
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def _transcribe_one_file(args) -> int:
     from .runner import transcribe_file
     from .sinks.midi_file import MidiFileSink
     from .sinks.terminal import TerminalView

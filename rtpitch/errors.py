@@ -33,3 +33,7 @@ class ModelError(RtpitchError, ValueError):
 
 class BackendError(RtpitchError, RuntimeError):
     """An inference runtime that is missing or cannot run the model."""
+
+
+class ClusterError(RtpitchError, RuntimeError):
+    """Ray is missing, or its cluster cannot be reached (``transcribe --ray``)."""

@@ -51,6 +51,19 @@ def _build_file(events: Sequence[NoteEvent], channel: int):
     return mid
 
 
+def midi_file_bytes(events: Sequence[NoteEvent], channel: int = 1) -> bytes:
+    """The Standard MIDI File :class:`MidiFileSink` would write for ``events``, as bytes.
+
+    ``channel``: MIDI channel 1..16.  Used where the notes are made in one
+    process and written in another (``rtpitch transcribe`` of many files).
+    """
+    import io
+
+    buf = io.BytesIO()
+    _build_file(events, channel - 1).save(file=buf)
+    return buf.getvalue()
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
