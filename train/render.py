@@ -297,6 +297,13 @@ def render_salamander(perf: Performance, sr: int = 16000, samples_dir=None, rng=
 
 DEFAULT_REGION_SAMPLES = REPO.parent / "shared" / "data" / "samples"
 REGION_PIANOS = ("headroom-c3", "splendid-grand")
+# What a model trained on a timbre's renderings must name (train/export.py puts the ones a
+# run saw into the model's JSON).
+TIMBRE_CREDITS = {
+    "headroom-c3": "Headroom Piano (Yamaha C3) by Bengt Nilsson, SFZ mapping by kinwie "
+                   "(sfzinstruments/BengtNilsson.HeadroomPiano), CC BY 4.0",
+    "splendid-grand": "YaSplendidGrandPiano by yancharkin, AKAI Steinway grand samples, public domain",
+}
 UNDAMPED_FROM = 89  # keys above E6 have no dampers on a grand: they ring on after key release
 
 
