@@ -333,10 +333,11 @@ class RegionBank:
     def sample(self, i: int) -> tuple[np.ndarray, int, int, int, int]:
         """Region ``i`` as (int16 samples, attack index, last index, loop start, loop end);
         loop points -1 for an unlooped region. Indices at the render rate."""
-        if i not in self._cache:
+        r = self.regions[i]
+        key = (r["file"], r["offset"], r["end"], r["loop_mode"], r["loop_start"], r["loop_end"])
+        if key not in self._cache:  # regions sharing a sample share its decoded copy
             import soundfile as sf
 
-            r = self.regions[i]
             x, fsr = sf.read(str(self.dir / r["file"]), dtype="int16")
             if x.ndim > 1:
                 x = x[:, 0]
@@ -357,8 +358,8 @@ class RegionBank:
                 y[len(y) - nf:] *= np.linspace(1, 0, nf, dtype=np.float32)
             ls = int(round((r["loop_start"] - r["offset"]) * q)) if looped else -1
             le = min(len(y) - 1, int(round((r["loop_end"] - r["offset"]) * q))) if looped else -1
-            self._cache[i] = (np.round(y).astype(np.int16), lead, len(y) - 1, ls, le)
-        return self._cache[i]
+            self._cache[key] = (np.round(y).astype(np.int16), lead, len(y) - 1, ls, le)
+        return self._cache[key]
 
 
 def _attack_index(y: np.ndarray, sr: int) -> int:
@@ -408,30 +409,51 @@ def _read_region(x: np.ndarray, start: int, last: int, ls: int, le: int, ratio: 
     return y
 
 
-def render_regions(perf: Performance, name: str, sr: int = 16000, samples_root=None, rng=None,
+def render_regions(perf: Performance, name: str, *, sr: int = 16000, samples_root=None, rng=None,
                    detune_cents: float | None = None, veltrack_db: float | None = None,
                    release_scale: float | None = None, loop_decay_db_s: float | None = None) -> np.ndarray:
     """Sampler over a region-mapped sample set (``<samples_root>/<name>/regions.json``).
 
     Each note plays the region its key and velocity map to, pitch-shifted by resampling
-    from the region's key centre (+ its tune_cents, + a random detune of the whole piano),
-    at ``gain_db + veltrack_db * log10(vel / 127)`` dB (the SFZ's amp_veltrack; 40 dB is
-    100 %), its hammer strike at the onset (pre-roll trimmed to 3 ms, ``_attack_index``). A note
-    sounds until key release, or the next pedal-up while the sustain pedal holds it, or a
-    re-strike of its key (``sounding_end``); then it is damped with an exponential release
-    reaching -60 dB after 150 ms (A0) .. 50 ms (E6) x ``release_scale``; keys from F6 up
-    have no dampers and fade over 0.8 s x ``release_scale``. A re-strike fades the old note
-    in 30 ms. Looped regions (loop_continuous) repeat their loop while the note is held past
-    the sample, decaying on from the loop start at ``loop_decay_db_s`` (2 dB/s at A0 to
-    10 dB/s at C8, x the drawn factor) since a real string keeps decaying; unlooped ones end
-    with their sample. No release samples.
+    (linear interpolation) from the region's key centre (+ its tune_cents, + a detune of
+    the whole piano), at ``gain_db + veltrack_db * log10(vel / 127)`` dB (the SFZ's
+    amp_veltrack: 40 dB is 100 %), its hammer strike at the onset (pre-roll trimmed to
+    3 ms, ``_attack_index``). A note sounds until key release, or the next pedal-up while
+    the sustain pedal holds it, or a re-strike of its key (``sounding_end``); then it is
+    damped by an exponential release reaching -60 dB after 150 ms (A0) .. 50 ms (E6),
+    x ``release_scale``; keys from F6 up have no dampers and fade over 0.8 s x
+    ``release_scale``; a re-strike fades the old note in 30 ms. Looped regions
+    (loop_continuous) repeat their loop while the note is held past the sample, decaying on
+    from the loop start (a real string keeps decaying); unlooped ones end with their sample
+    (its last 0.3 s faded). No release samples.
 
-    Parameters left None are drawn from ``rng``: detune N(0, 4) cents, veltrack_db
-    U(34, 44), release_scale U(0.7, 1.4), loop decay factor U(0.7, 1.4).
+    Parameters
+    ----------
+    perf : Performance
+        Notes and sustain pedal, seconds.
+    name : str
+        Sample set folder under ``samples_root``: "headroom-c3" or "splendid-grand".
+    sr : int
+        Output rate, Hz (the 16 kHz files are resampled once, when first used, otherwise).
+    samples_root : path, optional
+        Folder of the sample sets; default ``DEFAULT_REGION_SAMPLES`` (../shared/data/samples).
+    rng : numpy Generator, optional
+        Draws the parameters left None.
+    detune_cents : float, optional
+        Tuning of the whole piano, cents; drawn N(0, 4).
+    veltrack_db : float, optional
+        dB from velocity 127 down to velocity 12.7; drawn U(34, 44) x the set's
+        amp_veltrack_percent / 100.
+    release_scale : float, optional
+        Factor on every damper release time; drawn U(0.7, 1.4).
+    loop_decay_db_s : float, optional
+        Decay from the loop start on, dB/s; drawn as (1 dB/s at A0 .. 6 dB/s at C8) x U(0.7, 1.4).
 
     Returns
     -------
-    float32 (ceil((end_s + TAIL_S) * sr) + 1,), sample 0 = time 0 of ``perf``.
+    numpy.ndarray
+        float32 (ceil((perf.end_s + TAIL_S) * sr) + 1,), full scale about 1; sample 0 is time
+        0 of ``perf``.
     """
     rng = rng if rng is not None else np.random.default_rng()
     bank = region_bank(name, samples_root, sr)
@@ -478,7 +500,7 @@ def render_regions(perf: Performance, name: str, sr: int = 16000, samples_root=N
         if ls >= 0:  # the string keeps decaying while the loop plays
             t_loop = (ls - start) / ratio
             rate = (loop_decay_db_s if loop_decay_db_s is not None
-                    else (2.0 + 8.0 * (p - 21) / 87.0) * loop_factor)
+                    else (1.0 + 5.0 * (p - 21) / 87.0) * loop_factor)
             i0 = int(max(0.0, t_loop))
             if i0 < n:
                 y[i0:] *= np.exp(np.arange(n - i0, dtype=np.float32) * np.float32(-rate * np.log(10) / 20 / sr))
