@@ -23,6 +23,12 @@ for arch in STREAM_WIDTHS:
     out[arch] = {"outputs": sorted((k, list(v.shape)) for k, v in y.items()), "convs": convs,
                  "hidden": m.get_layer("tconv2").filters, "params": m.count_params(),
                  "described": arch in ARCHITECTURES, "heads": list(HEADS[arch])}
+# causal: changing the last 10 input frames changes no output before them
+m = build_model(229, arch="stream-gru", lookaheads=[2])
+x = np.random.default_rng(0).normal(size=(1, 60, 229)).astype(np.float32)
+x2 = x.copy(); x2[:, 50:] += 3.0
+a, b = m(x)["frame_la2"].numpy(), m(x2)["frame_la2"].numpy()
+out["gru_causal"] = {"before": float(np.abs(a[:, :31] - b[:, :31]).max()), "after": float(np.abs(a[:, 31:] - b[:, 31:]).max())}
 print(json.dumps(out))
 """
 
@@ -33,11 +39,18 @@ def test_stream_architectures_have_the_declared_widths_and_a_20_frame_view():
     proc = subprocess.run([sys.executable, "-c", _PROBE], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert set(got) == {"stream", "stream-wide"}
-    for arch, widths, hidden in (("stream", [12, 12, 24, 32], 256), ("stream-wide", [16, 16, 32, 48], 320)):
+    causal = got.pop("gru_causal")
+    assert set(got) == {"stream", "stream-wide", "stream-gru"}
+    for arch, widths, hidden in (("stream", [12, 12, 24, 32], 256), ("stream-wide", [16, 16, 32, 48], 320),
+                                 ("stream-gru", [12, 12, 24, 32], 256)):
         g = got[arch]
         assert g["convs"] == widths and g["hidden"] == hidden and g["described"]
-        assert g["heads"] == ["frame", "onset", "offset", "velocity"]
+        pedal = ["pedal"] if arch == "stream-gru" else []
+        assert g["heads"] == ["frame", "onset", "offset", "velocity"] + pedal
         # 45 input frames, a 20-frame receptive field: 26 outputs per head and lookahead
-        assert g["outputs"] == sorted([f"{h}_la{la}", [1, 26, 88]] for la in (0, 2) for h in g["heads"])
+        assert g["outputs"] == sorted([f"{h}_la{la}", [1, 26, 1 if h == "pedal" else 88]]
+                                      for la in (0, 2) for h in g["heads"])
     assert got["stream-wide"]["params"] > 1.3 * got["stream"]["params"]
+    assert got["stream-gru"]["params"] > got["stream"]["params"] + 3 * 256 * 256  # the GRU's weights
+    # input frames 50.. are first seen by output 31 (outputs start at input frame 19)
+    assert causal["before"] == 0.0 and causal["after"] > 0.0, causal

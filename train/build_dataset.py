@@ -5,7 +5,10 @@
 
 Performances (ASAP, batik, vienna4x22, POP909) are split by piece (hash of the piece id,
 ~10 % val; vienna4x22 is train only), cut into segments of <= 60 s, rendered with a
-random timbre (velocities optionally scaled per segment, ``--velocity-scale``, and spread
+random timbre (``TIMBRE_WEIGHTS``; ``--timbres`` naming any of the sampled grands
+headroom-c3 / splendid-grand draws from ``EXTENDED_TIMBRE_WEIGHTS`` instead, e.g.
+``--timbres salamander,fluid-r3,musescore,timgm6mb,headroom-c3,splendid-grand``; their
+samples come from ``--samples-data``, default ``<--data>/samples``) (velocities optionally scaled per segment, ``--velocity-scale``, and spread
 per note, ``--velocity-spread``), passed
 through ``microphone_in_room``, and stored as
 ``OUT/<split>/<id>.npz`` (mel float16 (T, n_mels); frame/onset/offset/velocity uint8
@@ -31,13 +34,17 @@ import numpy as np
 from rtpitch.frontend import FrontendSpec, logmel
 from train.augment import microphone_in_room
 from train.labels import frame_labels, pedal_frames
-from train.render import TIMBRES, read_performance
-
+from train.render import REGION_PIANOS, TIMBRES, read_performance
 
 DEFAULT_FRONTEND = dict(sample_rate=16000, n_fft=2048, hop_length=320, n_mels=229,
                         fmin=30.0, fmax=8000.0, log_offset=1e-4)
 COLLECTION_WEIGHTS = {"asap": 0.5, "batik": 0.1, "vienna4x22": 0.1, "pop909": 0.3}
 TIMBRE_WEIGHTS = {"salamander": 0.5, "fluid-r3": 0.5 / 3, "musescore": 0.5 / 3, "timgm6mb": 0.5 / 3}
+# Used only when --timbres names a timbre outside TIMBRE_WEIGHTS (the default draws, and so
+# every existing seeded build, stay as they were): the three sampled grands 0.7 in all, the
+# soundfonts 0.3.
+EXTENDED_TIMBRE_WEIGHTS = {"salamander": 0.3, "fluid-r3": 0.1, "musescore": 0.1, "timgm6mb": 0.1,
+                           "headroom-c3": 0.2, "splendid-grand": 0.2}
 MAX_SEG_S = 60.0
 VAL_PERCENT = 10
 
@@ -102,10 +109,19 @@ class Durations:
             self.dirty = 0
 
 
+def timbre_weights(timbres: list[str] | None) -> dict:
+    """The weight table for a timbre list: ``TIMBRE_WEIGHTS`` when every name is in it (the
+    default and every build made before the sampled grands), else ``EXTENDED_TIMBRE_WEIGHTS``."""
+    if not timbres or set(timbres) <= set(TIMBRE_WEIGHTS):
+        return TIMBRE_WEIGHTS
+    return EXTENDED_TIMBRE_WEIGHTS
+
+
 def plan_split(perfs: list[dict], split: str, hours: float, seed: int, durs: Durations,
                timbres: list[str] | None = None) -> list[dict]:
     """Deterministic list of segments for a split until ``hours`` is reached
-    (timbres: restrict to these, default all of TIMBRE_WEIGHTS)."""
+    (timbres: restrict to these, default all of TIMBRE_WEIGHTS; weighted by
+    ``timbre_weights(timbres)``)."""
     by_col = defaultdict(list)
     for p in perfs:
         if p["split"] == split:
@@ -116,7 +132,8 @@ def plan_split(perfs: list[dict], split: str, hours: float, seed: int, durs: Dur
     w = np.array([COLLECTION_WEIGHTS[c] for c in cols])
     w /= w.sum()
     tnames = list(timbres or TIMBRE_WEIGHTS)
-    tw = np.array([TIMBRE_WEIGHTS[t] for t in tnames])
+    table = timbre_weights(tnames)
+    tw = np.array([table[t] for t in tnames])
     tw /= tw.sum()
     rng = np.random.default_rng([seed, 0 if split == "train" else 1])
     segs, total, i, tries = [], 0.0, 0, 0
@@ -152,8 +169,10 @@ def _perf(path):
     return _PERF_CACHE[path]
 
 
-def make_segment(seg: dict, out: str, spec_d: dict, samples_dir) -> dict:
-    """Render, augment, featurise and save one segment; returns its manifest record."""
+def make_segment(seg: dict, out: str, spec_d: dict, samples_dir, region_samples=None) -> dict:
+    """Render, augment, featurise and save one segment; returns its manifest record.
+    ``samples_dir``: Salamander's samples; ``region_samples``: the folder holding the
+    region-mapped sample sets (headroom-c3/, splendid-grand/; default ../shared/data/samples)."""
     import soundfile as sf
 
     out = Path(out)
@@ -179,6 +198,8 @@ def make_segment(seg: dict, out: str, spec_d: dict, samples_dir) -> dict:
     try:
         if timbre == "salamander":
             audio = TIMBRES[timbre](perf, sr, rng, samples_dir=samples_dir)
+        elif timbre in REGION_PIANOS:
+            audio = TIMBRES[timbre](perf, sr, rng, samples_root=region_samples)
         else:
             audio = TIMBRES[timbre](perf, sr, rng)
     except Exception as e:  # a broken soundfont/CLI must not stop the build
@@ -218,9 +239,9 @@ def draw_velocity_scales(plan: list[dict], lo: float, hi: float) -> None:
 
 
 def _work(args):
-    seg, out, spec_d, samples_dir = args
+    seg, out, spec_d, samples_dir, region_samples = args
     try:
-        return make_segment(seg, out, spec_d, samples_dir)
+        return make_segment(seg, out, spec_d, samples_dir, region_samples)
     except Exception as e:
         import traceback
         traceback.print_exc()
@@ -247,7 +268,12 @@ def main(argv=None):
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--frontend", default=None, help="JSON file or string (FrontendSpec fields, or a model JSON with 'frontend')")
     ap.add_argument("--samples-dir", default=None, help="Salamander samples (default <repo>/cache/salamander)")
-    ap.add_argument("--timbres", default=None, help=f"comma-separated subset of {','.join(TIMBRE_WEIGHTS)}")
+    ap.add_argument("--samples-data", default=None,
+                    help="folder of the region-mapped sample sets headroom-c3/ and splendid-grand/ (default <--data>/samples)")
+    ap.add_argument("--timbres", default=None,
+                    help=f"comma-separated subset of {','.join(EXTENDED_TIMBRE_WEIGHTS)} (default "
+                         f"{','.join(TIMBRE_WEIGHTS)} at TIMBRE_WEIGHTS; naming headroom-c3 or splendid-grand "
+                         "switches to EXTENDED_TIMBRE_WEIGHTS)")
     ap.add_argument("--velocity-scale", default=None, metavar="LO,HI",
                     help="multiply each segment's MIDI velocities by a factor drawn in [LO, HI] "
                          "(the MIDI collections play louder than the real validation: median 70 vs 47)")
@@ -266,8 +292,12 @@ def main(argv=None):
         except ValueError:
             ap.error("--velocity-scale: LO,HI with 0 < LO <= HI <= 2, e.g. 0.45,1.0")
     timbres = a.timbres.split(",") if a.timbres else None
-    if timbres and not set(timbres) <= set(TIMBRE_WEIGHTS):
-        ap.error(f"--timbres: choose from {', '.join(TIMBRE_WEIGHTS)}")
+    if timbres and not set(timbres) <= set(EXTENDED_TIMBRE_WEIGHTS):
+        ap.error(f"--timbres: choose from {', '.join(EXTENDED_TIMBRE_WEIGHTS)}")
+    region_samples = Path(a.samples_data) if a.samples_data else Path(a.data) / "samples"
+    for t in set(timbres or ()) & set(REGION_PIANOS):
+        if not (region_samples / t / "regions.json").exists():
+            ap.error(f"--timbres {t}: no {region_samples / t / 'regions.json'} (set --samples-data or --data)")
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -303,7 +333,7 @@ def main(argv=None):
     target_s = sum(s["dur_s"] for s in todo)
     print(f"{len(plan) - len(todo)} segments already done, {len(todo)} to render ({target_s / 3600:.2f} h)", flush=True)
     t0, acc, n_err = time.time(), 0.0, 0
-    jobs = [(s, str(out), spec_d, a.samples_dir) for s in todo]
+    jobs = [(s, str(out), spec_d, a.samples_dir, str(region_samples)) for s in todo]
     with open(man_path, "a") as man:
         if a.jobs > 1:
             import multiprocessing as mp

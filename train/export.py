@@ -59,9 +59,16 @@ def data_summary(manifests: list[str]) -> dict:
         for key in ("collection", "timbre"):
             split[key][seg[key]] = split[key].get(seg[key], 0.0) + h
     round_all = lambda d: {k: round_all(v) if isinstance(v, dict) else round(v, 3) for k, v in d.items()}  # noqa: E731
-    return {"hours": round_all(hours), "rendering": "train/build_dataset.py (Salamander Grand V3 samples, "
-            "FluidR3 / MuseScore General / TimGM6mb soundfonts; synthetic room, mic EQ, noise, gain)",
-            "split": "by piece"}
+    out = {"hours": round_all(hours), "rendering": "train/build_dataset.py (Salamander Grand V3 samples, "
+           "FluidR3 / MuseScore General / TimGM6mb soundfonts; synthetic room, mic EQ, noise, gain)",
+           "split": "by piece"}
+    from render import TIMBRE_CREDITS  # the sampled grands' attribution, when the run heard them
+
+    seen = {t for split in hours.values() for t in split["timbre"]}
+    credits = [TIMBRE_CREDITS[t] for t in TIMBRE_CREDITS if t in seen]
+    if credits:
+        out["sample_credits"] = credits
+    return out
 
 
 def export_onnx(model, n_mels: int, path: str, heads, key) -> None:

@@ -5,7 +5,27 @@
   Piano V3 samples (16 velocity layers, every 3 semitones, release samples).
 - ``render_fluidsynth(perf_or_path, soundfont_path, sr)``: the ``fluidsynth`` CLI with
   every note forced to Acoustic Grand on channel 0.
-- ``TIMBRES``: name -> callable(perf, sr, rng) -> float32 mono.
+- ``render_regions(perf, name, sr, samples_root, rng)``: a sampler over a region-mapped
+  sample set, ``<samples_root>/<name>/regions.json`` + 16 kHz FLAC (default root
+  ../shared/data/samples): key/velocity regions, pitch shift from the key centre, SFZ
+  velocity-to-gain, damper release envelopes, loops for looped samples.
+- ``TIMBRES``: name -> callable(perf, sr, rng) -> float32 mono. The four original
+  timbres plus the two sampled grands ``headroom-c3`` and ``splendid-grand`` (opt-in in
+  train/build_dataset.py, ``--timbres``).
+
+Sample sets and their terms (name them next to any model trained on their renderings):
+
+- ``salamander``: Salamander Grand Piano V3 by Alexander Holm (Yamaha C5), CC BY 3.0.
+- ``headroom-c3``: "Headroom Piano" (Yamaha C3) by Bengt Nilsson
+  (http://www.bengtnilsson.com/samplelibraries.html), SFZ mapping by kinwie
+  (github.com/sfzinstruments/BengtNilsson.HeadroomPiano), CC BY 4.0
+  (https://creativecommons.org/licenses/by/4.0/); converted to 16 kHz mono (Decca tree
+  L/R averaged).
+- ``splendid-grand``: YaSplendidGrandPiano by yancharkin
+  (github.com/yancharkin/YaSplendidGrandPiano), built from AKAI's public-domain Steinway
+  grand samples; public domain; converted to 16 kHz mono (left channel).
+- ``fluid-r3``, ``musescore``, ``timgm6mb``: the Debian soundfont packages (FluidR3_GM: MIT;
+  MuseScore_General: MIT; TimGM6mb: GPL-2; see /usr/share/doc/<package>/copyright).
 
 All renderers return audio whose sample 0 is time 0 of the performance, with a note's
 attack at its onset time (sample pre-roll trimmed), length ``end_s + tail``.
@@ -275,6 +295,223 @@ def render_salamander(perf: Performance, sr: int = 16000, samples_dir=None, rng=
     return out[:n_total]
 
 
+# ---------------------------------------------------------------- region-mapped sample sets
+
+DEFAULT_REGION_SAMPLES = REPO.parent / "shared" / "data" / "samples"
+REGION_PIANOS = ("headroom-c3", "splendid-grand")
+# What a model trained on a timbre's renderings must name (train/export.py puts the ones a
+# run saw into the model's JSON).
+TIMBRE_CREDITS = {
+    "headroom-c3": "Headroom Piano (Yamaha C3) by Bengt Nilsson, SFZ mapping by kinwie "
+                   "(sfzinstruments/BengtNilsson.HeadroomPiano), CC BY 4.0",
+    "splendid-grand": "YaSplendidGrandPiano by yancharkin, AKAI Steinway grand samples, public domain",
+}
+UNDAMPED_FROM = 89  # keys above E6 have no dampers on a grand: they ring on after key release
+
+
+class RegionBank:
+    """One sample set described by ``<root>/<name>/regions.json`` (read once): a (128, 128)
+    key x velocity table of region indices and the samples, decoded on first use and kept
+    as int16 at the render rate (resampled with soxr when ``sr`` differs from the files')."""
+
+    def __init__(self, name: str, samples_root=None, sr: int = 16000):
+        import json
+
+        self.dir = Path(samples_root or DEFAULT_REGION_SAMPLES) / name
+        f = self.dir / "regions.json"
+        if not f.exists():
+            raise FileNotFoundError(f"no {f} (the sample sets live in ../shared/data/samples)")
+        meta = json.loads(f.read_text())
+        self.name, self.sr, self.file_sr = name, sr, int(meta["sample_rate"])
+        self.regions = meta["regions"]
+        self.veltrack = float(meta.get("amp_veltrack_percent", 100)) / 100.0
+        self.table = np.full((128, 128), -1, np.int64)
+        for i, r in enumerate(self.regions):
+            self.table[r["lokey"]:r["hikey"] + 1, r["lovel"]:r["hivel"] + 1] = i
+        if (self.table[21:109, 1:128] < 0).any():
+            raise ValueError(f"{f}: keys 21..108 x velocities 1..127 not all mapped")
+        self._cache: dict = {}
+
+    def sample(self, i: int) -> tuple[np.ndarray, int, int, int, int]:
+        """Region ``i`` as (int16 samples, attack index, last index, loop start, loop end);
+        loop points -1 for an unlooped region. Indices at the render rate."""
+        r = self.regions[i]
+        key = (r["file"], r["offset"], r["end"], r["loop_mode"], r["loop_start"], r["loop_end"])
+        if key not in self._cache:  # regions sharing a sample share its decoded copy
+            import soundfile as sf
+
+            x, fsr = sf.read(str(self.dir / r["file"]), dtype="int16")
+            if x.ndim > 1:
+                x = x[:, 0]
+            x = x[r["offset"]:r["end"] + 1]
+            q = self.sr / fsr
+            looped = r["loop_mode"] in ("loop_continuous", "loop_sustain") and r["loop_start"] is not None
+            if fsr != self.sr:
+                import soxr
+
+                x = soxr.resample(x.astype(np.float32) / 32768, fsr, self.sr, quality="HQ")
+                x = np.round(np.clip(x, -1, 32767 / 32768) * 32768).astype(np.int16)
+            y = x.astype(np.float32)
+            lead = _attack_index(y, self.sr)
+            nf = min(16, len(y) - lead)
+            y[lead:lead + nf] *= np.linspace(0, 1, nf, dtype=np.float32)
+            if not looped:  # no click where the stored sample ends
+                nf = min(int(0.3 * self.sr), len(y))
+                y[len(y) - nf:] *= np.linspace(1, 0, nf, dtype=np.float32)
+            ls = int(round((r["loop_start"] - r["offset"]) * q)) if looped else -1
+            le = min(len(y) - 1, int(round((r["loop_end"] - r["offset"]) * q))) if looped else -1
+            self._cache[key] = (np.round(y).astype(np.int16), lead, len(y) - 1, ls, le)
+        return self._cache[key]
+
+
+def _attack_index(y: np.ndarray, sr: int) -> int:
+    """Where a note's sample starts to play: 3 ms before its 2 ms RMS envelope first
+    reaches -14 dB of its maximum over the first 0.3 s (the hammer strike). The regions'
+    ``lead_ms`` (first sample above 1 % of peak) falls on the key and action noise that
+    precedes the strike by up to ~25 ms in headroom-c3, so it is not used."""
+    h = max(1, sr // 1000)
+    z = np.square(y[: int(0.3 * sr)].astype(np.float64))
+    if len(z) < 4 * h:
+        return 0
+    c = np.concatenate([[0.0], np.cumsum(z)])
+    env = (c[2 * h::h] - c[: len(c) - 2 * h:h][: len(c[2 * h::h])]) / (2 * h)
+    j = int(np.argmax(env >= 0.04 * env.max()))  # power: -14 dB
+    return max(0, j * h - int(0.003 * sr))
+
+
+_REGION_BANKS: dict = {}
+
+
+def region_bank(name: str, samples_root=None, sr: int = 16000) -> RegionBank:
+    """The process's cached ``RegionBank`` for a sample set."""
+    key = (name, str(samples_root or DEFAULT_REGION_SAMPLES), sr)
+    if key not in _REGION_BANKS:
+        _REGION_BANKS[key] = RegionBank(name, samples_root, sr)
+    return _REGION_BANKS[key]
+
+
+def _read_region(x: np.ndarray, start: int, last: int, ls: int, le: int, ratio: float, n: int) -> np.ndarray:
+    """``n`` samples of int16 ``x`` read from index ``start`` at rate ``ratio`` (linear
+    interpolation); a looped sample (``ls`` >= 0) repeats ``x[ls:le + 1]`` forever, an unlooped
+    one stops at ``last`` (the output is then shorter). float32, full scale 1."""
+    if ls < 0:
+        n = min(n, int((last - start) / ratio))
+    pos = start + np.arange(max(n, 0), dtype=np.float64) * ratio
+    i = pos.astype(np.int64)
+    fr = (pos - i).astype(np.float32)
+    if ls >= 0:
+        span = le - ls + 1
+        i = np.where(i > le, ls + (i - ls) % span, i)
+        i1 = np.where(i + 1 > le, ls, i + 1)
+    else:
+        i1 = i + 1
+    x0 = x[i].astype(np.float32)
+    y = x0 + fr * (x[i1].astype(np.float32) - x0)
+    y *= np.float32(1 / 32768)
+    return y
+
+
+def render_regions(perf: Performance, name: str, *, sr: int = 16000, samples_root=None, rng=None,
+                   detune_cents: float | None = None, veltrack_db: float | None = None,
+                   release_scale: float | None = None, loop_decay_db_s: float | None = None) -> np.ndarray:
+    """Sampler over a region-mapped sample set (``<samples_root>/<name>/regions.json``).
+
+    Each note plays the region its key and velocity map to, pitch-shifted by resampling
+    (linear interpolation) from the region's key centre (+ its tune_cents, + a detune of
+    the whole piano), at ``gain_db + veltrack_db * log10(vel / 127)`` dB (the SFZ's
+    amp_veltrack: 40 dB is 100 %), its hammer strike at the onset (pre-roll trimmed to
+    3 ms, ``_attack_index``). A note sounds until key release, or the next pedal-up while
+    the sustain pedal holds it, or a re-strike of its key (``sounding_end``); then it is
+    damped by an exponential release reaching -60 dB after 150 ms (A0) .. 50 ms (E6),
+    x ``release_scale``; keys from F6 up have no dampers and fade over 0.8 s x
+    ``release_scale``; a re-strike fades the old note in 30 ms. Looped regions
+    (loop_continuous) repeat their loop while the note is held past the sample, decaying on
+    from the loop start (a real string keeps decaying); unlooped ones end with their sample
+    (its last 0.3 s faded). No release samples.
+
+    Parameters
+    ----------
+    perf : Performance
+        Notes and sustain pedal, seconds.
+    name : str
+        Sample set folder under ``samples_root``: "headroom-c3" or "splendid-grand".
+    sr : int
+        Output rate, Hz (the 16 kHz files are resampled once, when first used, otherwise).
+    samples_root : path, optional
+        Folder of the sample sets; default ``DEFAULT_REGION_SAMPLES`` (../shared/data/samples).
+    rng : numpy Generator, optional
+        Draws the parameters left None.
+    detune_cents : float, optional
+        Tuning of the whole piano, cents; drawn N(0, 4).
+    veltrack_db : float, optional
+        dB from velocity 127 down to velocity 12.7; drawn U(34, 44) x the set's
+        amp_veltrack_percent / 100.
+    release_scale : float, optional
+        Factor on every damper release time; drawn U(0.7, 1.4).
+    loop_decay_db_s : float, optional
+        Decay from the loop start on, dB/s; drawn as (1 dB/s at A0 .. 6 dB/s at C8) x U(0.7, 1.4).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 (ceil((perf.end_s + TAIL_S) * sr) + 1,), full scale about 1; sample 0 is time
+        0 of ``perf``.
+    """
+    rng = rng if rng is not None else np.random.default_rng()
+    bank = region_bank(name, samples_root, sr)
+    if detune_cents is None:
+        detune_cents = float(rng.normal(0, 4))
+    if veltrack_db is None:
+        veltrack_db = float(rng.uniform(34, 44)) * bank.veltrack
+    if release_scale is None:
+        release_scale = float(rng.uniform(0.7, 1.4))
+    loop_factor = float(rng.uniform(0.7, 1.4)) if loop_decay_db_s is None else 1.0
+    n_total = int(np.ceil((perf.end_s + TAIL_S) * sr)) + 1
+    out = np.zeros(n_total, np.float32)
+    if len(perf.onset) == 0:
+        return out
+    end = sounding_end(perf)
+    restruck = np.zeros(len(end), bool)
+    for p in np.unique(perf.pitch):
+        idx = np.flatnonzero(perf.pitch == p)
+        if len(idx) > 1:
+            restruck[idx[:-1]] = perf.onset[idx[1:]] <= end[idx[:-1]] + 1e-9
+    detune = 2.0 ** (detune_cents / 1200.0)
+    vel = np.clip(perf.velocity, 1, 127)
+    for k in range(len(perf.onset)):
+        p = int(perf.pitch[k])
+        ri = int(bank.table[p, vel[k]])
+        r = bank.regions[ri]
+        x, start, last, ls, le = bank.sample(ri)
+        ratio = 2.0 ** ((p - r["key_center"] + r["tune_cents"] / 100.0) / 12.0) * detune
+        g = 10 ** ((r["gain_db"] + veltrack_db * np.log10(vel[k] / 127.0)) / 20)
+        s0 = int(round(perf.onset[k] * sr))
+        if s0 >= n_total:
+            continue
+        hold = max(1, int(round((end[k] - perf.onset[k]) * sr)))
+        if restruck[k]:
+            t60 = 0.03
+        elif p >= UNDAMPED_FROM:
+            t60 = 0.8 * release_scale
+        else:
+            t60 = (0.15 - 0.10 * (p - 21) / (UNDAMPED_FROM - 1 - 21)) * release_scale
+        rel = int(t60 * sr)
+        n = min(hold + rel, n_total - s0)
+        y = _read_region(x, start, last, ls, le, ratio, n)
+        n = len(y)
+        if ls >= 0:  # the string keeps decaying while the loop plays
+            t_loop = (ls - start) / ratio
+            rate = (loop_decay_db_s if loop_decay_db_s is not None
+                    else (1.0 + 5.0 * (p - 21) / 87.0) * loop_factor)
+            i0 = int(max(0.0, t_loop))
+            if i0 < n:
+                y[i0:] *= np.exp(np.arange(n - i0, dtype=np.float32) * np.float32(-rate * np.log(10) / 20 / sr))
+        if n > hold:
+            y[hold:] *= np.exp(np.linspace(0, -6.9 * (n - hold) / rel, n - hold, dtype=np.float32))
+        out[s0:s0 + n] += np.float32(g) * y
+    return out
+
+
 # ---------------------------------------------------------------- FluidSynth
 
 def _write_piano_midi(perf: Performance, path: str) -> None:
@@ -353,3 +590,14 @@ TIMBRES = {
     "musescore": _fs("musescore"),
     "timgm6mb": _fs("timgm6mb"),
 }
+
+
+def _regions(name):
+    def f(perf, sr=16000, rng=None, samples_root=None, **kw):
+        return render_regions(perf, name, sr=sr, samples_root=samples_root, rng=rng)
+    f.__name__ = f"render_{name.replace('-', '_')}"
+    return f
+
+
+for _name in REGION_PIANOS:  # opt-in: build_dataset's default timbre weights name only the four above
+    TIMBRES[_name] = _regions(_name)
