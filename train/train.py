@@ -310,7 +310,11 @@ def main(argv=None):
 
 def init_from_run(model, run: str, n_mels: int, window: int) -> list[str]:
     """Copy into ``model`` the weights of every layer of ``run``'s newest checkpoint
-    that has the same name and weight shapes; returns the names copied."""
+    that has the same name and weight shapes; returns the names copied.
+
+    A dense layer whose input here is wider (a head that also sees the GRU's
+    state) gets the other's kernel in its first rows and zeros below, so the new
+    model starts out computing exactly what the old one did."""
     with open(os.path.join(run, "recipe.jsonl")) as f:
         recipe = json.loads(f.read().splitlines()[-1])
     multi = [int(v) for v in recipe["lookaheads"].split(",")] if recipe.get("lookaheads") else None
@@ -327,9 +331,16 @@ def init_from_run(model, run: str, n_mels: int, window: int) -> list[str]:
         if not layer.weights or other is None:
             continue
         theirs = other.get_weights()
-        if [w.shape for w in theirs] == [tuple(w.shape) for w in layer.weights]:
+        ours = [tuple(w.shape) for w in layer.weights]
+        if [w.shape for w in theirs] == ours:
             layer.set_weights(theirs)
             copied.append(layer.name)
+        elif (len(ours) == 2 and len(theirs) == 2 and ours[1] == theirs[1].shape
+              and ours[0][1] == theirs[0].shape[1] and ours[0][0] > theirs[0].shape[0]):
+            kernel = np.zeros(ours[0], np.float32)
+            kernel[: theirs[0].shape[0]] = theirs[0]
+            layer.set_weights([kernel, theirs[1]])
+            copied.append(layer.name + " (widened)")
     return copied
 
 
