@@ -62,7 +62,7 @@ def data_summary(manifests: list[str]) -> dict:
     out = {"hours": round_all(hours), "rendering": "train/build_dataset.py (Salamander Grand V3 samples, "
            "FluidR3 / MuseScore General / TimGM6mb soundfonts; synthetic room, mic EQ, noise, gain)",
            "split": "by piece"}
-    from render import TIMBRE_CREDITS  # the sampled grands' attribution, when the run heard them
+    from train.render import TIMBRE_CREDITS  # the sampled grands' attribution, when the run heard them
 
     seen = {t for split in hours.values() for t in split["timbre"]}
     credits = [TIMBRE_CREDITS[t] for t in TIMBRE_CREDITS if t in seen]
