@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 from rtpitch.backends import make_backend, resolve_backend
 from rtpitch.engine import Engine
+from rtpitch.events import NoteEvent
 from rtpitch.model import DEFAULT_MODEL, load_model_spec
 
 TARGET_PER_MIN = 1.0
@@ -122,6 +123,8 @@ def run_one(kind: str, spec, backend, *, rate: int, minutes: float, block: int) 
         if done >= total:
             events += engine.finish()
         for e in events:
+            if not isinstance(e, NoteEvent):  # the sustain pedal (a model with a pedal head)
+                continue
             if e.on:
                 ons.append(e)
                 open_[e.pitch] = e.time_s

@@ -79,6 +79,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 from rtpitch.backends import make_backend, resolve_backend
 from rtpitch.engine import Engine
+from rtpitch.events import NoteEvent
 from rtpitch.filesource import FileSource
 from rtpitch.model import DEFAULT_MODEL, load_model_spec
 from rtpitch.runner import run_stream, transcribe_file
@@ -201,6 +202,8 @@ class _CheckingSink:
 
     def send(self, events) -> None:
         for e in events:
+            if not isinstance(e, NoteEvent):  # the sustain pedal (a model with a pedal head)
+                continue
             if e.time_s < self.last - 1e-12:
                 self._problem(f"out of order at {e}")
             self.last = e.time_s

@@ -315,7 +315,7 @@ def transcribe_one(path: str, settings: Settings) -> Transcript:
     figures = {"duration_s": summary.audio_s, "notes": summary.notes, "wall_s": summary.wall_s, "cpu_s": cpu}
     if errors:
         return Transcript(**figures, error=_strip_name(errors[0], path))
-    return Transcript(**figures, midi=midi_file_bytes(summary.events))
+    return Transcript(**figures, midi=midi_file_bytes(summary.events + summary.pedal_events))
 
 
 def _init_worker(settings: Settings) -> None:

@@ -15,7 +15,7 @@ import time
 
 from .archive import MANIFEST_NAME
 from .errors import ConfigError, RtpitchError
-from .model import DEFAULT_MODEL, available_models, load_model_spec
+from .model import DEFAULT_MODEL, PEDAL_HEAD, available_models, load_model_spec
 
 
 def _device_arg(value: str):
@@ -213,7 +213,8 @@ def cmd_listen(args) -> int:
               f"this input's block and rate make it {total_ms:.1f} ms)", file=sys.stderr)
     view = None
     if not args.no_view:
-        view = TerminalView(latency_ms=total_ms, print_notes=args.print_notes or None)
+        view = TerminalView(latency_ms=total_ms, print_notes=args.print_notes or None,
+                            pedal=PEDAL_HEAD in spec.outputs)
     elif args.print_notes:  # no live view: only the note lines, on stdout (as transcribe prints them)
         view = TerminalView(stream=sys.stdout, print_notes=True, enabled=False)
     if view is not None:

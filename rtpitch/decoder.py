@@ -1,4 +1,4 @@
-"""Streaming note decoder: per-frame activations -> MIDI note events.
+"""Streaming note decoder: per-frame activations -> MIDI note and pedal events.
 
 Onsets-and-Frames style, decided frame by frame with no lookahead of its own
 (``latency_frames == 0``): everything it sees about frame ``k`` it decides at
@@ -53,10 +53,22 @@ Rules for key ``p`` at frame ``k`` (thresholds from :class:`DecoderSpec`):
   else ``round(127 * onset[k])`` (so a just-over-threshold onset gives about 64);
   clipped to 1..127.  Note-offs have velocity 0.
 
+**Sustain pedal** (:class:`PedalDecoder`, only when the activations carry a
+``pedal`` row, from a model with a pedal head): hysteresis on the pedal
+probability: up -> down at the first frame with ``pedal >= pedal_on_threshold``,
+down -> up at the first frame with ``pedal < pedal_off_threshold``, and never
+within ``pedal_min_change_ms`` of the last change (a change due inside it
+happens at the first later frame whose value still calls for it).  A change at
+frame ``k`` is stamped half a hop before it, as ended notes' offs are (the
+pedal moved between frame ``k - 1`` and frame ``k``), and not before the
+stream's start.  The pedal does not lengthen notes: note-offs stay key releases
+and a sink sends the pedal as MIDI CC64, so a synth sustains what was heard.
+
 Events carry ``time_s = frame * hop_s`` (note-offs of ended notes: half a hop
 less); within a frame the ended notes' offs come first, then re-strikes' offs,
-then ons, each group sorted by pitch.  ``close()`` ends every sounding note, so every on
-has exactly one off.  Output for a stream cut in any chunk sizes is identical to
+then ons, each group sorted by pitch; a pedal change comes after the ended
+notes' offs stamped at the same time.  ``close()`` ends every sounding note, so every on
+has exactly one off (and a pedal that is down goes up).  Output for a stream cut in any chunk sizes is identical to
 the output for the whole stream.
 """
 
@@ -69,7 +81,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ConfigError
-from .events import LOWEST_MIDI, N_KEYS, Activations, NoteEvent
+from .events import LOWEST_MIDI, N_KEYS, Activations, Event, NoteEvent, PedalEvent
 
 
 @dataclass(frozen=True)
@@ -101,16 +113,25 @@ class DecoderSpec:
     # frame rising again); None: no onset needed
     frame_onset_support: float | None = None
     frame_onset_support_ms: float = 50.0
+    # sustain pedal (models with a pedal head): down at >= pedal_on_threshold, up below
+    # pedal_off_threshold, at most one change per pedal_min_change_ms
+    pedal_on_threshold: float = 0.5
+    pedal_off_threshold: float = 0.3
+    pedal_min_change_ms: float = 50.0
 
     def __post_init__(self):
         for name in ("onset_threshold", "frame_threshold", "off_threshold", "frame_onset_threshold",
-                     "noisy_onset_threshold", "release_ratio", "restrike_threshold", "frame_onset_support"):
+                     "noisy_onset_threshold", "release_ratio", "restrike_threshold", "frame_onset_support",
+                     "pedal_on_threshold", "pedal_off_threshold"):
             v = getattr(self, name)
             if v is not None and not 0.0 <= v <= 1.0:
                 raise ConfigError(f"decoder: {name} must be in 0..1, got {v}")
-        for name in ("min_duration_ms", "restrike_gap_ms", "frame_onset_support_ms"):
+        for name in ("min_duration_ms", "restrike_gap_ms", "frame_onset_support_ms", "pedal_min_change_ms"):
             if not getattr(self, name) >= 0.0:
                 raise ConfigError(f"decoder: {name} must be >= 0 ms, got {getattr(self, name)}")
+        if not self.pedal_off_threshold <= self.pedal_on_threshold:
+            raise ConfigError(f"decoder: pedal_off_threshold ({self.pedal_off_threshold}) must be <= "
+                              f"pedal_on_threshold ({self.pedal_on_threshold})")
         r = self.noise_floor_range
         if r is not None:
             if len(r) != 2 or not r[1] > r[0]:
@@ -294,25 +315,101 @@ class NoteDecoder:
         return events
 
 
+class PedalDecoder:
+    """Turn the ``pedal`` row of streamed :class:`Activations` into :class:`PedalEvent` lists
+    (module docstring, "Sustain pedal"): hysteresis and a minimum time between changes.
+
+    Parameters
+    ----------
+    spec : DecoderSpec
+        ``pedal_on_threshold``, ``pedal_off_threshold`` (probabilities),
+        ``pedal_min_change_ms``.
+    hop_s : float
+        Seconds between frames; a change at frame ``k`` is stamped ``(k - 0.5) * hop_s``
+        (frame 0: ``0``), plus ``Activations.start_s``.
+    """
+
+    def __init__(self, spec: DecoderSpec, hop_s: float):
+        if not hop_s > 0:
+            raise ConfigError(f"decoder: hop_s must be > 0, got {hop_s}")
+        self.hop_s = float(hop_s)
+        self._on_thr = np.float32(spec.pedal_on_threshold)
+        self._off_thr = np.float32(spec.pedal_off_threshold)
+        self._min_frames = _ms_to_frames(spec.pedal_min_change_ms, hop_s)
+        self.reset()
+
+    def reset(self) -> None:
+        """Pedal up, no history (no events are emitted)."""
+        self.down = False
+        self._changed = -(1 << 40)  # frame of the last change
+        self._next_frame = 0
+        self.start_s = 0.0
+
+    def _time(self, k: int) -> float:
+        return self.start_s + k * self.hop_s - 0.5 * self.hop_s if k > 0 else self.start_s
+
+    def process(self, acts: Activations) -> list[PedalEvent]:
+        """Decide frames ``acts.first_frame ..`` (those not yet processed); [] without ``acts.pedal``."""
+        if acts.pedal is None:
+            return []
+        pedal = np.asarray(acts.pedal, dtype=np.float32)
+        if pedal.shape != (acts.n_frames,):
+            raise ConfigError(f"decoder: pedal must be ({acts.n_frames},), got {pedal.shape}")
+        self.start_s = acts.start_s
+        events = []
+        for i in range(max(0, self._next_frame - acts.first_frame), pedal.shape[0]):
+            k = acts.first_frame + i
+            flip = pedal[i] < self._off_thr if self.down else pedal[i] >= self._on_thr
+            if flip and k - self._changed >= self._min_frames:
+                self.down = not self.down
+                self._changed = k
+                events.append(PedalEvent(self._time(k), self.down, k))
+            self._next_frame = k + 1
+        return events
+
+    def close(self, time_s: float | None = None) -> list[PedalEvent]:
+        """Pedal up if it is down, at the time :meth:`NoteDecoder.close` ends notes."""
+        if not self.down:
+            return []
+        k = self._next_frame
+        t = self.start_s + k * self.hop_s
+        if time_s is not None and time_s > t:
+            t = float(time_s)
+            k = max(k, int(round((t - self.start_s) / self.hop_s)))
+        self.down = False
+        return [PedalEvent(t, False, k)]
+
+
+def _merge(notes: list[NoteEvent], pedal: list[PedalEvent]) -> list[Event]:
+    """Both in time order (module docstring: a pedal change after the notes' offs of its time)."""
+    if not pedal:
+        return notes
+    return sorted(notes + pedal, key=lambda e: (e.frame, e.time_s, isinstance(e, PedalEvent)))
+
+
 class DecoderStage:
     """The decoder as a pipeline stage (:class:`rtpitch.stage.Stage`):
-    :class:`Activations` in, note events out; ``flush()`` ends every sounding
-    note."""
+    :class:`Activations` in, note events (and pedal events, where the
+    activations carry a pedal row) out, in time order; ``flush()`` ends every
+    sounding note and lifts the pedal."""
 
     name = "decoder"
     latency_label = "decoder delay"
 
     def __init__(self, spec: DecoderSpec, hop_s: float):
         self.decoder = NoteDecoder(spec, hop_s)
+        self.pedal = PedalDecoder(spec, hop_s)
         self.latency_s = NoteDecoder.latency_frames * hop_s
 
     def reset(self) -> None:
         self.decoder.reset()
+        self.pedal.reset()
 
-    def process(self, acts: Activations) -> list[NoteEvent]:
-        return self.decoder.process(acts)
+    def process(self, acts: Activations) -> list[Event]:
+        return _merge(self.decoder.process(acts), self.pedal.process(acts))
 
-    def flush(self, time_s: float | None = None) -> list[NoteEvent]:
-        """Note-offs for every sounding note (at ``time_s``, audio time, if later
-        than the next frame): :meth:`NoteDecoder.close`."""
-        return self.decoder.close(time_s)
+    def flush(self, time_s: float | None = None) -> list[Event]:
+        """Note-offs for every sounding note, then pedal up if it is down (at
+        ``time_s``, audio time, if later than the next frame):
+        :meth:`NoteDecoder.close`, :meth:`PedalDecoder.close`."""
+        return self.decoder.close(time_s) + self.pedal.close(time_s)

@@ -2,13 +2,13 @@
 
     source Block -> ResampleStage -> FrontendStage -> NoiseFloorStage
         -> PredictorStage (step graph, or window graph on FrameWindow windows)
-        -> DecoderStage -> events (audio time, seconds)
+        -> DecoderStage -> note (and pedal) events (audio time, seconds)
 
 Each stage keeps the :class:`rtpitch.stage.Stage` protocol; blocks carry their
 position and side data (the noise floor) from stage to stage.
 ``Engine.process`` takes the source's blocks (a jump in their positions is
 audio lost: :meth:`Engine.skip`); ``Engine.finish`` flushes every stage in
-order and closes sounding notes.  Compute time per stage is kept in
+order and closes sounding notes (and lifts a pedal that is down).  Compute time per stage is kept in
 ``Engine.timings`` for the latency report and benchmarks.
 """
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .decoder import DecoderStage
-from .events import NoteEvent
+from .events import Event
 from .frontend import FrontendStage
 from .model import ModelSpec
 from .noise_floor import NoiseFloorStage
@@ -74,7 +74,8 @@ def _rows(out) -> int:
 
 
 class Engine:
-    """Turns a stream of samples into note events.
+    """Turns a stream of samples into note events (and pedal events, for a
+    model with a pedal head: :class:`~rtpitch.events.PedalEvent`).
 
     Parameters
     ----------
@@ -118,7 +119,7 @@ class Engine:
         """The model stage's predictor (StepPredictor or WindowPredictor)."""
         return next(s for s in self.stages if isinstance(s, PredictorStage)).predictor
 
-    def process(self, block: Block) -> list[NoteEvent]:
+    def process(self, block: Block) -> list[Event]:
         """One block from the source (mono float32, native rate); the new events.
         Audio missing before it (its position past the last block's end) is
         handled as :meth:`skip` does."""
@@ -126,12 +127,13 @@ class Engine:
         self.position = block.end
         return events + self._run(block, 0)
 
-    def feed(self, samples: np.ndarray) -> list[NoteEvent]:
+    def feed(self, samples: np.ndarray) -> list[Event]:
         """Process mono float32 samples at the source rate, right after the last ones."""
         return self.process(Block(self.position, samples))
 
-    def finish(self, silence_after: bool = False) -> list[NoteEvent]:
-        """End of stream: flush every stage in order, close every sounding note.
+    def finish(self, silence_after: bool = False) -> list[Event]:
+        """End of stream: flush every stage in order, close every sounding note
+        (and lift the pedal).
 
         ``silence_after``: the sound ended here (a recording's end), so the
         engine hears silence on until no window holds the sound, as a live
@@ -141,18 +143,19 @@ class Engine:
         """
         return self._flush(silence_after=silence_after)
 
-    def close_notes(self) -> list[NoteEvent]:
-        """Note-offs for every sounding note, without running the model again
-        (the way out when the backend itself failed)."""
+    def close_notes(self) -> list[Event]:
+        """Note-offs for every sounding note (and pedal up), without running
+        the model again (the way out when the backend itself failed)."""
         return self.stages[-1].flush()
 
-    def skip(self, n_samples: int) -> list[NoteEvent]:
+    def skip(self, n_samples: int) -> list[Event]:
         """Audio was lost (overrun): ``n_samples`` (source rate) are missing
         after the samples fed so far.
 
         The audio before the gap is finished as if the stream ended there (its
         last frames are predicted with silence after them), every note still
-        sounding is closed at the gap (at most one hop after its start), the
+        sounding is closed at the gap (at most one hop after its start), a
+        pedal that is down goes up there, the
         stages restart, and the stream goes on after the gap: the first block
         after it gives the stages their new start (``Block.start_s``), so events
         after it carry the audio time they would have had without the loss.
@@ -166,7 +169,7 @@ class Engine:
         self._segment = self.position
         return events
 
-    def _flush(self, *, silence_after: bool = False, close_at: float | None = None) -> list[NoteEvent]:
+    def _flush(self, *, silence_after: bool = False, close_at: float | None = None) -> list[Event]:
         """Flush the stages in order: each processes what the one before it
         let out at the end and then lets out what it held back, both at once
         for the next stage; the decoder's flush closes the sounding notes (at
@@ -183,7 +186,7 @@ class Engine:
         decoder = self.stages[-1]
         return [e for out in outs for e in self._call(decoder, out)] + decoder.flush(close_at)
 
-    def _run(self, out, first: int) -> list[NoteEvent]:
+    def _run(self, out, first: int) -> list[Event]:
         """``out`` through the stages from index ``first`` on; the events."""
         for stage in self.stages[first:]:
             if not _rows(out):

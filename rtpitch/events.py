@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 
 LOWEST_MIDI = 21  # A0, key 0 of every (n, 88) array
 N_KEYS = 88  # A0 .. C8
 HIGHEST_MIDI = LOWEST_MIDI + N_KEYS - 1  # 108, C8
+SUSTAIN_CC = 64  # MIDI controller of the sustain pedal (value >= 64: down)
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,21 @@ class NoteEvent:
 
 
 @dataclass(frozen=True)
+class PedalEvent:
+    """The sustain pedal went down (``down=True``, MIDI CC64 127) or up (CC64 0).
+
+    ``time_s`` (audio time, seconds) and ``frame`` as in :class:`NoteEvent`.
+    """
+
+    time_s: float
+    down: bool
+    frame: int
+
+
+Event = Union[NoteEvent, PedalEvent]
+
+
+@dataclass(frozen=True)
 class Activations:
     """Model outputs for frames ``first_frame .. first_frame + n - 1``.
 
@@ -37,6 +53,8 @@ class Activations:
     (:mod:`rtpitch.noise_floor`), or None.
     start_s: audio time (s) of frame 0 (nonzero after a gap in the input:
     frames are counted again from the restart; :class:`rtpitch.stage.Block`).
+    pedal: float32 (n,), probability that the sustain pedal is down, or None
+    (the model has no pedal head).
     """
 
     first_frame: int
@@ -45,6 +63,7 @@ class Activations:
     velocity: Optional[np.ndarray] = None
     noise_floor: Optional[np.ndarray] = None
     start_s: float = 0.0
+    pedal: Optional[np.ndarray] = None
 
     @property
     def n_frames(self) -> int:

@@ -17,12 +17,19 @@ from pathlib import Path
 
 from .decoder import DecoderSpec
 from .errors import ConfigError, ModelError
+from .events import N_KEYS
 from .frontend import FrontendSpec
 
 # The shipped models, as a directory: rtpitch is installed as files (a wheel or a
 # source tree), never imported from a zip, so the package data is a real path.
 MODELS_DIR = Path(str(resources.files(__package__).joinpath("models")))
 DEFAULT_MODEL = "stream"
+PEDAL_HEAD = "pedal"  # optional head: (time, 1), probability that the sustain pedal is down
+
+
+def head_width(head: str) -> int:
+    """Columns of a head's output: 1 for the pedal, N_KEYS (88) for the note heads."""
+    return 1 if head == PEDAL_HEAD else N_KEYS
 
 
 def _read_checked(path: Path, sha256: str, model: str) -> bytes:
@@ -44,8 +51,8 @@ class StepGraphSpec:
 
     It computes what the window graph computes, one hop at a time: input
     (1, m, n_mels), the m newest frames, plus one cache per time-mixing
-    convolution; output each head as (1, m, 88) (row i predicts input frame i
-    minus the lookahead) plus the updated caches.  ``caches`` holds
+    convolution; output each head as (1, m, 88) (the pedal (1, m, 1); row i
+    predicts input frame i minus the lookahead) plus the updated caches.  ``caches`` holds
     ``(input name, output name, shape)`` per cache.
     """
 
@@ -61,7 +68,9 @@ class ModelSpec:
     ``window_frames`` frames go in, the prediction is for the frame
     ``lookahead_frames`` before the last one.  ``input_name`` is a
     (batch, time, n_mels) float32 tensor; each output in ``outputs`` (head name
-    -> tensor name) is (batch, time - window_frames + 1, 88).
+    -> tensor name) is (batch, time - window_frames + 1, :func:`head_width`):
+    88 for the note heads (``frame``, ``onset``, optionally ``velocity``...),
+    1 for the optional ``pedal`` head.
     """
 
     name: str

@@ -4,8 +4,8 @@ Both give the same predictions: frame ``j`` from frames ``j - context ..
 j + lookahead``, with silent (pad) frames before frame 0 and, on ``flush()``,
 ``lookahead`` of them after the last frame, so every real frame is predicted
 exactly once, as in training.  ``push(frames (k, n_mels))`` returns
-``(first, out)``: ``out`` maps head -> (m, 88) for the m frames now
-predictable, the first of which is frame ``first`` (``out`` is None when none
+``(first, out)``: ``out`` maps head -> (m, 88) (the pedal head (m, 1)) for the
+m frames now predictable, the first of which is frame ``first`` (``out`` is None when none
 is ready).
 
 ``WindowPredictor``
@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from .events import Activations
-from .model import ModelSpec
+from .model import PEDAL_HEAD, ModelSpec
 from .stage import Block
 from .window import FrameWindow
 
@@ -115,7 +115,8 @@ class PredictorStage:
     """The model as a pipeline stage (:class:`rtpitch.stage.Stage`): blocks of
     frames with their noise floor in, :class:`~rtpitch.events.Activations` for
     the frames now predictable out (None while none is), each with the noise
-    floor of its frames (held here while the frames wait for their lookahead).
+    floor of its frames (held here while the frames wait for their lookahead)
+    and, where the model has a pedal head, its (m, 1) output as ``pedal`` (m,).
 
     ``on_activations`` is called with each output (for tools: decoder tuning,
     analysis). ``latency_s``: the lookahead.
@@ -154,8 +155,9 @@ class PredictorStage:
         skip = first - self._floors_first
         floors = self._floors[skip : skip + n]
         self._floors, self._floors_first = self._floors[skip + n :], first + n
+        pedal = out.get(PEDAL_HEAD)
         acts = Activations(first_frame=first, frame=out["frame"], onset=out["onset"], velocity=out.get("velocity"),
-                           noise_floor=floors, start_s=self._start_s)
+                           noise_floor=floors, start_s=self._start_s, pedal=None if pedal is None else pedal[:, 0])
         if self.on_activations is not None:
             self.on_activations(acts)
         return acts

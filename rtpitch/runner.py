@@ -38,7 +38,7 @@ import numpy as np
 
 from .engine import Engine
 from .errors import RtpitchError
-from .events import NoteEvent
+from .events import Event, NoteEvent, PedalEvent
 from .stage import Source
 
 
@@ -52,6 +52,9 @@ class RunSummary:
     lost before rtpitch saw it; audio time after it is early by that much).
     ``errors``: one line per fault of the source or the engine (the run
     ended early); ``sink_errors``: one line per failing sink.
+    ``events``: the note events (``keep_events``); ``pedal_events``: the
+    sustain pedal's (a model with a pedal head), both in time order (the sinks
+    got them merged).
     ``failure``: the exception behind the first of ``errors``, if any.
     """
 
@@ -65,6 +68,7 @@ class RunSummary:
     origin_monotonic_s: float | None = None  # time.monotonic() of audio time 0 (device sources)
     source_lost: bool = False
     events: list = field(default_factory=list, repr=False)
+    pedal_events: list = field(default_factory=list, repr=False)
     errors: list = field(default_factory=list)
     sink_errors: list = field(default_factory=list)
     failure: BaseException | None = field(default=None, repr=False)
@@ -102,12 +106,15 @@ class _Dispatcher:
         self.keep = keep
         self.failed: set[int] = set()
 
-    def __call__(self, events: list[NoteEvent]) -> None:
+    def __call__(self, events: list[Event]) -> None:
         if not events:
             return
-        self.summary.notes += sum(1 for e in events if e.on)
+        notes = [e for e in events if isinstance(e, NoteEvent)]
+        self.summary.notes += sum(1 for e in notes if e.on)
         if self.keep:
-            self.summary.events.extend(events)
+            self.summary.events.extend(notes)
+            if len(notes) < len(events):
+                self.summary.pedal_events.extend(e for e in events if isinstance(e, PedalEvent))
         for i, sink in enumerate(self.sinks):
             if i in self.failed:
                 continue

@@ -1,7 +1,7 @@
 """What flows between a source, the stages and the sinks, and the protocols they keep.
 
     Source ──Block(audio)──► resampler ──► frontend ──► noise floor ──► predictor ──► decoder ──► sinks
-                         samples      samples     frames      frames+floor  Activations  NoteEvents
+                         samples      samples     frames      frames+floor  Activations  events
 
 Every stage between the source and the sinks has the same small interface
 (:class:`Stage`): ``process(block) -> block``, ``flush() -> block`` (the end of
@@ -21,7 +21,7 @@ from typing import Optional, Protocol, runtime_checkable
 
 import numpy as np
 
-from .events import Activations, NoteEvent
+from .events import Activations, Event, NoteEvent, PedalEvent
 
 
 @dataclass(frozen=True)
@@ -71,9 +71,10 @@ class Stage(Protocol):
 
 @runtime_checkable
 class Sink(Protocol):
-    """Where note events go (:mod:`rtpitch.sinks`): ``send(events)``, ``close()``."""
+    """Where events go (:mod:`rtpitch.sinks`): ``send(events)`` (NoteEvent and
+    PedalEvent, in time order), ``close()``."""
 
-    def send(self, events: list[NoteEvent]) -> None: ...
+    def send(self, events: list[Event]) -> None: ...
 
     def close(self) -> None: ...
 
@@ -105,4 +106,4 @@ class Source:
         return None
 
 
-__all__ = ["Activations", "Block", "NoteEvent", "Sink", "Source", "Stage"]
+__all__ = ["Activations", "Block", "Event", "NoteEvent", "PedalEvent", "Sink", "Source", "Stage"]

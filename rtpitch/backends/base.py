@@ -3,7 +3,8 @@
 A backend runs a model's ONNX graph on one window (or a run of windows) of
 log-mel frames.  Input: ``mel`` float32 ``(1, T, n_mels)`` with
 ``T >= window_frames``.  Output: one float32 array ``(T - window_frames + 1, 88)``
-per head (``"frame"``, ``"onset"``, optionally ``"velocity"``), row ``i`` being
+per head (``"frame"``, ``"onset"``, optionally ``"velocity"``; the optional
+``"pedal"`` head ``(T - window_frames + 1, 1)``), row ``i`` being
 the prediction for the window ``mel[0, i : i + window_frames]``.
 
 A backend may also run the model's step graph (:class:`~rtpitch.model.StepGraphSpec`)
@@ -24,8 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ModelError
-from ..events import N_KEYS
-from ..model import ModelSpec
+from ..model import ModelSpec, head_width
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class Stepper(ABC):
     def run(self, mel: np.ndarray) -> dict[str, np.ndarray]:
         """Advance by the frames ``mel`` (1, m, n_mels), m >= 1, C-contiguous float32.
 
-        Returns dict head -> float32 (m, 88), freshly allocated: row i predicts
+        Returns dict head -> float32 (m, 88) (the pedal (m, 1)), freshly allocated: row i predicts
         the frame ``lookahead_frames`` before input frame i.
         """
 
@@ -86,7 +86,7 @@ class Backend(ABC):
 
         Returns
         -------
-        dict head -> float32 array (T - window_frames + 1, 88)
+        dict head -> float32 array (T - window_frames + 1, 88) (the pedal: (.., 1))
             Activations (probabilities) per head, freshly allocated (the caller
             may keep them).
         """
@@ -127,7 +127,7 @@ class Backend(ABC):
 
     def _probe(self, run, what: str, hint: str = "") -> None:
         """Call ``run()`` (one prediction's input): a runtime error, or a head not
-        shaped (1, 88), is a one-line ModelError naming ``what``, then ``hint``."""
+        shaped (1, 88) (the pedal (1, 1)), is a one-line ModelError naming ``what``, then ``hint``."""
         name = self.spec.name
         try:
             out = run()
@@ -135,9 +135,10 @@ class Backend(ABC):
             text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
             raise ModelError(f"model '{name}': {what} does not run ({text}){hint}") from None
         for head, arr in out.items():
-            if arr.shape != (1, N_KEYS):
+            if arr.shape != (1, head_width(head)):
                 raise ModelError(
-                    f"model '{name}': {what} gave '{head}' output shape {arr.shape}, expected (1, {N_KEYS}){hint}"
+                    f"model '{name}': {what} gave '{head}' output shape {arr.shape}, "
+                    f"expected (1, {head_width(head)}){hint}"
                 )
 
 
@@ -181,12 +182,12 @@ def check_io(spec: ModelSpec, inputs: list[TensorInfo], outputs: list[TensorInfo
         if tensor not in outs:
             have = ", ".join(repr(t.name) for t in outputs) or "none"
             raise ModelError(f"{where} has no output '{tensor}' for head '{head}' (outputs: {have})")
-        out = outs[tensor]
+        out, width = outs[tensor], head_width(head)
         if out.dtype != np.float32:
             raise ModelError(f"{where} output '{tensor}' is {out.dtype or 'a non-numpy type'}, expected float32")
-        if len(out.shape) != 3 or out.shape[2] not in (None, N_KEYS):
+        if len(out.shape) != 3 or out.shape[2] not in (None, width):
             raise ModelError(
-                f"{where} output '{tensor}' has shape {_dims(out.shape)}, expected (batch, time, {N_KEYS})"
+                f"{where} output '{tensor}' has shape {_dims(out.shape)}, expected (batch, time, {width})"
             )
 
 

@@ -32,8 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BackendError, ModelError
-from ..events import N_KEYS
-from ..model import ModelSpec
+from ..model import ModelSpec, head_width
 from .base import Backend, TensorInfo, check_io
 
 INSTALL_HINT = "pip install 'rtpitch[tensorrt]' (needs an NVIDIA GPU and driver)"
@@ -254,7 +253,7 @@ class TensorRTBackend(Backend):
         self._heads = list(spec.outputs)
         self._h_out, self._d_out = [], []
         for head in self._heads:
-            host = self._pinned((t_max - w + 1, N_KEYS))
+            host = self._pinned((t_max - w + 1, head_width(head)))
             dev = self._device(host.nbytes)
             ctx.set_tensor_address(spec.outputs[head], dev)
             self._h_out.append(host)
@@ -286,7 +285,7 @@ class TensorRTBackend(Backend):
         if not self._context.execute_async_v3(int(stream)):
             raise BackendError(f"model '{self.spec.name}': TensorRT execution failed")
         for host, dev in zip(self._h_out, self._d_out):
-            _check(cudart.cudaMemcpyAsync(host.ctypes.data, dev, n_out * N_KEYS * 4, d2h, stream), "copy out")
+            _check(cudart.cudaMemcpyAsync(host.ctypes.data, dev, n_out * host.shape[1] * 4, d2h, stream), "copy out")
         _check(cudart.cudaStreamSynchronize(stream), "cudaStreamSynchronize")
         return [host[:n_out].copy() for host in self._h_out]
 

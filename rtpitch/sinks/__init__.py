@@ -1,4 +1,4 @@
-"""Where note events go: a MIDI port, a MIDI file, the terminal.
+"""Where note (and pedal) events go: a MIDI port, a MIDI file, the terminal.
 
 Every sink has ``send(events)`` and ``close()``; modules that need optional
 runtimes (python-rtmidi) are imported lazily by the ``__getattr__`` below.
@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from typing import Protocol, Sequence, runtime_checkable
 
-from ..events import NoteEvent
+from ..events import Event
 
 
 @runtime_checkable
 class Sink(Protocol):
-    """Receives note events in time order; ``close()`` ends every sounding note."""
+    """Receives note and pedal events in time order; ``close()`` ends every
+    sounding note (and a pedal that is down)."""
 
-    def send(self, events: Sequence[NoteEvent]) -> None: ...
+    def send(self, events: Sequence[Event]) -> None: ...
 
     def close(self) -> None: ...
 

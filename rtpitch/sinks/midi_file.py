@@ -2,13 +2,16 @@
 
 Type 0, one track named ``rtpitch``, 480 ticks per beat at 120 bpm
 (tempo 500000 us/beat), so one tick is 1/960 s and event times map exactly
-to ``round(time_s * 960)`` ticks.
+to ``round(time_s * 960)`` ticks.  Pedal events (a model with a pedal head)
+are control changes 64 (sustain): 127 down, 0 up, on the notes' channel; at
+one tick note-offs come first, then the pedal, then note-ons.
 
 With ``autosave_s`` (``rtpitch listen --record`` uses 30 s) the file is also
 rewritten, atomically, in a background thread every ``autosave_s`` seconds
-while events keep coming, with the notes still sounding ended at the latest
-event: if the process is killed (SIGKILL, out of memory, power loss, a crash in
-a native library) the take survives up to the last autosave.
+while events keep coming, with the notes still sounding ended (and the pedal
+lifted) at the latest event: if the process is killed (SIGKILL, out of
+memory, power loss, a crash in a native library) the take survives up to the
+last autosave.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import MidiError
-from ..events import NoteEvent
+from ..events import SUSTAIN_CC, Event, NoteEvent, PedalEvent
 
 TICKS_PER_BEAT = 480
 TEMPO_US = 500_000
@@ -29,7 +32,14 @@ TICKS_PER_S = TICKS_PER_BEAT * 1_000_000 / TEMPO_US  # 960
 TRACK_NAME = "rtpitch"
 
 
-def _build_file(events: Sequence[NoteEvent], channel: int):
+def _rank(ev: Event) -> int:
+    """Order at one tick: note-offs, the pedal, note-ons (as the decoder emits them)."""
+    if isinstance(ev, PedalEvent):
+        return 1
+    return 2 if ev.on else 0
+
+
+def _build_file(events: Sequence[Event], channel: int):
     import mido
 
     mid = mido.MidiFile(type=0, ticks_per_beat=TICKS_PER_BEAT)
@@ -37,13 +47,16 @@ def _build_file(events: Sequence[NoteEvent], channel: int):
     mid.tracks.append(track)
     track.append(mido.MetaMessage("track_name", name=TRACK_NAME, time=0))
     track.append(mido.MetaMessage("set_tempo", tempo=TEMPO_US, time=0))
-    # stable sort: time order, offs before ons at one tick (as the decoder emits them)
-    order = sorted(events, key=lambda e: (round(e.time_s * TICKS_PER_S), e.on))
+    # stable sort: time order, offs before the pedal before ons at one tick
+    order = sorted(events, key=lambda e: (round(e.time_s * TICKS_PER_S), _rank(e)))
     now = 0
     for ev in order:
         tick = max(0, round(ev.time_s * TICKS_PER_S))
         delta, now = tick - now, tick
-        if ev.on:
+        if isinstance(ev, PedalEvent):
+            track.append(mido.Message("control_change", channel=channel, control=SUSTAIN_CC,
+                                      value=127 if ev.down else 0, time=delta))
+        elif ev.on:
             track.append(mido.Message("note_on", channel=channel, note=ev.pitch, velocity=ev.velocity, time=delta))
         else:
             track.append(mido.Message("note_off", channel=channel, note=ev.pitch, velocity=0, time=delta))
@@ -51,7 +64,7 @@ def _build_file(events: Sequence[NoteEvent], channel: int):
     return mid
 
 
-def midi_file_bytes(events: Sequence[NoteEvent], channel: int = 1) -> bytes:
+def midi_file_bytes(events: Sequence[Event], channel: int = 1) -> bytes:
     """The Standard MIDI File :class:`MidiFileSink` would write for ``events``, as bytes.
 
     ``channel``: MIDI channel 1..16.  Used where the notes are made in one
@@ -71,7 +84,7 @@ def _umask() -> int:
 
 
 class MidiFileSink:
-    """Collect note events; ``close()`` writes them to ``path`` atomically.
+    """Collect note (and pedal) events; ``close()`` writes them to ``path`` atomically.
 
     Parameters
     ----------
@@ -88,24 +101,27 @@ class MidiFileSink:
     def __init__(self, path, channel: int = 1, *, autosave_s: float | None = None):
         self.path = Path(path)
         self.channel = channel
-        self.events: list[NoteEvent] = []
+        self.events: list[Event] = []
         self.saved_path: Path | None = None
         self.autosave_s = autosave_s
         self.autosaves = 0
         self.autosave_error: str | None = None
         self._sounding: dict[int, NoteEvent] = {}
+        self._pedal: PedalEvent | None = None  # the last pedal-down while the pedal is down
         self._next_save = time.monotonic() + autosave_s if autosave_s is not None else None
         self._saver: threading.Thread | None = None
         self._closed = False
 
-    def send(self, events: Sequence[NoteEvent]) -> None:
+    def send(self, events: Sequence[Event]) -> None:
         if self._closed or not events:
             return
         self.events.extend(events)
         if self.autosave_s is None:
             return
         for ev in events:
-            if ev.on:
+            if isinstance(ev, PedalEvent):
+                self._pedal = ev if ev.down else None
+            elif ev.on:
                 self._sounding[ev.pitch] = ev
             else:
                 self._sounding.pop(ev.pitch, None)
@@ -113,12 +129,14 @@ class MidiFileSink:
             self._next_save = time.monotonic() + self.autosave_s
             end = self.events[-1].time_s + 1.0 / TICKS_PER_S  # one tick after the latest event
             closing = [NoteEvent(end, p, 0, False, ev.frame) for p, ev in sorted(self._sounding.items())]
+            if self._pedal is not None:
+                closing.append(PedalEvent(end, False, self._pedal.frame))
             snapshot = self.events + closing
             self._saver = threading.Thread(target=self._autosave, args=(snapshot,), name="rtpitch-autosave",
                                            daemon=True)
             self._saver.start()
 
-    def _autosave(self, events: list[NoteEvent]) -> None:
+    def _autosave(self, events: list[Event]) -> None:
         try:
             self._write_atomic(_build_file(events, self.channel - 1), self.path)
             self.autosaves += 1

@@ -1,5 +1,9 @@
 """Send note events to a MIDI port (python-rtmidi).
 
+Notes go out as note on/off; the sustain pedal (a model with a pedal head) as
+control change 64, 127 down and 0 up, on the same channel.  At the end every
+note still on gets its note-off and a pedal still down its CC64 0.
+
 By default the sink creates a *virtual* output port that a DAW can record
 from: ALSA sequencer on Linux when ``/dev/snd/seq`` exists, else JACK when a
 JACK server runs; CoreMIDI on macOS.  Windows has no virtual ports: name an
@@ -33,7 +37,7 @@ import time
 from typing import Iterator, Sequence
 
 from ..errors import ConfigError, MidiError
-from ..events import NoteEvent
+from ..events import SUSTAIN_CC, Event, PedalEvent
 
 NO_VIRTUAL_MSG = (
     "cannot create a virtual MIDI port here (no ALSA sequencer /dev/snd/seq and no JACK server): "
@@ -132,7 +136,7 @@ def _import_rtmidi():
 
 
 class MidiPortSink:
-    """Note events -> MIDI note on/off messages on one channel.
+    """Note events -> MIDI note on/off messages, pedal events -> CC64, on one channel.
 
     Parameters
     ----------
@@ -175,6 +179,7 @@ class MidiPortSink:
         self.sent_count = 0
         self.error: str | None = None
         self._sounding: set[int] = set()
+        self.pedal_down = False  # a CC64 127 was sent and no CC64 0 yet
         self._closed = False
         self._dead = False  # the JACK server went away: send nothing more
         self._keep_client = False  # see source_lost()
@@ -294,8 +299,9 @@ class MidiPortSink:
             raise MidiError(self.error) from None
         self.sent_count += 1
 
-    def send(self, events: Sequence[NoteEvent]) -> None:
-        """Send each event as note-on (0x9n, pitch, vel) or note-off (0x8n, pitch, 0).
+    def send(self, events: Sequence[Event]) -> None:
+        """Send each event as note-on (0x9n, pitch, vel) or note-off (0x8n, pitch, 0),
+        a pedal event as control change (0xBn, 64, 127 down / 0 up).
 
         Raises MidiError when a message cannot be sent or the JACK server is
         gone (see the module docstring); after the server is gone, sends nothing.
@@ -304,7 +310,10 @@ class MidiPortSink:
             return
         self._check_server()
         for ev in events:
-            if ev.on:
+            if isinstance(ev, PedalEvent):
+                self._send([CONTROL_CHANGE | self._status_ch, SUSTAIN_CC, 127 if ev.down else 0])
+                self.pedal_down = ev.down
+            elif ev.on:
                 self._send([NOTE_ON | self._status_ch, ev.pitch, ev.velocity])
                 self._sounding.add(ev.pitch)
             else:
@@ -321,17 +330,21 @@ class MidiPortSink:
             self._keep_client = True
 
     def all_notes_off(self) -> None:
-        """Note-off for every note this sink has on, then CC 123 (all notes off)."""
+        """Note-off for every note this sink has on, CC64 0 if the pedal is down,
+        then CC 123 (all notes off)."""
         if self._closed or self._dead:
             return
         self._check_server(force=True)  # at the end of a take: the server may have just died
         for p in sorted(self._sounding):
             self._send([NOTE_OFF | self._status_ch, p, 0])
         self._sounding.clear()
+        if self.pedal_down:
+            self._send([CONTROL_CHANGE | self._status_ch, SUSTAIN_CC, 0])
+            self.pedal_down = False
         self._send([CONTROL_CHANGE | self._status_ch, CC_ALL_NOTES_OFF, 0])
 
     def close(self) -> None:
-        """All notes off, then close the port.  Idempotent; never raises (see ``.error``)."""
+        """All notes off (and pedal up), then close the port.  Idempotent; never raises (see ``.error``)."""
         if self._closed:
             return
         try:

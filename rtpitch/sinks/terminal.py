@@ -1,17 +1,19 @@
-"""Live terminal view: sounding keys, input level, latency, overruns, notes/s.
+"""Live terminal view: sounding keys, input level, latency, overruns, notes/s, pedal.
 
 On a TTY two status lines are redrawn in place with ANSI escapes (no curses):
 
     ·-··-·-··-·-·-··█·-··-·-·-··-·-··-·-·-··-·-·█··-·-··-·-·-··-·-··-·-·-··█·-··-·-··-·-·-··
     in  -12.3 dBFS pk  -24.0 rms [##########--------] | latency 52 ms | overruns 0 | 2.4 notes/s | 0:12.5
 
+``pedal down`` / ``pedal up`` (shown for a model with a pedal head, or once
+a pedal event came): the sustain pedal's state.
 ``overruns``: samples rtpitch's ring buffer dropped (the engine fell behind);
 ``overflows`` (shown once there are any): callbacks PortAudio flagged as input
 overflow, audio lost before rtpitch saw it (the capture callback was late).
 
 Keyboard row: one character per key (A0 .. C8): ``█`` sounding, ``·`` white
 key, ``-`` black key.  ``CLIP`` shows (for a second) when a peak reaches
--0.1 dBFS.  Note lines (``  0.52 s  C4   on  v=64``) scroll above the status
+-0.1 dBFS.  Note lines (``  0.52 s  C4   on  v=64``, ``  0.60 s  pedal down``) scroll above the status
 when ``print_notes`` is on.  Not on a TTY (piped, tests): no redraw at all,
 just note lines (on by default there) and the closing summary.
 """
@@ -25,7 +27,7 @@ import time
 from collections import deque
 from typing import Sequence, TextIO
 
-from ..events import LOWEST_MIDI, N_KEYS, NoteEvent
+from ..events import LOWEST_MIDI, N_KEYS, Event, PedalEvent
 
 NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 BLACK = {1, 3, 6, 8, 10}
@@ -66,6 +68,9 @@ class TerminalView:
         Print a line per note event; default: only when not live-redrawing.
     enabled : bool or None
         Live ANSI redraw; default ``stream.isatty()``.
+    pedal : bool
+        Show the sustain pedal's state from the start (the model has a pedal
+        head); otherwise from the first pedal event on.
 
     Give note events either to :meth:`send` or to ``update(events=...)``, once.
     """
@@ -78,6 +83,7 @@ class TerminalView:
         latency_ms: float | None = None,
         print_notes: bool | None = None,
         enabled: bool | None = None,
+        pedal: bool = False,
     ):
         self.stream = sys.stderr if stream is None else stream
         if enabled is None:
@@ -88,6 +94,8 @@ class TerminalView:
         self.latency_ms = latency_ms
         self._min_interval = 1.0 / refresh_hz if refresh_hz > 0 else 0.0
         self._sounding: set[int] = set()
+        self.show_pedal = pedal
+        self.pedal_down = False
         self._on_times: deque[float] = deque()
         self.n_notes = 0
         self.overruns = 0
@@ -102,13 +110,16 @@ class TerminalView:
         self._closed = False
 
     # -- sink --------------------------------------------------------------
-    def send(self, events: Sequence[NoteEvent]) -> None:
-        """Track sounding keys and note rate; print note lines if ``print_notes``."""
+    def send(self, events: Sequence[Event]) -> None:
+        """Track sounding keys, note rate and the pedal; print note lines if ``print_notes``."""
         if not events:
             return
         lines = []
         for ev in events:
-            if ev.on:
+            if isinstance(ev, PedalEvent):
+                self.pedal_down = ev.down
+                self.show_pedal = True
+            elif ev.on:
                 self._sounding.add(ev.pitch)
                 self._on_times.append(ev.time_s)
                 self.n_notes += 1
@@ -120,8 +131,10 @@ class TerminalView:
             self._write_above("".join(line + "\n" for line in lines))
 
     @staticmethod
-    def note_line(ev: NoteEvent) -> str:
-        """'  0.52 s  C4   on  v=64' / '  0.80 s  C4   off'."""
+    def note_line(ev: Event) -> str:
+        """'  0.52 s  C4   on  v=64' / '  0.80 s  C4   off' / '  0.60 s  pedal down'."""
+        if isinstance(ev, PedalEvent):
+            return f"{ev.time_s:7.2f} s  pedal {'down' if ev.down else 'up'}"
         if ev.on:
             return f"{ev.time_s:7.2f} s  {note_name(ev.pitch):<4} on  v={ev.velocity}"
         return f"{ev.time_s:7.2f} s  {note_name(ev.pitch):<4} off"
@@ -129,7 +142,7 @@ class TerminalView:
     def update(
         self,
         *,
-        events: Sequence[NoteEvent] = (),
+        events: Sequence[Event] = (),
         level_peak: float | None = None,
         level_rms: float | None = None,
         overruns: int | None = None,
@@ -196,6 +209,8 @@ class TerminalView:
         if self.input_overflows:
             parts.append(f"overflows {self.input_overflows}")
         parts.append(f"{self.notes_per_s():.1f} notes/s")
+        if self.show_pedal:
+            parts.append("pedal down" if self.pedal_down else "pedal up")
         parts.append(_fmt_clock(self.audio_time_s))
         return " | ".join(parts)
 
