@@ -4,6 +4,8 @@
 while the loudest mel band of the centre frame is above a level, with an onset
 on the first such frame. It makes timing tests exact (a tone is a note) where
 the shipped model with its tuned thresholds produces few notes on test tones.
+With ``pedal_level`` it also has a pedal head: the sustain pedal is down while
+that band is above ``pedal_level``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from rtpitch.decoder import DecoderSpec
-from rtpitch.events import LOWEST_MIDI, N_KEYS, NoteEvent
+from rtpitch.events import LOWEST_MIDI, N_KEYS, NoteEvent, PedalEvent
 from rtpitch.frontend import FrontendSpec
 from rtpitch.model import MODELS_DIR, ModelSpec
 from rtpitch.stage import Block, Source
@@ -28,12 +30,14 @@ class LevelBackend:
 
     Key ``pitch`` is on (frame = 1) while ``max(mel[centre]) > level`` (log
     units); onset = 1 on the first such frame. ``fail_after``: raise
-    RuntimeError on that call (counting from 1).
+    RuntimeError on that call (counting from 1). ``pedal_level``: also a
+    ``pedal`` head (T - window + 1, 1), 1 while ``max(mel[centre]) > pedal_level``.
     """
 
     name = "level"
 
-    def __init__(self, spec, *, pitch: int = A4, level: float = -4.0, fail_after: int | None = None):
+    def __init__(self, spec, *, pitch: int = A4, level: float = -4.0, fail_after: int | None = None,
+                 pedal_level: float | None = None):
         self.spec = spec
         self.window = spec.window_frames
         self.context = spec.context_frames
@@ -41,6 +45,7 @@ class LevelBackend:
         self.level = level
         self.calls = 0
         self.fail_after = fail_after
+        self.pedal_level = pedal_level
 
     def infer(self, mel: np.ndarray) -> dict[str, np.ndarray]:
         self.calls += 1
@@ -54,7 +59,11 @@ class LevelBackend:
         onset = np.zeros((n, N_KEYS), np.float32)
         frame[:, self.key] = on
         onset[:, self.key] = on & ~before
-        return {"frame": frame, "onset": onset, "velocity": np.full((n, N_KEYS), 0.5, np.float32)}
+        out = {"frame": frame, "onset": onset, "velocity": np.full((n, N_KEYS), 0.5, np.float32)}
+        if self.pedal_level is not None:
+            band = mel[0, self.context:self.context + n].max(axis=1)
+            out["pedal"] = (band > self.pedal_level).astype(np.float32)[:, None]
+        return out
 
     def describe(self) -> str:
         return "level detector (tests)"
@@ -153,16 +162,22 @@ class ListSink:
 def check_note_invariants(events, *, t_max: float | None = None) -> int:
     """Events in time order; every on has exactly one later off; no overlapping
     notes of one pitch; pitches 21..108, velocities 1..127 (ons), finite
-    times >= 0 (and <= t_max). Returns the number of notes."""
+    times >= 0 (and <= t_max); pedal events alternate down/up, starting down
+    and ending up. Returns the number of notes."""
     sounding: dict[int, float] = {}
     last = -np.inf
     notes = 0
+    pedal_down = False
     for e in events:
         assert np.isfinite(e.time_s) and e.time_s >= 0, e
         if t_max is not None:
             assert e.time_s <= t_max + 1e-9, (e, t_max)
         assert e.time_s >= last - 1e-12, f"events out of time order at {e}"
         last = e.time_s
+        if isinstance(e, PedalEvent):
+            assert e.down != pedal_down, f"pedal event {e} repeats the pedal's state"
+            pedal_down = e.down
+            continue
         assert LOWEST_MIDI <= e.pitch < LOWEST_MIDI + N_KEYS, e
         if e.on:
             assert 1 <= e.velocity <= 127, e
@@ -174,6 +189,7 @@ def check_note_invariants(events, *, t_max: float | None = None) -> int:
             assert e.pitch in sounding, f"note-off {e} without a note-on"
             assert e.time_s > sounding.pop(e.pitch), f"zero-length note at {e}"
     assert not sounding, f"notes never ended: {sorted(sounding)}"
+    assert not pedal_down, "the pedal never went up"
     return notes
 
 
@@ -208,10 +224,12 @@ def tone(rate: int, seconds: float, spans, *, freq: float = 440.0, amp: float = 
 SMALL_FE = FrontendSpec(sample_rate=16000, n_fft=512, hop_length=160, n_mels=32, fmin=30.0, fmax=8000.0)
 
 
-def make_spec(window=20, lookahead=9):
+def make_spec(window=20, lookahead=9, *, pedal: bool = False):
+    """A small model description; ``pedal``: it has a pedal head."""
+    outputs = {"frame": "frame", "onset": "onset", **({"pedal": "pedal"} if pedal else {})}
     return ModelSpec(
         name="fake", onnx_path=None, onnx_sha256="", frontend=SMALL_FE, window_frames=window,
-        lookahead_frames=lookahead, input_name="mel", outputs={"frame": "frame", "onset": "onset"},
+        lookahead_frames=lookahead, input_name="mel", outputs=outputs,
         decoder=DecoderSpec(onset_threshold=0.5, frame_threshold=0.5, off_threshold=0.3,
                             min_duration_ms=0.0, restrike_gap_ms=60.0),
     )

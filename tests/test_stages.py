@@ -12,7 +12,7 @@ from fakes import SMALL_FE as FE, LevelBackend, make_spec
 
 from rtpitch.decoder import DecoderSpec, DecoderStage
 from rtpitch.engine import Engine
-from rtpitch.events import N_KEYS, Activations
+from rtpitch.events import N_KEYS, Activations, PedalEvent
 from rtpitch.frontend import FrontendStage
 from rtpitch.latency import latency_budget
 from rtpitch.noise_floor import NoiseFloorStage
@@ -48,7 +48,7 @@ def _joined(outs) -> tuple:
             assert a.first_frame == pos
             pos += a.n_frames
         cat = lambda name: np.concatenate([getattr(a, name) for a in outs])  # noqa: E731
-        return cat("frame"), cat("onset"), cat("noise_floor")
+        return cat("frame"), cat("onset"), cat("noise_floor"), None if outs[0].pedal is None else cat("pedal")
     pos = outs[0].position
     for b in outs:
         assert b.position == pos, (b.position, pos)
@@ -67,6 +67,7 @@ def _same(a, b):
 
 
 SPEC = make_spec(lookahead=3)
+PEDAL_SPEC = make_spec(lookahead=3, pedal=True)
 
 
 def _audio(n, rate):
@@ -85,6 +86,9 @@ CASES = {
     "noise floor": (lambda: NoiseFloorStage(FE.hop_s), lambda: (_frames(400), None)),
     "predictor": (lambda: PredictorStage(LevelBackend(SPEC, level=-4.0), SPEC),
                   lambda: (_frames(300), RNG.normal(-3, 1, 300).astype(np.float32))),
+    "predictor (pedal head)": (lambda: PredictorStage(LevelBackend(PEDAL_SPEC, level=-4.0, pedal_level=-1.0),
+                                                      PEDAL_SPEC),
+                               lambda: (_frames(300), RNG.normal(-3, 1, 300).astype(np.float32))),
 }
 
 
@@ -110,20 +114,26 @@ def test_predictor_carries_each_frames_noise_floor():
     np.testing.assert_array_equal(np.concatenate([a.noise_floor for a in outs]), floor)
 
 
-def test_decoder_stage_whole_equals_blockwise_and_reset():
-    spec = DecoderSpec(onset_threshold=0.5, frame_threshold=0.5, off_threshold=0.3, min_duration_ms=20.0)
+@pytest.mark.parametrize("with_pedal", [False, True])
+def test_decoder_stage_whole_equals_blockwise_and_reset(with_pedal):
+    spec = DecoderSpec(onset_threshold=0.5, frame_threshold=0.5, off_threshold=0.3, min_duration_ms=20.0,
+                       pedal_min_change_ms=30.0)
     n = 400
     frame = (RNG.random((n, N_KEYS)) > 0.97).astype(np.float32)
     frame = np.maximum(frame, np.roll(frame, 1, axis=0))
     onset = (RNG.random((n, N_KEYS)) > 0.99).astype(np.float32)
+    pedal = RNG.random(n).astype(np.float32) if with_pedal else None
+    cut = lambda a, b: None if pedal is None else pedal[a:b]  # noqa: E731
     stage = DecoderStage(spec, FE.hop_s)
     assert isinstance(stage, Stage) and stage.latency_s == 0.0
-    whole = stage.process(Activations(0, frame, onset)) + stage.flush()
+    whole = stage.process(Activations(0, frame, onset, pedal=pedal)) + stage.flush()
     assert whole
+    assert any(isinstance(e, PedalEvent) for e in whole) == with_pedal
     for seed in range(3):
         stage.reset()
         cuts = _cuts(n, np.random.default_rng(seed))
-        got = [e for a, b in zip(cuts, cuts[1:]) for e in stage.process(Activations(a, frame[a:b], onset[a:b]))]
+        got = [e for a, b in zip(cuts, cuts[1:])
+               for e in stage.process(Activations(a, frame[a:b], onset[a:b], pedal=cut(a, b)))]
         assert got + stage.flush() == whole
 
 
