@@ -30,8 +30,12 @@ def _weights(n_mels: int = N_MELS, window: int = WINDOW):
     return w, b
 
 
-def tiny_onnx(n_mels: int = N_MELS, window: int = WINDOW, *, input_name: str = "mel") -> bytes:
-    """(N, T, n_mels) -> Conv1D over time (kernel `window`, 3*88 channels) -> sigmoid -> 3 heads (N, T-window+1, 88)."""
+def tiny_onnx(n_mels: int = N_MELS, window: int = WINDOW, *, input_name: str = "mel", pedal: bool = False) -> bytes:
+    """(N, T, n_mels) -> Conv1D over time (kernel `window`, 3*88 channels) -> sigmoid -> 3 heads (N, T-window+1, 88).
+
+    ``pedal``: also a pedal head ``pedal_probs`` (N, T-window+1, 1), the frame head's
+    mean over the keys.
+    """
     w, b = _weights(n_mels, window)
     nodes = [
         helper.make_node("Transpose", [input_name], ["x_nct"], perm=[0, 2, 1]),
@@ -41,14 +45,18 @@ def tiny_onnx(n_mels: int = N_MELS, window: int = WINDOW, *, input_name: str = "
         helper.make_node("Split", ["prob", "split"], list(HEADS.values()), axis=2),
     ]
     out_t = "T_out"
+    outputs = [helper.make_tensor_value_info(t, TensorProto.FLOAT, ["N", out_t, N_KEYS]) for t in HEADS.values()]
+    inits = [
+        numpy_helper.from_array(w, "W"), numpy_helper.from_array(b, "B"),
+        numpy_helper.from_array(np.array([N_KEYS] * 3, np.int64), "split"),
+    ]
+    if pedal:
+        nodes.append(helper.make_node("ReduceMean", ["frame_probs"], ["pedal_probs"], axes=[2], keepdims=1))
+        outputs.append(helper.make_tensor_value_info("pedal_probs", TensorProto.FLOAT, ["N", out_t, 1]))
     graph = helper.make_graph(
         nodes, "tiny",
         [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, ["N", "T", n_mels])],
-        [helper.make_tensor_value_info(t, TensorProto.FLOAT, ["N", out_t, N_KEYS]) for t in HEADS.values()],
-        initializer=[
-            numpy_helper.from_array(w, "W"), numpy_helper.from_array(b, "B"),
-            numpy_helper.from_array(np.array([N_KEYS] * 3, np.int64), "split"),
-        ],
+        outputs, initializer=inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -130,6 +138,37 @@ def test_ort_two_heads_only(tmp_path, tiny_bytes):
     spec = write_model(tmp_path, tiny_bytes, outputs={"frame": "frame_probs", "onset": "onset_probs"})
     out = make_backend("onnxruntime", spec, threads=2).infer(random_mel(WINDOW))
     assert set(out) == {"frame", "onset"}
+
+
+def test_ort_pedal_head_passes_through_to_activations(tmp_path):
+    """A (N, T, 1) pedal output: the backend gives (T', 1), the predictor's
+    Activations carry it as ``pedal`` (T',); the note heads are unchanged."""
+    from rtpitch.predictor import PredictorStage
+    from rtpitch.stage import Block
+
+    spec = write_model(tmp_path, tiny_onnx(pedal=True), outputs={**HEADS, "pedal": "pedal_probs"})
+    be = make_backend("onnxruntime", spec)
+    mel = random_mel(30, seed=5)
+    out = be.infer(mel)
+    assert out["pedal"].shape == (11, 1)
+    ref = reference(mel)
+    np.testing.assert_allclose(out["pedal"][:, 0], ref["frame"].mean(axis=1), atol=1e-5)
+    np.testing.assert_allclose(out["frame"], ref["frame"], atol=1e-5)
+    stage = PredictorStage(be, spec)
+    acts = [a for a in (stage.process(Block(0, mel[0])), stage.flush()) if a is not None]
+    pedal = np.concatenate([a.pedal for a in acts])
+    frame = np.concatenate([a.frame for a in acts])
+    assert pedal.shape == (30,)
+    np.testing.assert_allclose(pedal, frame.mean(axis=1), atol=1e-5)
+    plain_spec = write_model(tmp_path, tiny_onnx(), name="plain")
+    plain = PredictorStage(make_backend("onnxruntime", plain_spec), plain_spec)
+    assert all(a.pedal is None for a in (plain.process(Block(0, mel[0])), plain.flush()) if a is not None)
+
+
+def test_pedal_head_must_be_one_wide(tmp_path):
+    spec = write_model(tmp_path, tiny_onnx(), outputs={**HEADS, "pedal": "onset_probs"})
+    with pytest.raises(ModelError, match=r"output 'onset_probs' has shape \(\?, \?, 88\), expected \(batch, time, 1\)"):
+        make_backend("onnxruntime", spec)
 
 
 # --- model checks ---------------------------------------------------------------------------
@@ -242,6 +281,24 @@ def test_tensorrt_parity_with_onnxruntime(tmp_path, tiny_spec):
     again = TensorRTBackend(tiny_spec, cache_dir=tmp_path / "trt")
     assert "cache hit" in again.describe()
     again.close()
+
+
+def test_tensorrt_pedal_head_parity_with_onnxruntime(tmp_path):
+    """The pedal head's (T', 1) buffer, in one run and in chunks."""
+    reason = _gpu_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    from rtpitch.backends.tensorrt import TensorRTBackend
+
+    spec = write_model(tmp_path, tiny_onnx(pedal=True), outputs={**HEADS, "pedal": "pedal_probs"})
+    trt_be, ort_be = TensorRTBackend(spec, cache_dir=tmp_path / "trt"), make_backend("onnxruntime", spec)
+    for t in (WINDOW, 300):
+        mel = random_mel(t, seed=t)
+        a, b = trt_be.infer(mel), ort_be.infer(mel)
+        assert a["pedal"].shape == b["pedal"].shape == (t - WINDOW + 1, 1)
+        assert np.abs(a["pedal"] - b["pedal"]).max() <= 1e-2
+        assert np.abs(a["frame"] - b["frame"]).max() <= 1e-2
+    trt_be.close()
 
 
 # --- the shipped model ----------------------------------------------------------------------

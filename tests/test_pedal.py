@@ -211,6 +211,24 @@ def test_model_without_pedal_head_writes_no_cc(tmp_path):
     assert midi_file_bytes(summary.events) == (tmp_path / "take.mid").read_bytes()
 
 
+def test_midi_file_autosave_lifts_a_pedal_that_is_down(tmp_path):
+    path = tmp_path / "take.mid"
+    sink = MidiFileSink(path, autosave_s=0.0)
+    sink.send([PedalEvent(0.4, True, 40), NoteEvent(0.5, 60, 80, True, 50)])
+    sink._saver.join()
+    # the snapshot: note-off, then pedal up, one tick after the latest event
+    msgs = [(round(t * TICKS_PER_S), m.type, getattr(m, "value", None)) for t, m in _midi_messages(path)]
+    assert msgs == [(384, "control_change", 127), (480, "note_on", None), (481, "note_off", None),
+                    (481, "control_change", 0)]
+    sink.send([PedalEvent(0.6, False, 60)])
+    sink._saver.join()
+    sink.send([NoteEvent(0.8, 60, 0, False, 80)])
+    sink._saver.join()
+    sink.close()
+    cc = [(round(t * TICKS_PER_S), m.value) for t, m in _midi_messages(path) if m.type == "control_change"]
+    assert cc == [(384, 127), (576, 0)]  # pedal up already: no second CC64 0
+
+
 def _last_is_pedal_up(events):
     check_note_invariants(events)
     last_pedal = [e for e in events if isinstance(e, PedalEvent)][-1]
@@ -331,3 +349,24 @@ def test_terminal_shows_the_pedal():
     lines = out.getvalue().splitlines()
     assert lines[:3] == ["   0.60 s  pedal down", "   0.61 s  A4   on  v=64", "   0.90 s  pedal up"]
     assert "pedal up" in TerminalView(io.StringIO(), pedal=True).status_line()
+
+
+def test_archive_and_transcribe_write_the_same_cc64(tmp_path, monkeypatch):
+    """The archive path (``transcribe_one``: the summary's notes and pedal through
+    ``midi_file_bytes``) gives the bytes ``rtpitch transcribe -o`` writes."""
+    import soundfile as sf
+
+    from rtpitch import archive
+    from rtpitch.runner import transcribe_file
+
+    wav = tmp_path / "take.wav"
+    sf.write(wav, tone(SR, 2.2, SPANS), SR, subtype="FLOAT")
+    backend = LevelBackend(PEDAL_SPEC, pedal_level=-4.0)
+    monkeypatch.setattr(archive, "_loaded", lambda settings: (PEDAL_SPEC, backend))
+    got = archive.transcribe_one(str(wav), archive.Settings())
+    assert got.error is None and got.notes == 2
+    record = MidiFileSink(tmp_path / "take.mid")
+    transcribe_file(str(wav), PEDAL_SPEC, backend, sinks=[record])
+    assert got.midi == (tmp_path / "take.mid").read_bytes()
+    cc = [m for _, m in _midi_messages(tmp_path / "take.mid") if m.type == "control_change"]
+    assert [(m.control, m.value) for m in cc] == [(64, 127), (64, 0)] * 2

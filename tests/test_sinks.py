@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from rtpitch.errors import ConfigError, MidiError
-from rtpitch.events import NoteEvent
+from rtpitch.events import NoteEvent, PedalEvent
 from rtpitch.sinks import Sink
 from rtpitch.sinks.midi_file import TICKS_PER_S, MidiFileSink, read_midi_notes
 from rtpitch.sinks.terminal import TerminalView, note_name
@@ -171,12 +171,12 @@ def test_virtual_port_sends_notes(jack_server):
     inp = _receiver("rtpitch-test:rtpitch-test")
     try:
         time.sleep(0.1)
-        sink.send([on(0.0, 60, 100), on(0.0, 64, 70), off(0.1, 60)])
-        assert _collect(inp, 3) == [[0x91, 60, 100], [0x91, 64, 70], [0x81, 60, 0]]
-        assert sink.sent_count == 3 and sink.sounding == {64}
+        sink.send([on(0.0, 60, 100), on(0.0, 64, 70), off(0.1, 60), PedalEvent(0.1, True, 10)])
+        assert _collect(inp, 4) == [[0x91, 60, 100], [0x91, 64, 70], [0x81, 60, 0], [0xB1, 64, 127]]
+        assert sink.sent_count == 4 and sink.sounding == {64} and sink.pedal_down
         sink.close()
-        # note-off for the sounding note, then CC 123
-        assert _collect(inp, 2) == [[0x81, 64, 0], [0xB1, 123, 0]]
+        # note-off for the sounding note, the pedal up (CC 64 0), then CC 123
+        assert _collect(inp, 3) == [[0x81, 64, 0], [0xB1, 64, 0], [0xB1, 123, 0]]
         sink.close()  # idempotent
         assert sink.error is None
     finally:
