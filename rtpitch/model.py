@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .decoder import DecoderSpec
 from .errors import ConfigError, ModelError
+from .events import N_KEYS
 from .frontend import FrontendSpec
 
 # The shipped models, as a directory: rtpitch is installed as files (a wheel or a
@@ -46,12 +47,16 @@ class StepGraphSpec:
     (1, m, n_mels), the m newest frames, plus one cache per time-mixing
     convolution; output each head as (1, m, 88) (row i predicts input frame i
     minus the lookahead) plus the updated caches.  ``caches`` holds
-    ``(input name, output name, shape)`` per cache.
+    ``(input name, output name, shape)`` per cache.  ``recurrent``: the input
+    names of the caches that hold a recurrent state (a GRU's, (1, 1, units))
+    rather than a convolution's time context: the predictor zeroes them at the
+    first real prediction (:meth:`rtpitch.backends.base.Stepper.zero_recurrent`).
     """
 
     onnx_path: Path
     onnx_sha256: str
     caches: tuple
+    recurrent: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,14 @@ class ModelSpec:
     ``window_frames`` frames go in, the prediction is for the frame
     ``lookahead_frames`` before the last one.  ``input_name`` is a
     (batch, time, n_mels) float32 tensor; each output in ``outputs`` (head name
-    -> tensor name) is (batch, time - window_frames + 1, 88).
+    -> tensor name) is (batch, time - window_frames + 1, units): 88 keys, 1 for
+    the ``pedal`` head (:func:`head_units`).
+
+    ``recurrent`` (the JSON's ``"recurrent": true``): the model carries a state
+    from hop to hop (stream-gru's GRU), so its predictions are not those of
+    independent windows: it runs only through its step graph, and one run of
+    the window graph is one sequence whose state starts at zero at its first
+    output.
     """
 
     name: str
@@ -74,6 +86,7 @@ class ModelSpec:
     outputs: dict
     decoder: DecoderSpec
     step: StepGraphSpec | None = None
+    recurrent: bool = False
     info: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -88,6 +101,15 @@ class ModelSpec:
     def step_onnx_bytes(self) -> bytes:
         """The step graph's ONNX file, checked against its hash (``step`` must be set)."""
         return _read_checked(self.step.onnx_path, self.step.onnx_sha256, self.name)
+
+
+#: Units per head where not one per key (N_KEYS): the sustain pedal's one sigmoid.
+HEAD_UNITS = {"pedal": 1}
+
+
+def head_units(head: str) -> int:
+    """Outputs per frame of ``head``: 88 (one per key), 1 for ``pedal``."""
+    return HEAD_UNITS.get(head, N_KEYS)
 
 
 def resolve_model_path(name_or_path: str) -> Path:
@@ -107,7 +129,9 @@ def _step_spec(path: Path, meta: dict | None) -> StepGraphSpec | None:
     if meta is None:
         return None
     caches = tuple((c["input"], c["output"], tuple(int(d) for d in c["shape"])) for c in meta["caches"])
-    return StepGraphSpec(onnx_path=path.with_name(meta["onnx"]), onnx_sha256=meta["onnx_sha256"], caches=caches)
+    recurrent = tuple(c["input"] for c in meta["caches"] if c.get("recurrent", False))
+    return StepGraphSpec(onnx_path=path.with_name(meta["onnx"]), onnx_sha256=meta["onnx_sha256"], caches=caches,
+                         recurrent=recurrent)
 
 
 def load_model_spec(name_or_path: str = DEFAULT_MODEL) -> ModelSpec:
@@ -136,6 +160,7 @@ def load_model_spec(name_or_path: str = DEFAULT_MODEL) -> ModelSpec:
             outputs=dict(meta["outputs"]),
             decoder=DecoderSpec.from_dict(meta.get("decoder", {})),
             step=_step_spec(path, meta.get("streaming")),
+            recurrent=bool(meta.get("recurrent", False)),
             info=meta,
         )
     except ConfigError as exc:  # a setting out of range
@@ -146,4 +171,10 @@ def load_model_spec(name_or_path: str = DEFAULT_MODEL) -> ModelSpec:
         raise ModelError(f"model '{spec.name}': lookahead_frames must be in [0, window_frames)")
     if "frame" not in spec.outputs or "onset" not in spec.outputs:
         raise ModelError(f"model '{spec.name}': outputs must name at least 'frame' and 'onset' heads")
+    if spec.step is not None and spec.step.recurrent and not spec.recurrent:
+        raise ModelError(f"model '{spec.name}': its step graph carries a recurrent state but the JSON does not "
+                         "say \"recurrent\": true")
+    if spec.recurrent and spec.step is not None and not spec.step.recurrent:
+        raise ModelError(f"model '{spec.name}': a recurrent model whose step graph carries no recurrent state "
+                         "(remake it: python -m train.step_graph)")
     return spec
