@@ -126,7 +126,8 @@ def export_recurrent_onnx(model, n_mels: int, path: str, heads, key) -> None:
     del g.output[:]
     kernel, recurrent, bias = (w.astype(np.float32) for w in gru.get_weights())
     units = recurrent.shape[0]
-    inits = {"gru_W": kernel.T[None], "gru_R": recurrent.T[None], "gru_B": bias.reshape(1, -1), "gru_axis1": np.array([1], np.int64)}
+    inits = {"gru_W": kernel.T[None], "gru_R": recurrent.T[None], "gru_B": bias.reshape(1, -1),
+             "gru_axis1": np.array([1], np.int64)}
     nodes = [
         helper.make_node("Transpose", [trunk], ["gru_x"], perm=[1, 0, 2], name="gru_x"),      # (T, B, in)
         helper.make_node("GRU", ["gru_x", "gru_W", "gru_R", "gru_B"], ["gru_y"], name="gru",

@@ -20,6 +20,16 @@ this tool checks it by stepping a random stream in random chunk sizes against
 the window graph (max abs difference of the probabilities <= 1e-4) and writes
 the figure into the JSON.
 
+A recurrent layer, an ONNX ``GRU`` (stream-gru's; train/export.py writes it so),
+keeps its state the same way: ``state{k}`` (1, 1, units) is its ``initial_h`` and
+``state{k}_out`` its final state ``Y_h``, listed with the caches (``"recurrent":
+true`` in the JSON).  The caches start at zero, not at pad frames, so the outputs
+of the priming run are not the window graph's; rtpitch's StepPredictor zeroes the
+recurrent state once they are behind it, at the first real prediction, where the
+window graph run once over the whole stream (pad frames before it) starts its
+state at zero, as training does at the first output of every crop.  The parity
+check then compares against the window graph over the whole stream.
+
 A "dense" convolution (its kernel covers the whole frequency axis, as the
 seed CNN's 12 x 57 layer does) becomes one MatMul on the new frames whose
 per-tap products are cached (see :func:`_cache_dense`).  That layer holds most
@@ -138,7 +148,8 @@ def _carry_gru_states(graph, cached_inputs: list) -> list:
     states = []
     for k, node in enumerate(grus):
         if _attr(node, "direction", b"forward") != b"forward":
-            sys.exit(f"{node.name}: a {_attr(node, 'direction').decode()} GRU sees the future; cannot make a step graph")
+            direction = _attr(node, "direction").decode()
+            sys.exit(f"{node.name}: a {direction} GRU sees the future; cannot make a step graph")
         inputs = list(node.input) + [""] * (6 - len(node.input))
         if inputs[4] or inputs[5]:
             sys.exit(f"{node.name}: a GRU with sequence_lens or initial_h already; cannot make a step graph")
