@@ -284,3 +284,62 @@ def test_gru_model_transcribes_and_its_step_graph_rebuilds(gru_models, tmp_path)
     assert sum(a.frame.shape[0] for a in acts) >= 200
     with pytest.raises(ConfigError, match="recurrent"):
         Engine(spec, be, source_rate=16000, step=False)
+
+
+# -- TensorRT's code on a CPU stand-in (tests/fake_tensorrt.py) -------------------------
+
+
+def _fake_trt(monkeypatch, spec, cache_dir):
+    from tests import fake_tensorrt
+
+    cudart = fake_tensorrt.install(monkeypatch)
+    from rtpitch.backends.tensorrt import TensorRTBackend
+
+    return TensorRTBackend(spec, cache_dir=cache_dir), cudart
+
+
+def test_tensorrt_code_keeps_the_window_graph_for_a_stateless_model(monkeypatch, tmp_path):
+    from rtpitch.backends import make_backend
+    from rtpitch.predictor import WindowPredictor
+
+    spec = load_model_spec("stream")
+    trt_be, cudart = _fake_trt(monkeypatch, spec, tmp_path)
+    assert trt_be.make_stepper() is None and "step graph" not in trt_be.describe()
+    assert isinstance(make_predictor(trt_be, spec), WindowPredictor)
+    mel = np.random.default_rng(0).normal(-4, 2, (1, 300, spec.frontend.n_mels)).astype(np.float32)
+    want = make_backend("onnxruntime", spec).infer(mel)
+    got = trt_be.infer(mel)  # 300 > MAX_FRAMES: overlapping chunks
+    assert max(np.abs(got[h] - want[h]).max() for h in want) <= 1e-5
+    trt_be.close()
+    assert not cudart.buffers
+
+
+@pytest.mark.slow
+def test_tensorrt_code_carries_the_gru_state_on_the_device(gru_models, monkeypatch, tmp_path):
+    from rtpitch.backends import make_backend
+
+    spec = load_model_spec(str(gru_models / "models" / "gru-la2.json"))
+    trt_be, cudart = _fake_trt(monkeypatch, spec, tmp_path)
+    assert "step graph, engine cache miss" in trt_be.describe()
+    ort_be = make_backend("onnxruntime", spec)
+    ref = np.load(gru_models / "reference.npz")
+    chunks = np.split(ref["mel"], [3, 4, 40, 41, 100])
+    want = _stream(make_predictor(ort_be, spec), chunks)
+    predictor = make_predictor(trt_be, spec)
+    assert isinstance(predictor, StepPredictor)
+    for _ in range(2):  # and again after a reset
+        got = _stream(predictor, chunks)
+        assert max(np.abs(got[h] - want[h]).max() for h in want) <= 1e-5
+        predictor.reset()
+    assert got["pedal"].shape == (len(ref["mel"]), 1)
+    # a long window-graph call is one sequence (through the step engine past MAX_FRAMES)
+    mel = np.random.default_rng(1).normal(-4, 2, (1, 300, spec.frontend.n_mels)).astype(np.float32)
+    a, b = trt_be.infer(mel), ort_be.infer(mel)
+    assert max(np.abs(a[h] - b[h]).max() for h in b) <= 1e-5
+    a = trt_be.make_stepper().run(mel[:, :40])  # more than STEP_MAX_FRAMES in one run
+    assert a["frame"].shape == (40, N_KEYS)
+    trt_be.close()
+    assert not cudart.buffers
+    again, _ = _fake_trt(monkeypatch, spec, tmp_path)
+    assert "step graph, engine cache hit" in again.describe()
+    again.close()

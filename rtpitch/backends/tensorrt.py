@@ -148,7 +148,7 @@ class TensorRTBackend(Backend):
         self._host_ptrs: list[int] = []
         self._stream = None
         self._streams: list = []  # the steppers' CUDA streams
-        self._context = self._engine = self._step_engine = None
+        self._context = self._engine = self._step_engine = self._long_stepper = None
 
         count, why = cuda_device_count()
         if count == 0:
@@ -332,6 +332,8 @@ class TensorRTBackend(Backend):
         t, w, t_max = frames.shape[0], self.spec.window_frames, self.max_frames
         if t <= t_max:
             outs = self._run(frames)
+        elif self.spec.recurrent:  # one sequence: overlapping chunks would restart its state
+            return self._infer_stepped(frames)
         else:  # a long catch-up: overlapping chunks of at most max_frames
             parts, start, step = [], 0, t_max - w + 1
             while start + w <= t:
@@ -339,6 +341,21 @@ class TensorRTBackend(Backend):
                 start += step
             outs = [np.concatenate(p) for p in zip(*parts)]
         return dict(zip(self._heads, outs))
+
+    def _infer_stepped(self, frames: np.ndarray) -> dict[str, np.ndarray]:
+        """A recurrent model's window graph over more than ``max_frames`` frames, as
+        the step graph computes it: the first window - 1 frames fill the caches,
+        then the state starts at zero at the first full window, as in the window graph."""
+        if self._step_engine is None:
+            raise BackendError(f"model '{self.spec.name}': tensorrt runs a recurrent model's window graph on at most "
+                               f"{self.max_frames} frames at once without its step graph")
+        if self._long_stepper is None:
+            self._long_stepper = self.make_stepper()
+        stepper, w = self._long_stepper, self.spec.window_frames
+        stepper.reset()
+        stepper.run(frames[None, : w - 1])
+        stepper.zero_recurrent()
+        return stepper.run(frames[None, w - 1 :])
 
     def make_stepper(self) -> Stepper | None:
         """A stream through the step graph: only for a recurrent model (module docstring)."""
@@ -354,7 +371,7 @@ class TensorRTBackend(Backend):
 
     def close(self) -> None:
         cudart = self._cudart
-        self._context = self._engine = self._step_engine = None
+        self._context = self._engine = self._step_engine = self._long_stepper = None
         for stream in self._streams:
             cudart.cudaStreamDestroy(stream)
         self._streams = []
