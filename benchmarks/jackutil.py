@@ -293,7 +293,7 @@ def _player_callback():
     import numba
     from numba import types
 
-    from rtpitch.pa_stream import pointer as _pointer  # (void *) from an int64 address
+    from rtpitch.cpointer import pointer as _pointer  # (void *) from an int64 address
 
     lib = _libjack()
     get_buffer, last_frame_time = lib.jack_port_get_buffer, lib.jack_last_frame_time
@@ -381,7 +381,7 @@ def _monitor_callback():
     import numba
     from numba import types
 
-    from rtpitch.pa_stream import pointer as _pointer
+    from rtpitch.cpointer import pointer as _pointer
 
     lib = _libjack()
     get_buffer, last_frame_time = lib.jack_port_get_buffer, lib.jack_last_frame_time

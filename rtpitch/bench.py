@@ -310,7 +310,8 @@ def run_bench(*, model: str, seconds: float = 10.0, audio: str | None = None, de
         try:
             res = measure_compute(spec, backend, x, source_rate=rate)
             res = {"available": True, "describe": backend.describe(), **res}
-            if backend.make_stepper() is not None:  # what the step graph saves
+            # what the step graph saves (a recurrent model has no window form to compare)
+            if backend.make_stepper() is not None and not spec.recurrent:
                 res["window_graph"] = measure_compute(spec, backend, x, source_rate=rate, step=False)
         finally:
             backend.close()

@@ -27,11 +27,6 @@ DEFAULT_MODEL = "stream"
 PEDAL_HEAD = "pedal"  # optional head: (time, 1), probability that the sustain pedal is down
 
 
-def head_width(head: str) -> int:
-    """Columns of a head's output: 1 for the pedal, N_KEYS (88) for the note heads."""
-    return 1 if head == PEDAL_HEAD else N_KEYS
-
-
 def _read_checked(path: Path, sha256: str, model: str) -> bytes:
     """The bytes of ``path``, checked against ``sha256``; ModelError otherwise."""
     try:
@@ -51,14 +46,18 @@ class StepGraphSpec:
 
     It computes what the window graph computes, one hop at a time: input
     (1, m, n_mels), the m newest frames, plus one cache per time-mixing
-    convolution; output each head as (1, m, 88) (the pedal (1, m, 1); row i
-    predicts input frame i minus the lookahead) plus the updated caches.  ``caches`` holds
-    ``(input name, output name, shape)`` per cache.
+    convolution; output each head as (1, m, 88) (row i predicts input frame i
+    minus the lookahead) plus the updated caches.  ``caches`` holds
+    ``(input name, output name, shape)`` per cache.  ``recurrent``: the input
+    names of the caches that hold a recurrent state (a GRU's, (1, 1, units))
+    rather than a convolution's time context: the predictor zeroes them at the
+    first real prediction (:meth:`rtpitch.backends.base.Stepper.zero_recurrent`).
     """
 
     onnx_path: Path
     onnx_sha256: str
     caches: tuple
+    recurrent: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -68,9 +67,14 @@ class ModelSpec:
     ``window_frames`` frames go in, the prediction is for the frame
     ``lookahead_frames`` before the last one.  ``input_name`` is a
     (batch, time, n_mels) float32 tensor; each output in ``outputs`` (head name
-    -> tensor name) is (batch, time - window_frames + 1, :func:`head_width`):
-    88 for the note heads (``frame``, ``onset``, optionally ``velocity``...),
-    1 for the optional ``pedal`` head.
+    -> tensor name) is (batch, time - window_frames + 1, units): 88 keys, 1 for
+    the ``pedal`` head (:func:`head_units`).
+
+    ``recurrent`` (the JSON's ``"recurrent": true``): the model carries a state
+    from hop to hop (stream-gru's GRU), so its predictions are not those of
+    independent windows: it runs only through its step graph, and one run of
+    the window graph is one sequence whose state starts at zero at its first
+    output.
     """
 
     name: str
@@ -83,6 +87,7 @@ class ModelSpec:
     outputs: dict
     decoder: DecoderSpec
     step: StepGraphSpec | None = None
+    recurrent: bool = False
     info: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -97,6 +102,15 @@ class ModelSpec:
     def step_onnx_bytes(self) -> bytes:
         """The step graph's ONNX file, checked against its hash (``step`` must be set)."""
         return _read_checked(self.step.onnx_path, self.step.onnx_sha256, self.name)
+
+
+#: Units per head where not one per key (N_KEYS): the sustain pedal's one sigmoid.
+HEAD_UNITS = {PEDAL_HEAD: 1}
+
+
+def head_units(head: str) -> int:
+    """Outputs per frame of ``head``: 88 (one per key), 1 for ``pedal``."""
+    return HEAD_UNITS.get(head, N_KEYS)
 
 
 def resolve_model_path(name_or_path: str) -> Path:
@@ -116,7 +130,9 @@ def _step_spec(path: Path, meta: dict | None) -> StepGraphSpec | None:
     if meta is None:
         return None
     caches = tuple((c["input"], c["output"], tuple(int(d) for d in c["shape"])) for c in meta["caches"])
-    return StepGraphSpec(onnx_path=path.with_name(meta["onnx"]), onnx_sha256=meta["onnx_sha256"], caches=caches)
+    recurrent = tuple(c["input"] for c in meta["caches"] if c.get("recurrent", False))
+    return StepGraphSpec(onnx_path=path.with_name(meta["onnx"]), onnx_sha256=meta["onnx_sha256"], caches=caches,
+                         recurrent=recurrent)
 
 
 def load_model_spec(name_or_path: str = DEFAULT_MODEL) -> ModelSpec:
@@ -145,6 +161,7 @@ def load_model_spec(name_or_path: str = DEFAULT_MODEL) -> ModelSpec:
             outputs=dict(meta["outputs"]),
             decoder=DecoderSpec.from_dict(meta.get("decoder", {})),
             step=_step_spec(path, meta.get("streaming")),
+            recurrent=bool(meta.get("recurrent", False)),
             info=meta,
         )
     except ConfigError as exc:  # a setting out of range
@@ -155,4 +172,10 @@ def load_model_spec(name_or_path: str = DEFAULT_MODEL) -> ModelSpec:
         raise ModelError(f"model '{spec.name}': lookahead_frames must be in [0, window_frames)")
     if "frame" not in spec.outputs or "onset" not in spec.outputs:
         raise ModelError(f"model '{spec.name}': outputs must name at least 'frame' and 'onset' heads")
+    if spec.step is not None and spec.step.recurrent and not spec.recurrent:
+        raise ModelError(f"model '{spec.name}': its step graph carries a recurrent state but the JSON does not "
+                         "say \"recurrent\": true")
+    if spec.recurrent and spec.step is not None and not spec.step.recurrent:
+        raise ModelError(f"model '{spec.name}': a recurrent model whose step graph carries no recurrent state "
+                         "(remake it: python -m train.step_graph)")
     return spec

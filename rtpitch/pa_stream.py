@@ -18,9 +18,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 import sounddevice as sd
-from numba.core import cgutils, types
-from numba.extending import intrinsic
+from numba.core import types
 
+from .cpointer import pointer
 from .errors import DeviceError
 from .ringbuffer import RingBuffer, _write_block
 
@@ -55,17 +55,6 @@ def _on_callback(indata, channel, ring, markers, state, cb, times, flags, t_now)
         cb[CB_OVERFLOWS] += 1
     cb[CB_FRAMES] = indata.shape[0]
     cb[CB_CALLS] = k + 1
-
-
-@intrinsic
-def pointer(typingctx, address):
-    """``(void *) address``: an int64 address as a pointer for ``numba.carray``."""
-    sig = types.voidptr(types.int64)
-
-    def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], cgutils.voidptr_t)
-
-    return sig, codegen
 
 
 # int callback(const void *input, void *output, unsigned long frameCount,

@@ -19,12 +19,22 @@ is ready).
     graph quantizes its input per run, so runs of one frame keep every
     prediction independent of how the frames arrived (a live stream and a file
     give the same notes).
+
+A recurrent model (``spec.recurrent``: stream-gru's GRU) carries a state from
+hop to hop, so it runs only through ``StepPredictor``: independent windows
+would restart the state at every hop.  Its state is zeroed just before the
+first real prediction (after the priming and the lookahead rows it drops), as
+a training crop's state starts at zero at its first output; its predictions
+then equal the model run once over the whole stream with ``window - 1 -
+lookahead`` pad frames before it and ``lookahead`` after
+(tests/test_recurrent_step.py).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .errors import ConfigError, ModelError
 from .events import Activations
 from .model import PEDAL_HEAD, ModelSpec
 from .stage import Block
@@ -73,19 +83,22 @@ class StepPredictor:
         self.stepper.reset()
         self._run(self._pad(self.window_frames - 1))
         self._skip = self.lookahead  # predictions still due for pad frames
+        if not self._skip:
+            self.stepper.zero_recurrent()
         self._next = 0  # index of the next frame to predict
 
     def push(self, frames: np.ndarray):
+        if self._skip and frames.shape[0]:  # their predictions belong to pad frames
+            drop = min(self._skip, frames.shape[0])
+            self._run(frames[:drop])
+            self._skip -= drop
+            if not self._skip:  # the next run makes the first real prediction
+                self.stepper.zero_recurrent()
+            frames = frames[drop:]
         if not frames.shape[0]:
             return self._next, None
         out = self._run(frames)
-        if self._skip:
-            drop = min(self._skip, frames.shape[0])
-            self._skip -= drop
-            out = {head: arr[drop:] for head, arr in out.items()}
         n = next(iter(out.values())).shape[0]
-        if n == 0:
-            return self._next, None
         first = self._next
         self._next += n
         return first, out
@@ -106,8 +119,29 @@ class StepPredictor:
 def make_predictor(backend, spec: ModelSpec, *, step: bool = True):
     """A StepPredictor where ``step`` and the backend has a step graph for this
     model, else a WindowPredictor (duck-typed backends without
-    ``make_stepper`` get windows)."""
+    ``make_stepper`` get windows). ``backend`` None: only the stages'
+    latencies are wanted (:func:`rtpitch.latency.model_budget`), the predictor
+    never runs: a WindowPredictor whatever the model.
+
+    Raises
+    ------
+    ConfigError
+        ``step=False`` for a recurrent model (it has no window form).
+    ModelError
+        A recurrent model the backend has no step graph for (the JSON has no
+        ``streaming`` section, or the backend cannot run one).
+    """
+    if backend is None:
+        return WindowPredictor(backend, spec)
+    if spec.recurrent and not step:
+        raise ConfigError(f"model '{spec.name}' is recurrent (its GRU carries a state from hop to hop): it runs only "
+                          "through its step graph, not on independent windows")
     stepper = backend.make_stepper() if step and hasattr(backend, "make_stepper") else None
+    if stepper is None and spec.recurrent:
+        why = ("its JSON has no streaming section (make it: python -m train.step_graph --model ...)"
+               if spec.step is None else f"backend {getattr(backend, 'name', '') or type(backend).__name__} "
+               "cannot run its step graph (use onnxruntime)")
+        raise ModelError(f"model '{spec.name}' is recurrent and runs only through its step graph, but {why}")
     return StepPredictor(stepper, spec) if stepper is not None else WindowPredictor(backend, spec)
 
 

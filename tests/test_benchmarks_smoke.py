@@ -44,6 +44,14 @@ def test_compute(tmp_path):
 
 
 @needs_model
+def test_step_hop(tmp_path):
+    out = tmp_path / "step_hop.json"
+    _run(["-m", "benchmarks.step_hop", "--models", MODEL, "--hops", "50", "--out", str(out)], timeout=120)
+    res = json.loads(out.read_text())["models"][MODEL]
+    assert res["wall_ms"]["n"] == 50 and res["thread_cpu_ms"]["median"] > 0
+
+
+@needs_model
 @pytest.mark.slow
 def test_accuracy_tiny(tmp_path):
     res = _run(["-m", "benchmarks.accuracy", "--tiny", "--model", MODEL, "--out-dir", str(tmp_path)], timeout=300)

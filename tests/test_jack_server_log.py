@@ -90,3 +90,17 @@ def test_server_output_does_not_block_a_loaded_server(tmp_path):
     assert out["server_alive"], out["log_tail"]
     assert out["stop_s"] < 15.0  # stop() did not wait on a blocked server
     assert out["server_stopped"]
+
+
+def test_jack_clients_of_the_benchmarks_do_not_start_portaudio():
+    """The benchmarks' JACK player and monitor (numba callbacks) do not import
+    sounddevice: that would start PortAudio, whose JACK client of a server that a
+    test then kills aborts the process when PortAudio terminates."""
+    pytest.importorskip("jack", reason="JACK-Client not installed")
+    code = ("import sys, benchmarks.jackutil as j\n"
+            "j._player_callback(); j._monitor_callback()\n"
+            "print('sounddevice' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip().splitlines()[-1] == "False"

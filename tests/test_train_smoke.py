@@ -41,6 +41,8 @@ def _need_training_tools():
     ("seed", "frontend.json", None, 9, "float32"),
     # one trunk, heads for two lookaheads (export one), trained with bfloat16 compute
     ("stream", "frontend-lowlat.json", "0,2", 2, "mixed_bfloat16"),
+    # the GRU's state carried by the step graph, which export makes itself
+    ("stream-gru", "frontend-lowlat.json", "0,2", 2, "float32"),
 ])
 def test_smoke_training_exports_a_model_rtpitch_can_run(tmp_path, arch, frontend, lookaheads, lookahead, precision):
     _need_training_tools()
@@ -63,6 +65,8 @@ def test_smoke_training_exports_a_model_rtpitch_can_run(tmp_path, arch, frontend
          "--frontend", f"train/{frontend}", *model_args)
     meta = json.loads((models / "smoke.json").read_text())
     assert meta["training"]["steps"] == 4 and meta["window"] == {"frames": 20, "lookahead_frames": lookahead}
+    if arch == "stream-gru":  # served only through the step graph export made, the GRU state a cache
+        assert meta["recurrent"] is True and meta["streaming"]["caches"][-1]["recurrent"] is True
     fe = meta["frontend"]
     fall_ms = 1e3 * (fe.get("window_fall") or fe["n_fft"] // 2) / fe["sample_rate"]
     hop_ms = 1e3 * fe["hop_length"] / fe["sample_rate"]

@@ -3,7 +3,7 @@
     python -m train.export --run work/runs/seed-cnn --name seed-cnn
 
 The ONNX graph takes mel (batch, time, n_mels) and gives each head as
-(batch, time - window + 1, 88); large weights are stored as float16 (cast to
+(batch, time - window + 1, 88) (the pedal head: 1 unit); large weights are stored as float16 (cast to
 float32 at load); it is checked against Keras on random input (max abs
 difference of the probabilities <= 2e-3).
 The JSON carries every parameter the engine reads (see rtpitch/model.py) and
@@ -12,6 +12,13 @@ parameters come from the run itself, never from defaults here: architecture,
 window and lookahead from its recipe.jsonl (train.py's arguments, per phase),
 the frontend from the data it trained on; ``--lookahead`` picks the heads of a
 multi-lookahead run, and ``--frontend`` / ``--arch`` given anyway must match.
+
+A recurrent model (stream-gru: a GRU over the trunk's per-hop features) is
+written with an ONNX ``GRU`` node (:func:`export_recurrent_onnx`); its window
+graph runs a whole sequence (the state starts at zero at its first output), so
+rtpitch serves it only through its step graph, which carries the GRU's state
+from hop to hop: export makes that too (train/step_graph.py), and the JSON says
+``"recurrent": true``.
 """
 
 from __future__ import annotations
@@ -28,8 +35,9 @@ import tf2onnx
 
 from rtpitch.latency import model_budget
 from rtpitch.model import MODELS_DIR, load_model_spec
-from train.model import ARCHITECTURES, HEADS, build_model, output_name
+from train.model import ARCHITECTURES, HEADS, RECURRENT_UNITS, build_model, output_name
 from train.run_info import run_frontend, run_parameters
+from train.step_graph import write_step_graph
 
 
 def restore(run: str, n_mels: int, window: int, arch: str, lookaheads=None):
@@ -72,13 +80,75 @@ def data_summary(manifests: list[str]) -> dict:
 
 
 def export_onnx(model, n_mels: int, path: str, heads, key) -> None:
-    """Only the heads of lookahead ``key`` (None: a single-lookahead model) go in."""
+    """Only the heads of lookahead ``key`` (None: a single-lookahead model) go in.
+    A model with a GRU (stream-gru) goes through :func:`export_recurrent_onnx`."""
+    if any(layer.name == "gru" for layer in model.layers):
+        export_recurrent_onnx(model, n_mels, path, heads, key)
+        return
+
     @tf.function(input_signature=[tf.TensorSpec((None, None, n_mels), tf.float32, name="mel")])
     def serve(mel):
         out = model(mel, training=False)
         return {h: tf.identity(out[output_name(h, key)], name=h) for h in heads}
 
     tf2onnx.convert.from_function(serve, input_signature=serve.input_signature, opset=17, output_path=path)
+
+
+def export_recurrent_onnx(model, n_mels: int, path: str, heads, key) -> None:
+    """stream-gru: the trunk (up to the GRU's input) by tf2onnx, then the GRU as one
+    ONNX ``GRU`` node and the heads as MatMul + Add + Sigmoid, from the Keras weights.
+
+    tf2onnx writes a Keras GRU as a while ``Loop``; an ONNX ``GRU`` is what runtimes
+    run well (ONNX Runtime's kernel, TensorRT's RNN layer) and what
+    train/step_graph.py gives a state input and output (``initial_h``, ``Y_h``).
+    Keras' GRU (``reset_after=True``, gates z, r, h) is ONNX's GRU with
+    ``linear_before_reset=1``: W = kernel^T, R = recurrent_kernel^T, B = the
+    input then the recurrent bias. Like the Keras model, the state starts at zero
+    at the first output of each run.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    gru = model.get_layer("gru")
+    cfg = gru.get_config()
+    if not (cfg["reset_after"] and cfg["activation"] == "tanh" and cfg["recurrent_activation"] == "sigmoid"
+            and cfg["use_bias"] and not cfg.get("go_backwards") and cfg["return_sequences"]):
+        sys.exit(f"gru: {cfg} is not the GRU train/model.py builds; cannot write it as an ONNX GRU")
+    trunk_model = tf.keras.Model(model.input, gru.input)
+
+    @tf.function(input_signature=[tf.TensorSpec((None, None, n_mels), tf.float32, name="mel")])
+    def serve(mel):
+        return {"trunk": tf.identity(trunk_model(mel, training=False), name="trunk")}
+
+    m, _ = tf2onnx.convert.from_function(serve, input_signature=serve.input_signature, opset=17)
+    g = m.graph
+    (trunk,) = [o.name for o in g.output]
+    del g.output[:]
+    kernel, recurrent, bias = (w.astype(np.float32) for w in gru.get_weights())
+    units = recurrent.shape[0]
+    inits = {"gru_W": kernel.T[None], "gru_R": recurrent.T[None], "gru_B": bias.reshape(1, -1),
+             "gru_axis1": np.array([1], np.int64)}
+    nodes = [
+        helper.make_node("Transpose", [trunk], ["gru_x"], perm=[1, 0, 2], name="gru_x"),      # (T, B, in)
+        helper.make_node("GRU", ["gru_x", "gru_W", "gru_R", "gru_B"], ["gru_y"], name="gru",
+                         hidden_size=units, linear_before_reset=1),                          # (T, 1, B, H)
+        helper.make_node("Squeeze", ["gru_y", "gru_axis1"], ["gru_tbh"], name="gru_squeeze"),
+        helper.make_node("Transpose", ["gru_tbh"], ["gru_seq"], perm=[1, 0, 2], name="gru_seq"),  # (B, T, H)
+        # as train/model.py concatenates them (the check against Keras below catches any other order)
+        helper.make_node("Concat", [trunk, "gru_seq"], ["trunk_and_state"], axis=2, name="trunk_and_state"),
+    ]
+    for h in heads:
+        dense = model.get_layer(output_name(h, key))
+        w, b = (x.astype(np.float32) for x in dense.get_weights())
+        inits[f"{h}_W"], inits[f"{h}_b"] = w, b
+        nodes += [helper.make_node("MatMul", ["trunk_and_state", f"{h}_W"], [f"{h}_mm"], name=f"{h}_matmul"),
+                  helper.make_node("Add", [f"{h}_mm", f"{h}_b"], [f"{h}_logit"], name=f"{h}_add"),
+                  helper.make_node("Sigmoid", [f"{h}_logit"], [h], name=f"{h}_sigmoid")]
+        g.output.append(helper.make_tensor_value_info(h, TensorProto.FLOAT, ["batch", "frames", int(w.shape[1])]))
+    g.initializer.extend(numpy_helper.from_array(v, k) for k, v in inits.items())
+    g.node.extend(nodes)
+    onnx.checker.check_model(m)
+    onnx.save(m, path)
 
 
 def store_fp16(path: str, min_elements: int = 65536) -> int:
@@ -171,6 +241,7 @@ def main(argv=None):
         "outputs": {h: names[h] for h in heads},
         "frontend": frontend,
         "window": {"frames": window, "lookahead_frames": lookahead},
+        **({"recurrent": True} if arch in RECURRENT_UNITS else {}),
         "decoder": old.get("decoder", {}),
         "architecture": ARCHITECTURES[arch],
         "parameters": int(model.count_params()),
@@ -182,6 +253,9 @@ def main(argv=None):
     }
     with open(json_path, "w") as f:
         json.dump(meta, f, indent=2)
+    if arch in RECURRENT_UNITS:  # served only through its step graph (rtpitch/predictor.py): made here
+        print(write_step_graph(json_path))
+        meta = json.load(open(json_path))
     # the budget as rtpitch computes it: the sum of its stages' latencies, for the model as
     # rtpitch loads it (which checks the JSON), at its own rate (capture block: latency.py's default)
     terms = model_budget(load_model_spec(json_path))

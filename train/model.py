@@ -26,7 +26,11 @@ once per hop over the trunk's features, so what the model knows (keys held,
 the pedal) reaches back beyond the 20-frame window; the heads see the trunk's
 features and the GRU's state. Adds a ``pedal`` head: one sigmoid per frame,
 sustain pedal (CC64 >= 64) down. Its layer names match the stream CNN's, so a
-run can start from a stream checkpoint (train.py --init-from).
+run can start from a stream checkpoint (train.py --init-from). The GRU starts
+from a zero state at the first output of every crop; rtpitch serves the model
+only through its step graph (train/export.py writes the GRU as an ONNX GRU and
+makes the step graph, the GRU's state one more cache), whose state it zeroes
+at the first real prediction, so a live stream starts as a crop does.
 """
 
 from __future__ import annotations

@@ -20,6 +20,16 @@ this tool checks it by stepping a random stream in random chunk sizes against
 the window graph (max abs difference of the probabilities <= 1e-4) and writes
 the figure into the JSON.
 
+A recurrent layer, an ONNX ``GRU`` (stream-gru's; train/export.py writes it so),
+keeps its state the same way: ``state{k}`` (1, 1, units) is its ``initial_h`` and
+``state{k}_out`` its final state ``Y_h``, listed with the caches (``"recurrent":
+true`` in the JSON).  The caches start at zero, not at pad frames, so the outputs
+of the priming run are not the window graph's; rtpitch's StepPredictor zeroes the
+recurrent state once they are behind it, at the first real prediction, where the
+window graph run once over the whole stream (pad frames before it) starts its
+state at zero, as training does at the first output of every crop.  The parity
+check then compares against the window graph over the whole stream.
+
 A "dense" convolution (its kernel covers the whole frequency axis, as the
 seed CNN's 12 x 57 layer does) becomes one MatMul on the new frames whose
 per-tap products are cached (see :func:`_cache_dense`).  That layer holds most
@@ -95,14 +105,69 @@ def _time_axes(model, n_mels: int, window: int) -> tuple[dict, dict]:
 
 
 def _check_per_frame(graph, axes: dict) -> None:
-    """Refuse graphs whose non-convolution ops could mix time (pooling over time)."""
+    """Refuse graphs whose non-convolution ops could mix time (pooling over time,
+    recurrences other than a forward ONNX ``GRU``, loops)."""
     for node in graph.node:
         if node.op_type in ("MaxPool", "AveragePool"):
             t = axes.get(node.input[0])
             if t is None or _attr(node, "kernel_shape")[t - 2] != 1 or (_attr(node, "strides") or [1, 1])[t - 2] != 1:
                 sys.exit(f"{node.name}: pools over time (or its time axis is unknown); cannot make a step graph")
-        if node.op_type in ("GlobalMaxPool", "GlobalAveragePool", "LSTM", "GRU", "RNN", "ConvTranspose"):
-            sys.exit(f"{node.name}: {node.op_type} mixes time; cannot make a step graph")
+        if node.op_type in ("GlobalMaxPool", "GlobalAveragePool", "LSTM", "RNN", "ConvTranspose", "Loop", "Scan"):
+            hint = " (a Keras RNN exported by tf2onnx: export with train/export.py, which writes an ONNX GRU)" \
+                if node.op_type == "Loop" else ""
+            sys.exit(f"{node.name}: {node.op_type} mixes time; cannot make a step graph{hint}")
+
+
+def _downstream(graph, names: set) -> set:
+    """Every tensor computed from ``names`` (nodes are in topological order)."""
+    out = set(names)
+    for node in graph.node:
+        if any(i in out for i in node.input):
+            out.update(node.output)
+    return out
+
+
+def _carry_gru_states(graph, cached_inputs: list) -> list:
+    """Give each ONNX ``GRU`` its state as a graph input and output: ``state{k}``
+    becomes its ``initial_h`` (1, 1, hidden) and ``state{k}_out`` its ``Y_h``, the
+    state after the last frame of the run. Returns [(input, output, shape)].
+
+    The step graph's caches are zeroed before the pad frames that prime them, so
+    its first outputs come from zeros where the window graph sees pad frames; a
+    recurrent state must therefore be zeroed again once the caches are full
+    (rtpitch's StepPredictor does it at the first real prediction). A cached
+    convolution after a GRU would carry those first outputs on: refused.
+    """
+    grus = [n for n in graph.node if n.op_type == "GRU"]
+    if not grus:
+        return []
+    after = _downstream(graph, {o for n in grus for o in n.output if o})
+    for x in cached_inputs:
+        if x in after:
+            sys.exit(f"a time-mixing convolution reads {x!r}, computed from a GRU's output; cannot make a step graph")
+    states = []
+    for k, node in enumerate(grus):
+        if _attr(node, "direction", b"forward") != b"forward":
+            direction = _attr(node, "direction").decode()
+            sys.exit(f"{node.name}: a {direction} GRU sees the future; cannot make a step graph")
+        inputs = list(node.input) + [""] * (6 - len(node.input))
+        if inputs[4] or inputs[5]:
+            sys.exit(f"{node.name}: a GRU with sequence_lens or initial_h already; cannot make a step graph")
+        hidden = _attr(node, "hidden_size")
+        cin, cout = f"state{k}", f"state{k}_out"
+        inputs[5] = cin
+        node.input[:] = inputs
+        outputs = list(node.output) + [""] * (2 - len(node.output))
+        if outputs[1]:  # Y_h is used in the graph already: pass it on
+            graph.node.append(helper.make_node("Identity", [outputs[1]], [cout], name=f"state{k}_identity"))
+        else:
+            outputs[1] = cout
+            node.output[:] = outputs
+        shape = [1, 1, hidden]
+        graph.input.append(helper.make_tensor_value_info(cin, TensorProto.FLOAT, shape))
+        graph.output.append(helper.make_tensor_value_info(cout, TensorProto.FLOAT, shape))
+        states.append((cin, cout, shape))
+    return states
 
 
 def _time_mixing_convs(graph, axes: dict) -> list:
@@ -214,14 +279,18 @@ def _prune(graph) -> None:
 
 
 def make_step_graph(model: onnx.ModelProto, n_mels: int, window: int):
-    """The step graph of ``model`` and its caches [(input, output, shape)]."""
+    """The step graph of ``model`` and its caches [(input, output, shape, recurrent)]:
+    ``recurrent`` for a GRU's state (see :func:`_carry_gru_states`), else a
+    convolution's time context."""
     step = onnx.ModelProto()
     step.CopyFrom(model)
     graph = step.graph
     shapes, axes = _time_axes(model, n_mels, window)
     _check_per_frame(graph, axes)
     caches = []
-    for k, (node, t, frames) in enumerate(_time_mixing_convs(graph, axes)):
+    convs = _time_mixing_convs(graph, axes)
+    cached_inputs = [node.input[0] for node, _, _ in convs]
+    for k, (node, t, frames) in enumerate(convs):
         x = node.input[0]
         shape = shapes.get(x)
         if not shape or None in shape[1:] or len(shape) != 4:
@@ -230,7 +299,7 @@ def make_step_graph(model: onnx.ModelProto, n_mels: int, window: int):
             cache_shape = _cache_dense(graph, node, k, frames, shape)
             graph.input.append(helper.make_tensor_value_info(f"cache{k}", TensorProto.FLOAT, cache_shape))
             graph.output.append(helper.make_tensor_value_info(f"cache{k}_out", TensorProto.FLOAT, cache_shape))
-            caches.append((f"cache{k}", f"cache{k}_out", cache_shape))
+            caches.append((f"cache{k}", f"cache{k}_out", cache_shape, False))
             continue
         cache_shape = list(shape)
         cache_shape[0], cache_shape[t] = 1, frames
@@ -249,7 +318,8 @@ def make_step_graph(model: onnx.ModelProto, n_mels: int, window: int):
         at = list(graph.node).index(node)
         graph.node.insert(at, keep)
         graph.node.insert(at, concat)
-        caches.append((cin, cout, cache_shape))
+        caches.append((cin, cout, cache_shape, False))
+    caches += [(cin, cout, shape, True) for cin, cout, shape in _carry_gru_states(graph, cached_inputs)]
     if not caches:
         sys.exit("the graph has no time-mixing convolution; it needs no step graph")
     _prune(graph)
@@ -279,14 +349,20 @@ class _Stepper:
 
     def __init__(self, session, caches, heads, n_mels: int, window: int, pad: float):
         self.session, self.caches, self.heads = session, caches, heads
-        self.state = {cin: np.zeros(shape, np.float32) for cin, _, shape in caches}
+        self.state = {c[0]: np.zeros(c[2], np.float32) for c in caches}
         self.run(np.full((window - 1, n_mels), pad, np.float32))
 
     def run(self, frames: np.ndarray) -> list:
         outs = self.session.run(self.heads + [c[1] for c in self.caches], {"mel": frames[None], **self.state})
-        for (cin, _, _), new in zip(self.caches, outs[len(self.heads):]):
-            self.state[cin] = new
+        for c, new in zip(self.caches, outs[len(self.heads):]):
+            self.state[c[0]] = new
         return [o[0] for o in outs[: len(self.heads)]]
+
+    def zero_recurrent(self) -> None:
+        """Zero the recurrent states (as rtpitch's StepPredictor does at the first real prediction)."""
+        for c in self.caches:
+            if c[3]:
+                self.state[c[0]] = np.zeros(c[2], np.float32)
 
 
 def check_parity(window_bytes: bytes, step_bytes: bytes, caches, heads, spec, seed: int = 0) -> float:
@@ -309,21 +385,27 @@ def check_parity(window_bytes: bytes, step_bytes: bytes, caches, heads, spec, se
                     caches, heads, n_mels, w, pad)
     stream = np.concatenate([mel, tail])
     got, i = [], 0
+    if la == 0:
+        step.zero_recurrent()
     while i < len(stream):
         m = int(rng.integers(1, 8))
+        if i < la:  # the first la outputs belong to pad frames: the recurrent state starts after them
+            m = min(m, la - i)
         got.append(step.run(stream[i : i + m]))
         i += m
+        if i == la:
+            step.zero_recurrent()
     got = [np.concatenate(g)[la:] for g in zip(*got)]
     return float(max(np.abs(r[0] - g).max() for r, g in zip(ref, got)))
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", required=True, help="a shipped model's name or the path to its JSON")
-    ap.add_argument("--int8", action="store_true", help="int8 weights for the dense layer (module docstring)")
-    args = ap.parse_args(argv)
-    spec = load_model_spec(args.model)
-    json_path = resolve_model_path(args.model)
+def write_step_graph(model: str, *, int8: bool = False) -> str:
+    """Make the step graph of ``model`` (a shipped model's name or the path to its
+    JSON), check it against the window graph, write ``<name>.step`` and the JSON's
+    ``streaming`` section; returns one line saying what was written. Exits
+    (SystemExit) with the reason when it cannot."""
+    spec = load_model_spec(model)
+    json_path = resolve_model_path(model)
     window_bytes = spec.onnx_bytes()
     step, caches = make_step_graph(onnx.load_from_string(window_bytes), spec.frontend.n_mels, spec.window_frames)
     heads = [spec.outputs[h] for h in spec.outputs]
@@ -331,28 +413,41 @@ def main(argv=None):
     diff = check_parity(window_bytes, step_bytes, caches, heads, spec)
     if not diff <= PARITY_TOL:
         sys.exit(f"step graph disagrees with the window graph: max abs difference {diff:.3g} > {PARITY_TOL}")
-    int8 = quantize_dense(step) if args.int8 else None
-    if args.int8 and int8 is None:
+    quantized = quantize_dense(step) if int8 else None
+    if int8 and quantized is None:
         print("no dense layer to quantize: the step graph stays float32")
-    if int8 is not None:
-        step_bytes = int8
+    if quantized is not None:
+        step_bytes = quantized
         diff = check_parity(window_bytes, step_bytes, caches, heads, spec)
         if not diff <= PARITY_TOL_INT8:
             sys.exit(f"int8 step graph is too far from the window graph: max abs difference {diff:.3g}")
     step_path = spec.onnx_path.with_name(f"{spec.onnx_path.stem}.step")  # ONNX bytes; not a model of its own
     step_path.write_bytes(step_bytes)
     meta = json.loads(json_path.read_text())
+    recurrent = any(c[3] for c in caches)
+    check = "random log-mel stream (300 frames) in chunks of 1-7 frames vs the window graph"
+    if recurrent:
+        check += " over the whole stream (the recurrent state zeroed at the first real prediction)"
     meta["streaming"] = {
         "onnx": step_path.name,
         "onnx_sha256": hashlib.sha256(step_bytes).hexdigest(),
-        "caches": [{"input": cin, "output": cout, "shape": shape} for cin, cout, shape in caches],
-        "dense_weights": "int8 (dynamic quantization, per column, 7-bit)" if int8 is not None else "float32",
+        "caches": [{"input": cin, "output": cout, "shape": shape, **({"recurrent": True} if rec else {})}
+                   for cin, cout, shape, rec in caches],
+        "dense_weights": "int8 (dynamic quantization, per column, 7-bit)" if quantized is not None else "float32",
         "parity_max_abs_diff": diff,
-        "parity_check": "random log-mel stream (300 frames) in chunks of 1-7 frames vs the window graph",
-        "made_by": "train/step_graph.py" + (" --int8" if int8 is not None else ""),
+        "parity_check": check,
+        "made_by": "train/step_graph.py" + (" --int8" if quantized is not None else ""),
     }
     json_path.write_text(json.dumps(meta, indent=2) + "\n")
-    print(f"wrote {step_path} ({len(caches)} caches, max abs difference to the window graph {diff:.2g})")
+    return f"wrote {step_path} ({len(caches)} caches, max abs difference to the window graph {diff:.2g})"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", required=True, help="a shipped model's name or the path to its JSON")
+    ap.add_argument("--int8", action="store_true", help="int8 weights for the dense layer (module docstring)")
+    args = ap.parse_args(argv)
+    print(write_step_graph(args.model, int8=args.int8))
 
 
 if __name__ == "__main__":

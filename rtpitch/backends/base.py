@@ -2,10 +2,14 @@
 
 A backend runs a model's ONNX graph on one window (or a run of windows) of
 log-mel frames.  Input: ``mel`` float32 ``(1, T, n_mels)`` with
-``T >= window_frames``.  Output: one float32 array ``(T - window_frames + 1, 88)``
-per head (``"frame"``, ``"onset"``, optionally ``"velocity"``; the optional
-``"pedal"`` head ``(T - window_frames + 1, 1)``), row ``i`` being
-the prediction for the window ``mel[0, i : i + window_frames]``.
+``T >= window_frames``.  Output: one float32 array ``(T - window_frames + 1, units)``
+per head (``"frame"``, ``"onset"``, optionally ``"offset"``, ``"velocity"``: 88
+units; ``"pedal"``: 1), row ``i`` being the prediction for the window
+``mel[0, i : i + window_frames]``.  For a recurrent model
+(:attr:`~rtpitch.model.ModelSpec.recurrent`) the rows of one call are one
+sequence: its state starts at zero at row 0 and runs on through the call, so
+``infer`` is meaningful for a whole stream at once or for timing, never for the
+independent windows of a live stream (the predictor refuses that).
 
 A backend may also run the model's step graph (:class:`~rtpitch.model.StepGraphSpec`)
 through a :class:`Stepper` from :meth:`Backend.make_stepper`: the same
@@ -25,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ModelError
-from ..model import ModelSpec, head_width
+from ..model import ModelSpec, head_units
 
 
 @dataclass(frozen=True)
@@ -48,13 +52,24 @@ class Stepper(ABC):
     def run(self, mel: np.ndarray) -> dict[str, np.ndarray]:
         """Advance by the frames ``mel`` (1, m, n_mels), m >= 1, C-contiguous float32.
 
-        Returns dict head -> float32 (m, 88) (the pedal (m, 1)), freshly allocated: row i predicts
-        the frame ``lookahead_frames`` before input frame i.
+        Returns dict head -> float32 (m, units) (88; 1 for ``pedal``), freshly
+        allocated: row i predicts the frame ``lookahead_frames`` before input frame i.
         """
 
     @abstractmethod
     def reset(self) -> None:
         """Zero the caches (the caller primes them with pad frames)."""
+
+    def zero_recurrent(self) -> None:
+        """Zero the recurrent state only (the caches named in ``spec.step.recurrent``),
+        keeping the convolutions' time context.
+
+        The StepPredictor calls it just before the first real prediction: the
+        recurrent state then starts there from zero, as it does at the first
+        output of every training crop, instead of carrying what the priming
+        (caches still zero, not yet pad frames) made of it.  A model without a
+        recurrent state has nothing to zero.
+        """
 
 
 class Backend(ABC):
@@ -86,9 +101,10 @@ class Backend(ABC):
 
         Returns
         -------
-        dict head -> float32 array (T - window_frames + 1, 88) (the pedal: (.., 1))
-            Activations (probabilities) per head, freshly allocated (the caller
-            may keep them).
+        dict head -> float32 array (T - window_frames + 1, units)
+            Activations (probabilities) per head (88 units; 1 for ``pedal``),
+            freshly allocated (the caller may keep them).  A recurrent model's
+            state starts at zero at row 0 (module docstring).
         """
 
     @abstractmethod
@@ -127,7 +143,8 @@ class Backend(ABC):
 
     def _probe(self, run, what: str, hint: str = "") -> None:
         """Call ``run()`` (one prediction's input): a runtime error, or a head not
-        shaped (1, 88) (the pedal (1, 1)), is a one-line ModelError naming ``what``, then ``hint``."""
+        shaped (1, units) (88; 1 for ``pedal``), is a one-line ModelError naming
+        ``what``, then ``hint``."""
         name = self.spec.name
         try:
             out = run()
@@ -135,10 +152,10 @@ class Backend(ABC):
             text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
             raise ModelError(f"model '{name}': {what} does not run ({text}){hint}") from None
         for head, arr in out.items():
-            if arr.shape != (1, head_width(head)):
+            if arr.shape != (1, head_units(head)):
                 raise ModelError(
                     f"model '{name}': {what} gave '{head}' output shape {arr.shape}, "
-                    f"expected (1, {head_width(head)}){hint}"
+                    f"expected (1, {head_units(head)}){hint}"
                 )
 
 
@@ -182,12 +199,13 @@ def check_io(spec: ModelSpec, inputs: list[TensorInfo], outputs: list[TensorInfo
         if tensor not in outs:
             have = ", ".join(repr(t.name) for t in outputs) or "none"
             raise ModelError(f"{where} has no output '{tensor}' for head '{head}' (outputs: {have})")
-        out, width = outs[tensor], head_width(head)
+        out = outs[tensor]
         if out.dtype != np.float32:
             raise ModelError(f"{where} output '{tensor}' is {out.dtype or 'a non-numpy type'}, expected float32")
-        if len(out.shape) != 3 or out.shape[2] not in (None, width):
+        units = head_units(head)
+        if len(out.shape) != 3 or out.shape[2] not in (None, units):
             raise ModelError(
-                f"{where} output '{tensor}' has shape {_dims(out.shape)}, expected (batch, time, {width})"
+                f"{where} output '{tensor}' has shape {_dims(out.shape)}, expected (batch, time, {units})"
             )
 
 

@@ -9,7 +9,9 @@ single plain path stays.
 
 Where the model has a step graph, a second session runs it for
 :meth:`OnnxRuntimeBackend.make_stepper`; both graphs are loaded and checked at
-construction.
+construction.  The stepper feeds each cache output back as the next run's
+input, a recurrent state (a GRU's ``state{k}`` / ``state{k}_out``) like a
+convolution's cache.
 """
 
 from __future__ import annotations
@@ -140,11 +142,16 @@ class _OrtStepper(Stepper):
         self._heads = heads
         self._cache_in = [c[0] for c in spec.step.caches]
         self._shapes = [c[2] for c in spec.step.caches]
+        self._recurrent = [(c[0], c[2]) for c in spec.step.caches if c[0] in spec.step.recurrent]
         self._fetch = tensors + [c[1] for c in spec.step.caches]
         self.reset()
 
     def reset(self) -> None:
         self._feed = {name: np.zeros(shape, np.float32) for name, shape in zip(self._cache_in, self._shapes)}
+
+    def zero_recurrent(self) -> None:
+        for name, shape in self._recurrent:
+            self._feed[name] = np.zeros(shape, np.float32)
 
     def run(self, mel: np.ndarray) -> dict[str, np.ndarray]:
         self._feed[self._input] = mel
