@@ -87,3 +87,20 @@ def test_sigterm_checkpoints_and_writes_the_session_line(tmp_path):
     assert session["cpu_hours"] > 0 and set(session["val"]) == {"la0", "la2"}
     ckpt = (run / "ckpt" / "checkpoint").read_text()
     assert f"ckpt-{state['steps']}" in ckpt
+
+    # kept as weights alone (what session.sh keeps when the full checkpoint is over 20 MB),
+    # the run resumes from them: the same step, the same weights, a fresh optimiser
+    res = subprocess.run([sys.executable, "-m", "train.slim_checkpoint", str(run)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    full = sum(f.stat().st_size for f in (run / "ckpt").glob(f"ckpt-{state['steps']}.*"))
+    slim = sum(f.stat().st_size for f in (run / "weights").iterdir())
+    assert slim < 0.5 * full  # weights without Adam's two moments
+    (run / "ckpt").rename(tmp_path / "full-ckpt")
+    res = subprocess.run([sys.executable, "-m", "train.train", "--data", str(data), "--run", str(run),
+                          "--arch", "stream", "--lookaheads", "0,2", "--lookahead", "2", "--batch", "2",
+                          "--seq", "40", "--eval-every", "100000", "--max-steps", str(state["steps"] + 2)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert f"resumed the weights of {run / 'weights'}/ckpt-{state['steps']} at step {state['steps']}" in res.stdout
+    assert json.loads((run / "state.json").read_text())["steps"] == state["steps"] + 2

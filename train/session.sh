@@ -8,6 +8,7 @@
 #   train/session.sh status           # the trainer's pid and last log lines
 #   train/session.sh stop             # SIGTERM: the trainer checkpoints and exits; then keep
 #   train/session.sh keep             # copy the newest checkpoint + logs to train/runs/RUN
+#                                     # (weights alone, train/slim_checkpoint.py, if over 20 MB)
 #
 # Environment: RUN (default stream), ARCH (default: RUN's name), INIT (a kept run a new
 # RUN starts from: train.py --init-from), LR (default 1e-4), DATA (../shared/data),
@@ -48,31 +49,41 @@ build_data() {
 }
 
 resume_from_repo() {  # a machine without the run starts from the kept checkpoint
-    if [ ! -d "$WORK/ckpt" ] && [ -d "$KEPT/ckpt" ]; then
+    if [ ! -d "$WORK/ckpt" ] && [ ! -d "$WORK/weights" ] && { [ -d "$KEPT/ckpt" ] || [ -d "$KEPT/weights" ]; }; then
         mkdir -p work/runs && cp -r "$KEPT" "$WORK"
     fi
 }
 
+newest() {  # the newest checkpoint prefix in folder $1
+    sed -n 's/^model_checkpoint_path: "\(.*\)"$/\1/p' "$1/checkpoint" 2>/dev/null
+}
+
 keep() {  # one checkpoint (the newest) and the run's logs into train/runs/RUN
-    local prefix
-    prefix=$(sed -n 's/^model_checkpoint_path: "\(.*\)"$/\1/p' "$WORK/ckpt/checkpoint")
+    local prefix src=ckpt
+    prefix=$(newest "$WORK/ckpt")
     [ -n "$prefix" ] || { echo "keep: no checkpoint in $WORK/ckpt" >&2; exit 1; }
-    mkdir -p "$KEPT/ckpt.new"
-    cp "$WORK/ckpt/$prefix".* "$KEPT/ckpt.new/"
+    if [ -n "$(find "$WORK/ckpt" -name "$prefix.*" -size +20M)" ]; then
+        # weights + Adam's moments are over the file limit: keep the weights alone
+        $PY -m train.slim_checkpoint "$WORK"
+        src=weights
+        prefix=$(newest "$WORK/weights")
+    fi
+    rm -rf "$KEPT/new" && mkdir -p "$KEPT/new"
+    cp "$WORK/$src/$prefix".* "$KEPT/new/"
     printf 'model_checkpoint_path: "%s"\nall_model_checkpoint_paths: "%s"\n' "$prefix" "$prefix" \
-        > "$KEPT/ckpt.new/checkpoint"
+        > "$KEPT/new/checkpoint"
     local big
-    big=$(find "$KEPT/ckpt.new" -size +20M)
+    big=$(find "$KEPT/new" -size +20M)
     if [ -n "$big" ]; then
-        rm -rf "$KEPT/ckpt.new"
+        rm -rf "$KEPT/new"
         echo "keep: over the 20 MB file limit: $big" >&2
         exit 1
     fi
-    rm -rf "$KEPT/ckpt" && mv "$KEPT/ckpt.new" "$KEPT/ckpt"
+    rm -rf "$KEPT/ckpt" "$KEPT/weights" && mv "$KEPT/new" "$KEPT/$src"
     for f in state.json log.jsonl recipe.jsonl sessions.jsonl mel_stats.npz; do
         [ -f "$WORK/$f" ] && cp "$WORK/$f" "$KEPT/$f"
     done
-    echo "kept $KEPT at $prefix"
+    echo "kept $KEPT at $src/$prefix"
 }
 
 running_pid() {
@@ -115,7 +126,7 @@ keep)
     keep
     ;;
 *)
-    sed -n '2,20p' "$0" >&2
+    sed -n '2,21p' "$0" >&2
     exit 2
     ;;
 esac

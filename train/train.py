@@ -98,6 +98,7 @@ class Crops:
         return mel, lab
 
 
+WEIGHTS_DIR = "weights"  # a run's weights-only checkpoint (train/slim_checkpoint.py)
 KNOWN = "/known"  # label key suffix: the mask of a head whose labels may be missing (pedal)
 
 
@@ -239,6 +240,10 @@ def main(argv=None):
         ckpt.restore(manager.latest_checkpoint)
         opt.learning_rate.assign(args.lr)  # the checkpoint holds the previous phase's rate
         print(f"resumed from {manager.latest_checkpoint} at step {int(step)}, lr {args.lr:g}", flush=True)
+    elif latest_weights(args.run):  # a run kept as weights only (train/slim_checkpoint.py)
+        tf.train.Checkpoint(model=model, step=step).restore(latest_weights(args.run)).expect_partial()
+        print(f"resumed the weights of {latest_weights(args.run)} at step {int(step)}, lr {args.lr:g}; "
+              "the optimiser's moments start afresh", flush=True)
 
     with open(os.path.join(args.run, "recipe.jsonl"), "a") as f:  # one line per invocation (phase)
         f.write(json.dumps({"from_step": int(step), **vars(args)}) + "\n")
@@ -315,14 +320,10 @@ def init_from_run(model, run: str, n_mels: int, window: int) -> list[str]:
     A dense layer whose input here is wider (a head that also sees the GRU's
     state) gets the other's kernel in its first rows and zeros below, so the new
     model starts out computing exactly what the old one did."""
-    with open(os.path.join(run, "recipe.jsonl")) as f:
-        recipe = json.loads(f.read().splitlines()[-1])
-    multi = [int(v) for v in recipe["lookaheads"].split(",")] if recipe.get("lookaheads") else None
-    with np.load(os.path.join(run, "mel_stats.npz")) as z:
-        src = build_model(n_mels, window=window, mean=z["mean"], std=z["std"], arch=recipe["arch"], lookaheads=multi)
-    latest = tf.train.latest_checkpoint(os.path.join(run, "ckpt"))
+    src = model_of_run(run, n_mels, window)
+    latest = latest_weights(run)
     if latest is None:
-        raise SystemExit(f"--init-from {run}: no checkpoint in {run}/ckpt")
+        raise SystemExit(f"--init-from {run}: no checkpoint in {run}/ckpt or {run}/weights")
     tf.train.Checkpoint(model=src).restore(latest).expect_partial()
     by_name = {layer.name: layer for layer in src.layers}
     copied = []
@@ -342,6 +343,23 @@ def init_from_run(model, run: str, n_mels: int, window: int) -> list[str]:
             layer.set_weights([kernel, theirs[1]])
             copied.append(layer.name + " (widened)")
     return copied
+
+
+def model_of_run(run: str, n_mels: int, window: int = 20):
+    """The model ``run`` trains (its last recipe line's architecture and lookaheads,
+    its input statistics), freshly initialised."""
+    with open(os.path.join(run, "recipe.jsonl")) as f:
+        recipe = json.loads(f.read().splitlines()[-1])
+    multi = [int(v) for v in recipe["lookaheads"].split(",")] if recipe.get("lookaheads") else None
+    with np.load(os.path.join(run, "mel_stats.npz")) as z:
+        return build_model(n_mels, window=window, mean=z["mean"], std=z["std"], arch=recipe["arch"], lookaheads=multi)
+
+
+def latest_weights(run: str) -> str | None:
+    """The newest checkpoint prefix holding ``run``'s model weights: the full
+    checkpoint (ckpt/) or, where only that was kept, the weights-only one (weights/)."""
+    return tf.train.latest_checkpoint(os.path.join(run, "ckpt")) or \
+        tf.train.latest_checkpoint(os.path.join(run, WEIGHTS_DIR))
 
 
 def _cpu_seconds() -> float:
