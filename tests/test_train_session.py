@@ -32,6 +32,9 @@ def test_maps_synth_segments_carry_the_tsv_notes(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     files = sorted((out / "train").glob("*.npz"))
     assert files
+    manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert len(manifest) == len(files) and {m["collection"] for m in manifest} == {"maps-synth"}
+    assert all(m["split"] == "train" and m["frontend"]["hop_length"] == 160 for m in manifest)
     from train.build_maps_synth import SEG_S, read_tsv
     from train.labels import PEDAL_UNKNOWN
 

@@ -7,7 +7,8 @@ Each of the 65 pieces (six commercial virtual pianos, 16 kHz FLAC, labels in
 ``tsv/``: onset, key release, pitch, velocity) is cut into segments of <= 60 s;
 every copy passes each segment through ``microphone_in_room`` with its own draw.
 Written as ``OUT/train/<piece>_c<copy>_<k>.npz`` in build_dataset.py's format
-(pedal PEDAL_UNKNOWN: the pianos played it, MAPS labels do not say). All of it is training data: none of its
+(pedal PEDAL_UNKNOWN: the pianos played it, MAPS labels do not say), and a line
+per segment in ``OUT/manifest.jsonl``. All of it is training data: none of its
 compositions is one of the real ENSTDkCl validation pieces. Resumable.
 """
 
@@ -106,6 +107,18 @@ def _work(job):
         return dict(seg, error=f"{type(e).__name__}: {e}")
 
 
+def write_manifest(out: Path) -> None:
+    """``OUT/manifest.jsonl``: a line per segment in ``OUT/train`` (its metadata,
+    split "train", collection "maps-synth"), as build_dataset.py writes one;
+    export reads the frontend and the hours per timbre from it."""
+    lines = []
+    for f in sorted((out / "train").glob("*.npz")):
+        with np.load(f) as z:
+            meta = json.loads(str(z["meta"]))
+        lines.append(json.dumps(dict(meta, split="train", collection="maps-synth")) + "\n")
+    (out / "manifest.jsonl").write_text("".join(lines))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(_HERE.parent.parent / "shared" / "data"))
@@ -132,6 +145,7 @@ def main(argv=None):
     errors = [d for d in done if "error" in d]
     for d in errors:
         print(f"{d['id']}: {d['error']}", file=sys.stderr)
+    write_manifest(out)
     hours = sum(s["dur_s"] for s in segs) / 3600
     print(f"{len(segs) - len(errors)} segments, {hours:.2f} h ({a.copies} copies) in {out}, "
           f"{time.time() - t0:.0f} s", flush=True)

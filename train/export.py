@@ -37,6 +37,7 @@ from rtpitch.latency import model_budget
 from rtpitch.model import MODELS_DIR, load_model_spec
 from train.model import ARCHITECTURES, HEADS, RECURRENT_UNITS, build_model, output_name
 from train.run_info import run_frontend, run_parameters
+from train.train import latest_weights
 from train.step_graph import write_step_graph
 
 
@@ -45,9 +46,9 @@ def restore(run: str, n_mels: int, window: int, arch: str, lookaheads=None):
         mean, std = z["mean"], z["std"]
     model = build_model(n_mels, window=window, mean=mean, std=std, arch=arch, lookaheads=lookaheads)
     ckpt = tf.train.Checkpoint(model=model)
-    latest = tf.train.latest_checkpoint(os.path.join(run, "ckpt"))
+    latest = latest_weights(run)
     if latest is None:
-        sys.exit(f"no checkpoint in {run}/ckpt")
+        sys.exit(f"no checkpoint in {run}/ckpt or {run}/weights")
     ckpt.restore(latest).expect_partial()
     return model, latest
 
