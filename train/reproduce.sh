@@ -4,6 +4,7 @@
 #   train/reproduce.sh stream          # the streaming CNN, one run for every lookahead;
 #                                      # exports stream (lookahead 2) and stream-fast (0)
 #   train/reproduce.sh stream-wide     # the wider streaming CNN (an experiment): its curve only
+#   train/reproduce.sh stream-gru      # stream + GRU + pedal head (an experiment): the session runs
 # Steps: fetch Salamander samples -> render + augment + features + labels ->
 # train (checkpoints in work/runs/<run>) -> ONNX export + JSON -> step graph ->
 # decoder thresholds on rendered validation -> evaluation on the real recordings.
@@ -94,7 +95,11 @@ seed-cnn)
     ;;
 stream | stream-fast)
     lowlat_data
-    resume_from_repo stream  # the run is kept in the repo (ckpt-10400): a new machine goes on from there
+    # the run is kept in the repo: a new machine goes on from there. The shipped files are
+    # the step-14 000 export below; the kept checkpoint has since moved on (train/session.sh,
+    # the phase after `ship`), so to export step 14 000 again, first restore train/runs/stream
+    # as of commit 0771de7 (git checkout 0771de7 -- train/runs/stream)
+    resume_from_repo stream
     RUN=work/runs/stream
     ARGS=(--arch stream --lookaheads 0,1,2,4,6,9 --lookahead 2 --seq 400 --batch 8 --eval-every 500)
     train_phase $RUN work/data-lowlat 3800 1e-3 "${ARGS[@]}"
@@ -111,6 +116,15 @@ stream | stream-fast)
     train_phase $RUN $D 14000 6e-5 "${ARGS[@]}"
     ship $RUN $D train/frontend-lowlat.json stream 2 float32 --arch stream
     ship $RUN $D train/frontend-lowlat.json stream-fast 0 float32 --arch stream
+    # 14 000 -> 26 996, train/session.sh's data (a fresh 6 h render, MAPS's six virtual
+    # pianos, noise alone) at 1e-4: validation flat (train/runs/README.md); not shipped
+    PYTHON=$PY MAX_STEPS=26996 RTPITCH_SESSION=reproduce train/session.sh run 100000
+    ;;
+stream-gru)
+    # the stream trunk + a GRU + a pedal head (an experiment, not shipped): from the stream
+    # run's kept weights (function-preserving start), train/session.sh's data and recipe
+    PYTHON=$PY RUN=stream-gru INIT=train/runs/stream MAX_STEPS=1997 RTPITCH_SESSION=reproduce \
+        train/session.sh run 100000
     ;;
 stream-wide)
     # an experiment, not shipped yet: the stream recipe on a wider CNN (train/model.py),

@@ -14,7 +14,7 @@
 # RUN starts from: train.py --init-from), LR (default 1e-4), DATA (../shared/data),
 # PYTHON (default .venv/bin/python), RTPITCH_SESSION (label of the session line),
 # NICE (default 19: the foreground work and tests come first; live-timing tests fail beside
-# a trainer that gets more).
+# a trainer that gets more), MAX_STEPS (train.py --max-steps; train/reproduce.sh).
 # Everything except train/runs/RUN is rebuilt by this script (deterministic seeds):
 # the datasets under work/ and the Salamander samples under cache/.
 # Log: work/session-RUN.log; pid: work/session-RUN.pid. The trainer appends one line
@@ -109,6 +109,7 @@ run)  # the background job (start runs this)
     if [ "$left" -lt 5 ]; then echo "no time left to train after the data build"; exit 0; fi
     # exec: the pid file then names the trainer itself, which checkpoints on SIGTERM
     if [ -n "$INIT" ]; then ARGS+=(--init-from "$INIT"); fi
+    if [ -n "${MAX_STEPS:-}" ]; then ARGS+=(--max-steps "$MAX_STEPS"); fi
     exec nice -n "${NICE:-19}" $PY -m train.train --data "$D" --run "$WORK" --lr "$LR" --minutes "$left" "${ARGS[@]}"
     ;;
 status)
