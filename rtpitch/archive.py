@@ -63,12 +63,12 @@ import json
 import os
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+from .atomic_file import write_atomic
 from .errors import ConfigError, RtpitchError
 from .model import DEFAULT_MODEL
 
@@ -337,24 +337,9 @@ def default_jobs() -> int:
 
 
 def _write_atomic(path: str, data: bytes) -> None:
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """:func:`~rtpitch.atomic_file.write_atomic`, its folder made first (an --out-dir tree)."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    write_atomic(path, data)
 
 
 def format_hours(seconds: float) -> str:

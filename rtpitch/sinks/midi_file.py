@@ -16,6 +16,7 @@ last autosave.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import threading
@@ -23,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from ..atomic_file import write_atomic
 from ..errors import MidiError
 from ..events import SUSTAIN_CC, Event, NoteEvent, PedalEvent
 
@@ -70,17 +72,13 @@ def midi_file_bytes(events: Sequence[Event], channel: int = 1) -> bytes:
     ``channel``: MIDI channel 1..16.  Used where the notes are made in one
     process and written in another (``rtpitch transcribe`` of many files).
     """
-    import io
+    return _file_bytes(_build_file(events, channel - 1))
 
+
+def _file_bytes(mid) -> bytes:
     buf = io.BytesIO()
-    _build_file(events, channel - 1).save(file=buf)
+    mid.save(file=buf)
     return buf.getvalue()
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 class MidiFileSink:
@@ -170,21 +168,7 @@ class MidiFileSink:
 
     @staticmethod
     def _write_atomic(mid, path: Path) -> None:
-        directory = path.parent if str(path.parent) else Path(".")
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                mid.save(file=fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a take is an ordinary file
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        write_atomic(path, _file_bytes(mid))  # a take is an ordinary file (mode from the umask)
 
     def _rescue(self, mid) -> Path | None:
         """Keep what was recorded: write it to the temp dir when the target fails."""
