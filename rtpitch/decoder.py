@@ -304,11 +304,7 @@ class NoteDecoder:
         """
         if not self._sounding.any():
             return []
-        k = self._next_frame
-        t = self.start_s + k * self.hop_s
-        if time_s is not None and time_s > t:
-            t = float(time_s)
-            k = max(k, int(round((t - self.start_s) / self.hop_s)))
+        t, k = _closing_time(self.start_s, self.hop_s, self._next_frame, time_s)
         events = [NoteEvent(t, int(p) + LOWEST_MIDI, 0, False, k) for p in np.flatnonzero(self._sounding)]
         self._sounding[:] = False
         self._latched[:] = False
@@ -371,13 +367,18 @@ class PedalDecoder:
         """Pedal up if it is down, at the time :meth:`NoteDecoder.close` ends notes."""
         if not self.down:
             return []
-        k = self._next_frame
-        t = self.start_s + k * self.hop_s
-        if time_s is not None and time_s > t:
-            t = float(time_s)
-            k = max(k, int(round((t - self.start_s) / self.hop_s)))
+        t, k = _closing_time(self.start_s, self.hop_s, self._next_frame, time_s)
         self.down = False
         return [PedalEvent(t, False, k)]
+
+
+def _closing_time(start_s: float, hop_s: float, next_frame: int, time_s: float | None) -> tuple[float, int]:
+    """(audio time s, frame) of a closing event: the frame after the last one
+    processed, or ``time_s`` where that is later (never before what it closes)."""
+    t = start_s + next_frame * hop_s
+    if time_s is not None and time_s > t:
+        return float(time_s), max(next_frame, int(round((time_s - start_s) / hop_s)))
+    return t, next_frame
 
 
 def _merge(notes: list[NoteEvent], pedal: list[PedalEvent]) -> list[Event]:
