@@ -146,6 +146,17 @@ def sounding_end(perf: Performance) -> np.ndarray:
     return np.maximum(end, perf.onset + 0.005)
 
 
+def restruck_while_sounding(perf: Performance, end: np.ndarray) -> np.ndarray:
+    """bool (n_notes,): the note's key is struck again before its sound ends
+    (``end``: :func:`sounding_end`), so the next note cuts it."""
+    restruck = np.zeros(len(end), bool)
+    for p in np.unique(perf.pitch):
+        idx = np.flatnonzero(perf.pitch == p)
+        if len(idx) > 1:
+            restruck[idx[:-1]] = perf.onset[idx[1:]] <= end[idx[:-1]] + 1e-9
+    return restruck
+
+
 # ---------------------------------------------------------------- Salamander sampler
 
 _NAMES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
@@ -247,11 +258,7 @@ def render_salamander(perf: Performance, sr: int = 16000, samples_dir=None, rng=
     if len(perf.onset) == 0:
         return out[:n_total]
     end = sounding_end(perf)
-    restruck = np.zeros(len(end), bool)
-    for p in np.unique(perf.pitch):
-        idx = np.flatnonzero(perf.pitch == p)
-        if len(idx) > 1:
-            restruck[idx[:-1]] = perf.onset[idx[1:]] <= end[idx[:-1]] + 1e-9
+    restruck = restruck_while_sounding(perf, end)
     detune = 2.0 ** (detune_cents / 1200.0)
     rel_g = 10 ** (release_gain_db / 20)
     vel = np.clip(perf.velocity, 1, 127)
@@ -471,11 +478,7 @@ def render_regions(perf: Performance, name: str, *, sr: int = 16000, samples_roo
     if len(perf.onset) == 0:
         return out
     end = sounding_end(perf)
-    restruck = np.zeros(len(end), bool)
-    for p in np.unique(perf.pitch):
-        idx = np.flatnonzero(perf.pitch == p)
-        if len(idx) > 1:
-            restruck[idx[:-1]] = perf.onset[idx[1:]] <= end[idx[:-1]] + 1e-9
+    restruck = restruck_while_sounding(perf, end)
     detune = 2.0 ** (detune_cents / 1200.0)
     vel = np.clip(perf.velocity, 1, 127)
     for k in range(len(perf.onset)):
