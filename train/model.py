@@ -41,6 +41,7 @@ from tensorflow import keras
 from tensorflow.keras import layers
 
 from rtpitch.events import N_KEYS
+from rtpitch.model import head_units
 
 
 class Standardize(layers.Layer):
@@ -155,7 +156,7 @@ def build_stream_cnn(n_mels: int, window: int = 20, channels=(12, 12, 24, 32), h
         x = layers.Concatenate(name="trunk_and_state")([x, state])
     x = layers.Dropout(dropout, name="dropout")(x)
     names = [output_name(h, la) for la in (lookaheads or [None]) for h in heads]
-    outputs = {n: _head(x, n, 1 if n.split("_la")[0] == "pedal" else N_KEYS) for n in names}
+    outputs = {n: _head(x, n, head_units(n.split("_la")[0])) for n in names}
     return keras.Model(mel, outputs, name="stream_gru" if gru_units else "stream_cnn")
 
 

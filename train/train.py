@@ -27,6 +27,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from rtpitch.model import head_units
 from train.labels import PEDAL_UNKNOWN
 from train.model import HEADS, build_model, output_name
 
@@ -71,7 +72,7 @@ class Crops:
     def batch_arrays(self):
         B, L = self.batch, self.seq + self.window - 1
         mel = np.full((B, L, self.n_mels), self.pad_value, np.float32)
-        lab = {name: np.zeros((B, self.seq, 1 if head == "pedal" else 88), np.float32)
+        lab = {name: np.zeros((B, self.seq, head_units(head)), np.float32)
                for name, head, _ in self.targets}
         for name, head, _ in self.targets:
             if head == "pedal":  # 1 where the pedal label is known (0 in padding)
@@ -240,9 +241,9 @@ def main(argv=None):
         ckpt.restore(manager.latest_checkpoint)
         opt.learning_rate.assign(args.lr)  # the checkpoint holds the previous phase's rate
         print(f"resumed from {manager.latest_checkpoint} at step {int(step)}, lr {args.lr:g}", flush=True)
-    elif latest_weights(args.run):  # a run kept as weights only (train/slim_checkpoint.py)
-        tf.train.Checkpoint(model=model, step=step).restore(latest_weights(args.run)).expect_partial()
-        print(f"resumed the weights of {latest_weights(args.run)} at step {int(step)}, lr {args.lr:g}; "
+    elif (kept := latest_weights(args.run)) is not None:  # kept as weights only (train/slim_checkpoint.py)
+        tf.train.Checkpoint(model=model, step=step).restore(kept).expect_partial()
+        print(f"resumed the weights of {kept} at step {int(step)}, lr {args.lr:g}; "
               "the optimiser's moments start afresh", flush=True)
 
     with open(os.path.join(args.run, "recipe.jsonl"), "a") as f:  # one line per invocation (phase)
@@ -253,7 +254,7 @@ def main(argv=None):
         lambda: iter(crops.batch_arrays, None),
         output_signature=(
             tf.TensorSpec((args.batch, args.seq + args.window - 1, n_mels), tf.float32),
-            {**{name: tf.TensorSpec((args.batch, args.seq, 1 if head == "pedal" else 88), tf.float32)
+            {**{name: tf.TensorSpec((args.batch, args.seq, head_units(head)), tf.float32)
                 for name, head, _ in targets},
              **{name + KNOWN: tf.TensorSpec((args.batch, args.seq, 1), tf.float32)
                 for name, head, _ in targets if head == "pedal"}},
