@@ -1,0 +1,44 @@
+"""Harmonic stacking of the log-mel: the input of the ``stream-hs`` model (train/model.py).
+
+For every piano key (A0 to C8, one bin per semitone) and every harmonic ``h`` of
+HARMONICS, the (standardised) log-mel read at ``h`` times the key's equal-tempered
+fundamental (A4 = 440 Hz): linearly interpolated, in mel, between the two bands
+whose peaks surround it, the edge band between fmin and the first peak (or the
+last peak and fmax), and 0 -- the band's training mean -- outside [fmin, fmax].
+As one matrix (n_mels, 88 * H): column ``k * H + i`` reads harmonic ``i`` of key
+``k``. A convolution over (time, key) then sees a key's fundamental and overtones
+side by side in its channels, and a note's pattern is the same at every key
+(harmonic stacking, Bittner et al. 2022, "Basic Pitch"). The half harmonic (the
+octave below) lets it tell a note from the octave above it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rtpitch.events import LOWEST_MIDI, N_KEYS
+from rtpitch.frontend import FrontendSpec, _hz_to_mel, mel_band_centres
+
+HARMONICS = (0.5, 1, 2, 3, 4, 5, 6, 7)
+
+
+def key_hz(n_keys: int = N_KEYS, lowest: int = LOWEST_MIDI) -> np.ndarray:
+    """Equal-tempered fundamentals of MIDI keys lowest .. lowest + n_keys - 1, Hz."""
+    return 440.0 * 2.0 ** ((np.arange(lowest, lowest + n_keys) - 69) / 12.0)
+
+
+def harmonic_matrix(spec: FrontendSpec, harmonics=HARMONICS) -> np.ndarray:
+    """(n_mels, 88 * len(harmonics)) float32; each column has at most two non-zero
+    weights, summing to 1 (in range) or 0 (outside [fmin, fmax])."""
+    centres_mel = _hz_to_mel(mel_band_centres(spec), spec.htk)
+    f = key_hz()[:, None] * np.asarray(harmonics, np.float64)[None, :]  # (88, H) Hz
+    pos = np.interp(_hz_to_mel(f, spec.htk).ravel(), centres_mel, np.arange(spec.n_mels, dtype=np.float64))
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, spec.n_mels - 1)
+    frac = pos - lo
+    inside = ((f >= spec.fmin) & (f <= spec.fmax)).ravel()
+    m = np.zeros((spec.n_mels, f.size), np.float64)
+    cols = np.arange(f.size)
+    np.add.at(m, (lo, cols), (1.0 - frac) * inside)
+    np.add.at(m, (hi, cols), frac * inside)
+    return m.astype(np.float32)
