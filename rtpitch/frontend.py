@@ -102,6 +102,18 @@ def _mel_to_hz(m, htk):
     return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
 
 
+def _band_edges_hz(spec: FrontendSpec) -> np.ndarray:
+    """n_mels + 2 frequencies equally spaced in mel from fmin to fmax, Hz: band i
+    rises from edge i, peaks at edge i + 1 and falls to edge i + 2."""
+    lo, hi = _hz_to_mel(spec.fmin, spec.htk), _hz_to_mel(spec.fmax, spec.htk)
+    return _mel_to_hz(np.linspace(lo, hi, spec.n_mels + 2), spec.htk)
+
+
+def mel_band_centres(spec: FrontendSpec) -> np.ndarray:
+    """The frequency at which each mel band peaks, (n_mels,) Hz, ascending."""
+    return _band_edges_hz(spec)[1:-1]
+
+
 @lru_cache(maxsize=8)
 def mel_filterbank(spec: FrontendSpec) -> np.ndarray:
     """Slaney-normalised triangular mel filters, shape (n_mels, n_fft//2 + 1).
@@ -111,7 +123,7 @@ def mel_filterbank(spec: FrontendSpec) -> np.ndarray:
     """
     n_bins = spec.n_fft // 2 + 1
     fft_hz = np.linspace(0.0, spec.sample_rate / 2, n_bins)
-    mel_hz = _mel_to_hz(np.linspace(_hz_to_mel(spec.fmin, spec.htk), _hz_to_mel(spec.fmax, spec.htk), spec.n_mels + 2), spec.htk)
+    mel_hz = _band_edges_hz(spec)
     fdiff = np.diff(mel_hz)
     ramps = mel_hz[:, None] - fft_hz[None, :]
     lower = -ramps[:-2] / fdiff[:-1, None]

@@ -48,7 +48,8 @@ def main(argv=None):
     np.savez(run / "mel_stats.npz", mean=mean, std=std)
     lookaheads = [int(v) for v in args.lookaheads.split(",")]
     tf.random.set_seed(0)
-    model = build_model(n_mels, window=window, mean=mean, std=std, arch=args.arch, lookaheads=lookaheads)
+    model = build_model(n_mels, window=window, mean=mean, std=std, arch=args.arch, lookaheads=lookaheads,
+                        frontend=frontend)
     for layer in model.layers:  # BN statistics away from the identity, so the export must carry them
         if isinstance(layer, tf.keras.layers.BatchNormalization):
             layer.moving_mean.assign(rng.normal(0, 0.1, layer.moving_mean.shape).astype(np.float32))

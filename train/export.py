@@ -41,10 +41,11 @@ from train.train import latest_weights
 from train.step_graph import write_step_graph
 
 
-def restore(run: str, n_mels: int, window: int, arch: str, lookaheads=None):
+def restore(run: str, n_mels: int, window: int, arch: str, lookaheads=None, frontend: dict | None = None):
     with np.load(os.path.join(run, "mel_stats.npz")) as z:
         mean, std = z["mean"], z["std"]
-    model = build_model(n_mels, window=window, mean=mean, std=std, arch=arch, lookaheads=lookaheads)
+    model = build_model(n_mels, window=window, mean=mean, std=std, arch=arch, lookaheads=lookaheads,
+                        frontend=frontend)
     ckpt = tf.train.Checkpoint(model=model)
     latest = latest_weights(run)
     if latest is None:
@@ -209,7 +210,7 @@ def main(argv=None):
     arch, window, lookahead, multi = trained["arch"], trained["window"], trained["lookahead"], trained["lookaheads"]
     n_mels = frontend["n_mels"]
     heads = HEADS[arch]
-    model, ckpt = restore(args.run, n_mels, window, arch, multi)
+    model, ckpt = restore(args.run, n_mels, window, arch, multi, frontend)
     os.makedirs(args.models, exist_ok=True)
     onnx_path = os.path.join(args.models, f"{args.name}.onnx")
     key = lookahead if multi else None

@@ -31,6 +31,14 @@ from a zero state at the first output of every crop; rtpitch serves the model
 only through its step graph (train/export.py writes the GRU as an ONNX GRU and
 makes the step graph, the GRU's state one more cache), whose state it zeroes
 at the first real prediction, so a live stream starts as a crop does.
+
+``stream-hs``: the stream CNN on a harmonic stack instead of the mel image: the
+standardised log-mel read at 8 harmonics (0.5, 1 .. 7) of each of the 88 keys'
+fundamentals (train/harmonics.py; one fixed MatMul), so its four 3x3
+convolutions (16, 16, 24, 32 channels) run over (time, key) with the harmonics
+as input channels and no pooling: a key's features stay at its key. Then the
+stream CNN's dense, temporal convolutions and heads. About 1.4x stream's
+multiply-adds per frame. Needs the frontend (the mel bands' frequencies).
 """
 
 from __future__ import annotations
@@ -41,7 +49,9 @@ from tensorflow import keras
 from tensorflow.keras import layers
 
 from rtpitch.events import N_KEYS
+from rtpitch.frontend import FrontendSpec
 from rtpitch.model import head_units
+from train.harmonics import harmonic_matrix
 
 
 class Standardize(layers.Layer):
@@ -54,6 +64,18 @@ class Standardize(layers.Layer):
 
     def call(self, x):  # in the layer's compute dtype (bfloat16 under mixed precision)
         return (x - tf.constant(self.mean, x.dtype)) * tf.constant(self.inv_std, x.dtype)
+
+
+class HarmonicStack(layers.Layer):
+    """x @ matrix: (B, T, n_mels) -> (B, T, 88 * H), the matrix a graph constant
+    (train/harmonics.py)."""
+
+    def __init__(self, matrix, **kwargs):
+        super().__init__(**kwargs)
+        self.matrix = np.asarray(matrix, np.float32)
+
+    def call(self, x):
+        return tf.linalg.matmul(x, tf.constant(self.matrix, x.dtype))
 
 
 def _conv_block(x, channels: int, name: str):
@@ -76,12 +98,18 @@ ARCHITECTURES = {
 }
 ARCHITECTURES["stream-gru"] = ARCHITECTURES["stream"] + ", pedal; a causal GRU (256) over the trunk's " \
                                                        "features feeds the heads"
+ARCHITECTURES["stream-hs"] = "streaming CNN on a harmonic stack: log-mel at harmonics 0.5, 1..7 of the 88 " \
+                              "keys (fixed MatMul), 4 3x3 conv over (time, key) (16, 16, 24, 32 ch, no pooling), " \
+                              "per-frame dense 256, temporal conv k4 then k5 dilation 2 (256 ch), heads " \
+                              "frame/onset/offset/velocity"
 HEADS = {"seed": ("frame", "onset", "velocity"), "stream": ("frame", "onset", "offset", "velocity"),
          "stream-wide": ("frame", "onset", "offset", "velocity"),
-         "stream-gru": ("frame", "onset", "offset", "velocity", "pedal")}
+         "stream-gru": ("frame", "onset", "offset", "velocity", "pedal"),
+         "stream-hs": ("frame", "onset", "offset", "velocity")}
 STREAM_WIDTHS = {"stream": ((12, 12, 24, 32), 256), "stream-wide": ((16, 16, 32, 48), 320),
-                 "stream-gru": ((12, 12, 24, 32), 256)}  # channels, hidden
+                 "stream-gru": ((12, 12, 24, 32), 256), "stream-hs": ((16, 16, 24, 32), 256)}  # channels, hidden
 RECURRENT_UNITS = {"stream-gru": 256}  # GRU after the trunk
+HARMONIC_INPUT = {"stream-hs"}  # harmonic stack instead of the mel image (needs the frontend)
 
 
 def output_name(head: str, lookahead: int | None) -> str:
@@ -91,18 +119,28 @@ def output_name(head: str, lookahead: int | None) -> str:
 
 
 def build_model(n_mels: int, window: int = 20, mean=None, std=None, arch: str = "seed",
-                lookaheads=None) -> keras.Model:
+                lookaheads=None, frontend: dict | None = None) -> keras.Model:
     """The model ``arch`` (see ARCHITECTURES); receptive field = ``window`` frames.
 
     mean, std: per-mel-bin input statistics (n_mels,) baked into the graph.
     lookaheads: (stream only) one set of heads per lookahead on a shared trunk,
     named by :func:`output_name`; one training run then gives the whole
     latency/accuracy curve, and export keeps the heads of one lookahead.
+    frontend: FrontendSpec fields of the input; needed by HARMONIC_INPUT models.
     """
     if arch in STREAM_WIDTHS:
         channels, hidden = STREAM_WIDTHS[arch]
+        harmonic = None
+        if arch in HARMONIC_INPUT:
+            if frontend is None:
+                raise ValueError(f"{arch} needs the frontend its input was made with")
+            spec = FrontendSpec(**frontend)
+            if spec.n_mels != n_mels:
+                raise ValueError(f"the frontend has {spec.n_mels} mel bands, the input {n_mels}")
+            harmonic = harmonic_matrix(spec)
         return build_stream_cnn(n_mels, window, channels=channels, hidden=hidden, mean=mean, std=std,
-                                lookaheads=lookaheads, gru_units=RECURRENT_UNITS.get(arch, 0), heads=HEADS[arch])
+                                lookaheads=lookaheads, gru_units=RECURRENT_UNITS.get(arch, 0), heads=HEADS[arch],
+                                harmonic=harmonic)
     if lookaheads is not None:
         raise ValueError("only the stream architectures train several lookaheads at once")
     if arch != "seed":
@@ -110,12 +148,17 @@ def build_model(n_mels: int, window: int = 20, mean=None, std=None, arch: str = 
     return build_seed_cnn(n_mels, window, mean=mean, std=std)
 
 
-def _input(n_mels: int, mean, std):
+def _input(n_mels: int, mean, std, harmonic=None):
+    """The mel input and what the first convolution sees: (B, T, n_mels, 1), or with
+    ``harmonic`` (n_mels, 88 * H) the harmonic stack (B, T, 88, H)."""
     mel = keras.Input(shape=(None, n_mels), name="mel")
     x = mel
     if mean is not None:
         x = Standardize(mean, std, name="normalize")(x)
-    return mel, layers.Reshape((-1, n_mels, 1), name="to_image")(x)
+    if harmonic is None:
+        return mel, layers.Reshape((-1, n_mels, 1), name="to_image")(x)
+    x = HarmonicStack(harmonic, name="harmonics")(x)
+    return mel, layers.Reshape((-1, N_KEYS, harmonic.shape[1] // N_KEYS), name="to_keys")(x)
 
 
 def _head(x, name: str, units: int = N_KEYS):
@@ -134,15 +177,17 @@ def _conv(x, channels: int, name: str):
 
 def build_stream_cnn(n_mels: int, window: int = 20, channels=(12, 12, 24, 32), hidden: int = 256,
                      dropout: float = 0.2, mean=None, std=None, lookaheads=None, gru_units: int = 0,
-                     heads=HEADS["stream"]) -> keras.Model:
+                     heads=HEADS["stream"], harmonic=None) -> keras.Model:
     """The streaming CNN (module docstring); ``window`` must be 20. ``gru_units``: a
-    causal GRU over the trunk's per-hop features (0: none); the heads then see both."""
+    causal GRU over the trunk's per-hop features (0: none); the heads then see both.
+    ``harmonic``: (n_mels, 88 * H) harmonic-stack matrix: the convolutions run over
+    keys, unpooled, instead of over the mel bands."""
     if window != 20:
         raise ValueError("the streaming CNN's receptive field is 20 frames")
-    mel, x = _input(n_mels, mean, std)
+    mel, x = _input(n_mels, mean, std, harmonic)
     for i, c in enumerate(channels):
         x = _conv(x, c, f"conv{i + 1}")
-        if i >= 1:
+        if i >= 1 and harmonic is None:
             x = layers.MaxPooling2D((1, 2), name=f"pool{i + 1}")(x)
     x = layers.Conv2D(hidden, (1, x.shape[2]), padding="valid", name="dense1")(x)  # (B, T-8, 1, hidden)
     x = layers.Reshape((-1, hidden), name="squeeze")(x)
@@ -157,7 +202,8 @@ def build_stream_cnn(n_mels: int, window: int = 20, channels=(12, 12, 24, 32), h
     x = layers.Dropout(dropout, name="dropout")(x)
     names = [output_name(h, la) for la in (lookaheads or [None]) for h in heads]
     outputs = {n: _head(x, n, head_units(n.split("_la")[0])) for n in names}
-    return keras.Model(mel, outputs, name="stream_gru" if gru_units else "stream_cnn")
+    name = "stream_gru" if gru_units else "stream_hs" if harmonic is not None else "stream_cnn"
+    return keras.Model(mel, outputs, name=name)
 
 
 def build_seed_cnn(n_mels: int, window: int = 20, channels=(16, 32), hidden: int = 256,

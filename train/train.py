@@ -29,7 +29,8 @@ import tensorflow as tf
 
 from rtpitch.model import head_units
 from train.labels import PEDAL_UNKNOWN
-from train.model import HEADS, build_model, output_name
+from train.model import HARMONIC_INPUT, HEADS, build_model, output_name
+from train.run_info import run_frontend
 
 
 
@@ -222,7 +223,9 @@ def main(argv=None):
         np.savez(stats_path, mean=mean, std=std)
 
     multi = [int(v) for v in args.lookaheads.split(",")] if args.lookaheads else None
-    model = build_model(n_mels, window=args.window, mean=mean, std=std, arch=args.arch, lookaheads=multi)
+    frontend = run_frontend([{"data": args.data}]) if args.arch in HARMONIC_INPUT else None
+    model = build_model(n_mels, window=args.window, mean=mean, std=std, arch=args.arch, lookaheads=multi,
+                        frontend=frontend)
     if args.freeze_bn:
         for layer in model.layers:
             if isinstance(layer, tf.keras.layers.BatchNormalization):
@@ -348,12 +351,15 @@ def init_from_run(model, run: str, n_mels: int, window: int) -> list[str]:
 
 def model_of_run(run: str, n_mels: int, window: int = 20):
     """The model ``run`` trains (its last recipe line's architecture and lookaheads,
-    its input statistics), freshly initialised."""
+    its input statistics, and for HARMONIC_INPUT its data's frontend), freshly initialised."""
     with open(os.path.join(run, "recipe.jsonl")) as f:
-        recipe = json.loads(f.read().splitlines()[-1])
+        phases = [json.loads(line) for line in f.read().splitlines()]
+    recipe = phases[-1]
     multi = [int(v) for v in recipe["lookaheads"].split(",")] if recipe.get("lookaheads") else None
+    frontend = run_frontend(phases) if recipe["arch"] in HARMONIC_INPUT else None
     with np.load(os.path.join(run, "mel_stats.npz")) as z:
-        return build_model(n_mels, window=window, mean=z["mean"], std=z["std"], arch=recipe["arch"], lookaheads=multi)
+        return build_model(n_mels, window=window, mean=z["mean"], std=z["std"], arch=recipe["arch"],
+                           lookaheads=multi, frontend=frontend)
 
 
 def latest_weights(run: str) -> str | None:
