@@ -15,9 +15,10 @@ _PROBE = """
 import json
 import numpy as np
 from train.model import ARCHITECTURES, HEADS, STREAM_WIDTHS, build_model
+frontend = json.load(open("train/frontend-lowlat.json"))
 out = {}
 for arch in STREAM_WIDTHS:
-    m = build_model(229, arch=arch, lookaheads=[0, 2])
+    m = build_model(229, arch=arch, lookaheads=[0, 2], frontend=frontend)
     y = m(np.zeros((1, 45, 229), np.float32))
     convs = [l.filters for l in m.layers if l.name in ("conv1", "conv2", "conv3", "conv4")]
     out[arch] = {"outputs": sorted((k, list(v.shape)) for k, v in y.items()), "convs": convs,
@@ -40,9 +41,9 @@ def test_stream_architectures_have_the_declared_widths_and_a_20_frame_view():
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     causal = got.pop("gru_causal")
-    assert set(got) == {"stream", "stream-wide", "stream-gru"}
+    assert set(got) == {"stream", "stream-wide", "stream-gru", "stream-hs"}
     for arch, widths, hidden in (("stream", [12, 12, 24, 32], 256), ("stream-wide", [16, 16, 32, 48], 320),
-                                 ("stream-gru", [12, 12, 24, 32], 256)):
+                                 ("stream-gru", [12, 12, 24, 32], 256), ("stream-hs", [16, 16, 24, 32], 256)):
         g = got[arch]
         assert g["convs"] == widths and g["hidden"] == hidden and g["described"]
         pedal = ["pedal"] if arch == "stream-gru" else []

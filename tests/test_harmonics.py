@@ -1,0 +1,87 @@
+"""The harmonic stack's read-out matrix (train/harmonics.py): where each key's harmonics are read."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rtpitch.frontend import FrontendSpec, mel_band_centres
+from train.harmonics import HARMONICS, harmonic_matrix, key_hz
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = FrontendSpec(sample_rate=16000, n_fft=2048, window_fall=256, hop_length=160, n_mels=229,
+                    fmin=30.0, fmax=8000.0, log_offset=1e-4, htk=False)
+
+
+def test_keys_are_equal_tempered_from_a0_to_c8():
+    hz = key_hz()
+    assert hz.shape == (88,)
+    assert hz[0] == pytest.approx(27.5) and hz[48] == pytest.approx(440.0) and hz[-1] == pytest.approx(4186.009, rel=1e-6)
+
+
+def test_each_column_interpolates_two_neighbouring_bands_or_reads_nothing():
+    m = harmonic_matrix(SPEC)
+    assert m.shape == (229, 88 * len(HARMONICS)) and m.dtype == np.float32
+    f = (key_hz()[:, None] * np.asarray(HARMONICS)[None, :]).ravel()
+    inside = (f >= SPEC.fmin) & (f <= SPEC.fmax)
+    np.testing.assert_allclose(m.sum(axis=0)[inside], 1.0, atol=1e-6)
+    assert np.all(m[:, ~inside] == 0) and inside.sum() < f.size  # A0's half harmonic is below fmin
+    assert np.all(m >= 0)
+    for c in np.flatnonzero(inside):
+        rows = np.flatnonzero(m[:, c])
+        assert 1 <= len(rows) <= 2 and (len(rows) == 1 or rows[1] == rows[0] + 1)
+
+
+def test_a4_fundamental_is_read_from_the_band_nearest_440_hz():
+    m = harmonic_matrix(SPEC)
+    a4 = 48 * len(HARMONICS) + HARMONICS.index(1)
+    peak = int(np.argmax(m[:, a4]))
+    centres = mel_band_centres(SPEC)
+    assert abs(centres[peak] - 440.0) <= np.max(np.diff(centres)[max(peak - 1, 0):peak + 1])
+
+
+# -- a stream-hs run: train/export.py, then rtpitch's step graph ------------------------
+
+
+@pytest.mark.slow
+def test_exported_harmonic_model_steps_as_keras_runs_the_stream(tmp_path):
+    """A random-weight stream-hs run (tests/tiny_run.py) exported at lookahead 2: the
+    harmonic stack is one more constant MatMul in the graph, and the step graph
+    (one frame per run, caches between) gives the Keras model's outputs."""
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("tf2onnx")
+    from rtpitch.backends import make_backend
+    from rtpitch.model import load_model_spec
+    from rtpitch.predictor import StepPredictor, make_predictor
+
+    def run(*args):
+        proc = subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+                              timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+
+    run("-m", "tests.tiny_run", tmp_path, "--arch", "stream-hs", "--lookaheads", "0,2", "--reference", "120")
+    run("-m", "train.export", "--run", tmp_path / "run", "--name", "hs-la2", "--models", tmp_path / "models",
+        "--lookahead", 2)
+    path = tmp_path / "models" / "hs-la2.json"
+    run("-m", "train.step_graph", "--model", path)  # as train/reproduce.sh does after export
+    meta = json.loads(path.read_text())
+    assert meta["window"]["lookahead_frames"] == 2 and meta["streaming"]["parity_max_abs_diff"] <= 1e-4
+    spec = load_model_spec(str(path))
+    predictor = make_predictor(make_backend("onnxruntime", spec), spec)
+    assert isinstance(predictor, StepPredictor)
+    ref = np.load(tmp_path / "reference.npz")
+    got = {}
+    for frames in np.array_split(ref["mel"], 7):
+        first, out = predictor.push(frames)
+        if out is not None:
+            got[first] = out
+    first, out = predictor.flush()
+    if out is not None:
+        got[first] = out
+    for head in ("frame", "onset", "offset", "velocity"):
+        stream = np.concatenate([got[s][head] for s in sorted(got)])
+        assert stream.shape == ref[f"{head}_la2"].shape
+        assert np.abs(stream - ref[f"{head}_la2"]).max() <= 5e-4, head
