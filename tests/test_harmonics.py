@@ -43,14 +43,15 @@ def test_a4_fundamental_is_read_from_the_band_nearest_440_hz():
     assert abs(centres[peak] - 440.0) <= np.max(np.diff(centres)[max(peak - 1, 0):peak + 1])
 
 
-# -- a stream-hs run: train/export.py, then rtpitch's step graph ------------------------
+# -- a stream-hs / stream-keys run: train/export.py, then rtpitch's step graph ------------------------
 
 
 @pytest.mark.slow
-def test_exported_harmonic_model_steps_as_keras_runs_the_stream(tmp_path):
-    """A random-weight stream-hs run (tests/tiny_run.py) exported at lookahead 2: the
-    harmonic stack is one more constant MatMul in the graph, and the step graph
-    (one frame per run, caches between) gives the Keras model's outputs."""
+@pytest.mark.parametrize("arch", ["stream-hs", "stream-keys"])
+def test_exported_harmonic_model_steps_as_keras_runs_the_stream(tmp_path, arch):
+    """A random-weight run (tests/tiny_run.py) exported at lookahead 2: the harmonic
+    stack is one more constant MatMul in the graph, and the step graph (one frame
+    per run, caches between) gives the Keras model's outputs."""
     pytest.importorskip("tensorflow")
     pytest.importorskip("tf2onnx")
     from rtpitch.backends import make_backend
@@ -62,7 +63,7 @@ def test_exported_harmonic_model_steps_as_keras_runs_the_stream(tmp_path):
                               timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]
 
-    run("-m", "tests.tiny_run", tmp_path, "--arch", "stream-hs", "--lookaheads", "0,2", "--reference", "120")
+    run("-m", "tests.tiny_run", tmp_path, "--arch", arch, "--lookaheads", "0,2", "--reference", "120")
     run("-m", "train.export", "--run", tmp_path / "run", "--name", "hs-la2", "--models", tmp_path / "models",
         "--lookahead", 2)
     path = tmp_path / "models" / "hs-la2.json"

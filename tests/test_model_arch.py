@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 _PROBE = """
 import json
 import numpy as np
-from train.model import ARCHITECTURES, HEADS, STREAM_WIDTHS, build_model
+from train.model import ARCHITECTURES, HEADS, KEY_WIDTHS, STREAM_WIDTHS, build_model
 frontend = json.load(open("train/frontend-lowlat.json"))
 out = {}
 for arch in STREAM_WIDTHS:
@@ -24,6 +24,16 @@ for arch in STREAM_WIDTHS:
     out[arch] = {"outputs": sorted((k, list(v.shape)) for k, v in y.items()), "convs": convs,
                  "hidden": m.get_layer("tconv2").filters, "params": m.count_params(),
                  "described": arch in ARCHITECTURES, "heads": list(HEADS[arch])}
+# per key: a key's outputs depend on keys within reach of its convolutions only (+-4 for the
+# four 3x3, +-12 for the key context), so a change in the lowest band reaches no high key
+for arch in KEY_WIDTHS:
+    m = build_model(229, arch=arch, lookaheads=[2], frontend=frontend)
+    x = np.random.default_rng(1).normal(size=(1, 30, 229)).astype(np.float32)
+    x2 = x.copy(); x2[:, :, :3] += 5.0
+    a, b = m(x)["frame_la2"].numpy(), m(x2)["frame_la2"].numpy()
+    moved = np.flatnonzero(np.abs(a - b).max(axis=(0, 1)) > 0)
+    out[arch] = {"outputs": [list(v.shape) for v in m(x).values()], "params": m.count_params(),
+                 "described": arch in ARCHITECTURES, "moved_keys": [int(moved.min()), int(moved.max())]}
 # causal: changing the last 10 input frames changes no output before them
 m = build_model(229, arch="stream-gru", lookaheads=[2])
 x = np.random.default_rng(0).normal(size=(1, 60, 229)).astype(np.float32)
@@ -41,6 +51,10 @@ def test_stream_architectures_have_the_declared_widths_and_a_20_frame_view():
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     causal = got.pop("gru_causal")
+    keys = got.pop("stream-keys")
+    assert keys["described"] and keys["params"] < 0.1 * got["stream"]["params"]
+    assert keys["outputs"] == [[1, 11, 88]] * 4
+    assert keys["moved_keys"][0] == 0 and keys["moved_keys"][1] < 88 - 1 - 20, keys
     assert set(got) == {"stream", "stream-wide", "stream-gru", "stream-hs"}
     for arch, widths, hidden in (("stream", [12, 12, 24, 32], 256), ("stream-wide", [16, 16, 32, 48], 320),
                                  ("stream-gru", [12, 12, 24, 32], 256), ("stream-hs", [16, 16, 24, 32], 256)):

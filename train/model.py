@@ -39,6 +39,15 @@ convolutions (16, 16, 24, 32 channels) run over (time, key) with the harmonics
 as input channels and no pooling: a key's features stay at its key. Then the
 stream CNN's dense, temporal convolutions and heads. About 1.4x stream's
 multiply-adds per frame. Needs the frontend (the mel bands' frequencies).
+
+``stream-keys``: the harmonic stack and stream-hs's four convolutions, but no
+dense layer: every later layer runs per key with weights shared across keys
+(Basic Pitch's shape, made causal). A convolution over keys (13 taps, dilation
+2: +-12 keys, 32 channels) gives each key its neighbours' evidence (an octave
+above and below: is this energy an overtone?); two temporal convolutions (48
+channels, kernel 4, then 5 with dilation 2) over each key's features widen the
+view to 20 frames, and each head is one 1x1 convolution: a sigmoid per key.
+About 1.7x stream's multiply-adds per frame.
 """
 
 from __future__ import annotations
@@ -98,6 +107,10 @@ ARCHITECTURES = {
 }
 ARCHITECTURES["stream-gru"] = ARCHITECTURES["stream"] + ", pedal; a causal GRU (256) over the trunk's " \
                                                        "features feeds the heads"
+ARCHITECTURES["stream-keys"] = "streaming CNN per key on a harmonic stack: log-mel at harmonics 0.5, 1..7 " \
+                                "of the 88 keys (fixed MatMul), 4 3x3 conv over (time, key) (16, 16, 24, 32 ch), " \
+                                "conv over keys (13 taps, dilation 2, 32 ch), per-key temporal conv k4 then k5 " \
+                                "dilation 2 (48 ch), 1x1 conv heads frame/onset/offset/velocity"
 ARCHITECTURES["stream-hs"] = "streaming CNN on a harmonic stack: log-mel at harmonics 0.5, 1..7 of the 88 " \
                               "keys (fixed MatMul), 4 3x3 conv over (time, key) (16, 16, 24, 32 ch, no pooling), " \
                               "per-frame dense 256, temporal conv k4 then k5 dilation 2 (256 ch), heads " \
@@ -105,11 +118,13 @@ ARCHITECTURES["stream-hs"] = "streaming CNN on a harmonic stack: log-mel at harm
 HEADS = {"seed": ("frame", "onset", "velocity"), "stream": ("frame", "onset", "offset", "velocity"),
          "stream-wide": ("frame", "onset", "offset", "velocity"),
          "stream-gru": ("frame", "onset", "offset", "velocity", "pedal"),
-         "stream-hs": ("frame", "onset", "offset", "velocity")}
+         "stream-hs": ("frame", "onset", "offset", "velocity"),
+         "stream-keys": ("frame", "onset", "offset", "velocity")}
 STREAM_WIDTHS = {"stream": ((12, 12, 24, 32), 256), "stream-wide": ((16, 16, 32, 48), 320),
                  "stream-gru": ((12, 12, 24, 32), 256), "stream-hs": ((16, 16, 24, 32), 256)}  # channels, hidden
 RECURRENT_UNITS = {"stream-gru": 256}  # GRU after the trunk
-HARMONIC_INPUT = {"stream-hs"}  # harmonic stack instead of the mel image (needs the frontend)
+HARMONIC_INPUT = {"stream-hs", "stream-keys"}
+KEY_WIDTHS = {"stream-keys": ((16, 16, 24, 32), 32, 48)}  # per-key archs: channels, key context, temporal  # harmonic stack instead of the mel image (needs the frontend)
 
 
 def output_name(head: str, lookahead: int | None) -> str:
@@ -128,16 +143,20 @@ def build_model(n_mels: int, window: int = 20, mean=None, std=None, arch: str = 
     latency/accuracy curve, and export keeps the heads of one lookahead.
     frontend: FrontendSpec fields of the input; needed by HARMONIC_INPUT models.
     """
+    harmonic = None
+    if arch in HARMONIC_INPUT:
+        if frontend is None:
+            raise ValueError(f"{arch} needs the frontend its input was made with")
+        spec = FrontendSpec(**frontend)
+        if spec.n_mels != n_mels:
+            raise ValueError(f"the frontend has {spec.n_mels} mel bands, the input {n_mels}")
+        harmonic = harmonic_matrix(spec)
+    if arch in KEY_WIDTHS:
+        channels, context, hidden = KEY_WIDTHS[arch]
+        return build_key_cnn(n_mels, window, harmonic, channels=channels, context=context, hidden=hidden,
+                             mean=mean, std=std, lookaheads=lookaheads, heads=HEADS[arch])
     if arch in STREAM_WIDTHS:
         channels, hidden = STREAM_WIDTHS[arch]
-        harmonic = None
-        if arch in HARMONIC_INPUT:
-            if frontend is None:
-                raise ValueError(f"{arch} needs the frontend its input was made with")
-            spec = FrontendSpec(**frontend)
-            if spec.n_mels != n_mels:
-                raise ValueError(f"the frontend has {spec.n_mels} mel bands, the input {n_mels}")
-            harmonic = harmonic_matrix(spec)
         return build_stream_cnn(n_mels, window, channels=channels, hidden=hidden, mean=mean, std=std,
                                 lookaheads=lookaheads, gru_units=RECURRENT_UNITS.get(arch, 0), heads=HEADS[arch],
                                 harmonic=harmonic)
@@ -204,6 +223,31 @@ def build_stream_cnn(n_mels: int, window: int = 20, channels=(12, 12, 24, 32), h
     outputs = {n: _head(x, n, head_units(n.split("_la")[0])) for n in names}
     name = "stream_gru" if gru_units else "stream_hs" if harmonic is not None else "stream_cnn"
     return keras.Model(mel, outputs, name=name)
+
+
+def build_key_cnn(n_mels: int, window: int, harmonic, channels=(16, 16, 24, 32), context: int = 32,
+                  hidden: int = 48, dropout: float = 0.2, mean=None, std=None, lookaheads=None,
+                  heads=HEADS["stream-keys"]) -> keras.Model:
+    """``stream-keys`` (module docstring): every layer after the 3x3 convolutions runs per
+    key, its weights shared across keys; ``window`` must be 20. ``harmonic``: (n_mels, 88 * H)."""
+    if window != 20:
+        raise ValueError("the streaming CNN's receptive field is 20 frames")
+    mel, x = _input(n_mels, mean, std, harmonic)                                   # (B, T, 88, H)
+    for i, c in enumerate(channels):
+        x = _conv(x, c, f"conv{i + 1}")                                              # T-8
+    x = layers.ZeroPadding2D(((0, 0), (12, 12)), name="keyctx_pad")(x)
+    x = layers.Conv2D(context, (1, 13), dilation_rate=(1, 2), padding="valid", name="keyctx")(x)
+    x = layers.ReLU(name="keyctx_relu")(x)
+    x = layers.Conv2D(hidden, (4, 1), padding="valid", name="tconv1")(x)            # T-11
+    x = layers.ReLU(name="tconv1_relu")(x)
+    x = layers.Conv2D(hidden, (5, 1), dilation_rate=(2, 1), padding="valid", name="tconv2")(x)  # T-19
+    x = layers.ReLU(name="tconv2_relu")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)                                   # (B, T-19, 88, hidden)
+    outputs = {}
+    for n in (output_name(h, la) for la in (lookaheads or [None]) for h in heads):
+        y = layers.Conv2D(1, 1, activation="sigmoid", dtype="float32", name=f"{n}_per_key")(x)
+        outputs[n] = layers.Reshape((-1, N_KEYS), dtype="float32", name=n)(y)      # (B, T-19, 88)
+    return keras.Model(mel, outputs, name="key_cnn")
 
 
 def build_seed_cnn(n_mels: int, window: int = 20, channels=(16, 32), hidden: int = 256,
