@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rtpitch.atomic_file import umask
 from rtpitch.backends.base import Stepper, TensorInfo, check_io
 from rtpitch.errors import ConfigError, ModelError
 from rtpitch.events import N_KEYS
@@ -312,6 +313,21 @@ def test_tensorrt_code_keeps_the_window_graph_for_a_stateless_model(monkeypatch,
     assert max(np.abs(got[h] - want[h]).max() for h in want) <= 1e-5
     trt_be.close()
     assert not cudart.buffers
+
+
+def test_tensorrt_engine_cache_is_written_whole_and_an_unwritable_one_is_not_fatal(monkeypatch, tmp_path):
+    spec = load_model_spec("stream")
+    trt_be, _ = _fake_trt(monkeypatch, spec, tmp_path / "trt")
+    trt_be.close()
+    plans = list((tmp_path / "trt").iterdir())
+    assert len(plans) == 1 and plans[0].stat().st_size > 0 and not plans[0].name.endswith(".tmp")
+    assert plans[0].stat().st_mode & 0o777 == 0o666 & ~umask()
+    (tmp_path / "blocked").write_text("a file where the cache folder should be")
+    blocked, _ = _fake_trt(monkeypatch, spec, tmp_path / "blocked" / "trt")
+    assert "not saved" in blocked.describe()
+    mel = np.random.default_rng(0).normal(-4, 2, (1, 20, spec.frontend.n_mels)).astype(np.float32)
+    assert blocked.infer(mel)["frame"].shape == (1, N_KEYS)
+    blocked.close()
 
 
 @pytest.mark.slow

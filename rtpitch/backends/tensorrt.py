@@ -32,11 +32,11 @@ import ctypes
 import hashlib
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic_file import write_atomic
 from ..errors import BackendError, ModelError
 from ..model import ModelSpec, head_units
 from .base import Backend, Stepper, TensorInfo, check_io, check_step_io
@@ -259,10 +259,7 @@ class TensorRTBackend(Backend):
         (the status says so)."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as f:
-                f.write(plan)
-            os.replace(tmp, path)
+            write_atomic(path, plan)
         except OSError as exc:
             return f"cache miss, built, not saved ({exc.strerror})"
         return status
