@@ -51,10 +51,11 @@ def test_stream_architectures_have_the_declared_widths_and_a_20_frame_view():
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     causal = got.pop("gru_causal")
-    keys = got.pop("stream-keys")
-    assert keys["described"] and keys["params"] < 0.1 * got["stream"]["params"]
-    assert keys["outputs"] == [[1, 11, 88]] * 4
-    assert keys["moved_keys"][0] == 0 and keys["moved_keys"][1] < 88 - 1 - 20, keys
+    keys, wide = got.pop("stream-keys"), got.pop("stream-keys-wide")
+    assert keys["params"] < 0.1 * got["stream"]["params"] and wide["params"] > 2.5 * keys["params"]
+    for k in (keys, wide):
+        assert k["described"] and k["outputs"] == [[1, 11, 88]] * 4
+        assert k["moved_keys"][0] == 0 and k["moved_keys"][1] < 88 - 1 - 20, k
     assert set(got) == {"stream", "stream-wide", "stream-gru", "stream-hs"}
     for arch, widths, hidden in (("stream", [12, 12, 24, 32], 256), ("stream-wide", [16, 16, 32, 48], 320),
                                  ("stream-gru", [12, 12, 24, 32], 256), ("stream-hs", [16, 16, 24, 32], 256)):

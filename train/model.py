@@ -47,7 +47,8 @@ dense layer: every later layer runs per key with weights shared across keys
 above and below: is this energy an overtone?); two temporal convolutions (48
 channels, kernel 4, then 5 with dilation 2) over each key's features widen the
 view to 20 frames, and each head is one 1x1 convolution: a sigmoid per key.
-About 1.7x stream's multiply-adds per frame.
+About 1.7x stream's multiply-adds per frame. ``stream-keys-wide``: the same with
+16, 16, 32, 48 channels, key context 64 and temporal 96: about 4x stream's.
 """
 
 from __future__ import annotations
@@ -111,6 +112,8 @@ ARCHITECTURES["stream-keys"] = "streaming CNN per key on a harmonic stack: log-m
                                 "of the 88 keys (fixed MatMul), 4 3x3 conv over (time, key) (16, 16, 24, 32 ch), " \
                                 "conv over keys (13 taps, dilation 2, 32 ch), per-key temporal conv k4 then k5 " \
                                 "dilation 2 (48 ch), 1x1 conv heads frame/onset/offset/velocity"
+ARCHITECTURES["stream-keys-wide"] = ARCHITECTURES["stream-keys"].replace("16, 16, 24, 32 ch", "16, 16, 32, 48 ch") \
+    .replace("32 ch)", "64 ch)").replace("(48 ch)", "(96 ch)")
 ARCHITECTURES["stream-hs"] = "streaming CNN on a harmonic stack: log-mel at harmonics 0.5, 1..7 of the 88 " \
                               "keys (fixed MatMul), 4 3x3 conv over (time, key) (16, 16, 24, 32 ch, no pooling), " \
                               "per-frame dense 256, temporal conv k4 then k5 dilation 2 (256 ch), heads " \
@@ -119,12 +122,13 @@ HEADS = {"seed": ("frame", "onset", "velocity"), "stream": ("frame", "onset", "o
          "stream-wide": ("frame", "onset", "offset", "velocity"),
          "stream-gru": ("frame", "onset", "offset", "velocity", "pedal"),
          "stream-hs": ("frame", "onset", "offset", "velocity"),
-         "stream-keys": ("frame", "onset", "offset", "velocity")}
+         "stream-keys": ("frame", "onset", "offset", "velocity"),
+         "stream-keys-wide": ("frame", "onset", "offset", "velocity")}
 STREAM_WIDTHS = {"stream": ((12, 12, 24, 32), 256), "stream-wide": ((16, 16, 32, 48), 320),
                  "stream-gru": ((12, 12, 24, 32), 256), "stream-hs": ((16, 16, 24, 32), 256)}  # channels, hidden
 RECURRENT_UNITS = {"stream-gru": 256}  # GRU after the trunk
-HARMONIC_INPUT = {"stream-hs", "stream-keys"}
-KEY_WIDTHS = {"stream-keys": ((16, 16, 24, 32), 32, 48)}  # per-key archs: channels, key context, temporal  # harmonic stack instead of the mel image (needs the frontend)
+HARMONIC_INPUT = {"stream-hs", "stream-keys", "stream-keys-wide"}
+KEY_WIDTHS = {"stream-keys": ((16, 16, 24, 32), 32, 48), "stream-keys-wide": ((16, 16, 32, 48), 64, 96)}  # per-key archs: channels, key context, temporal  # harmonic stack instead of the mel image (needs the frontend)
 
 
 def output_name(head: str, lookahead: int | None) -> str:
@@ -152,6 +156,7 @@ def build_model(n_mels: int, window: int = 20, mean=None, std=None, arch: str = 
             raise ValueError(f"the frontend has {spec.n_mels} mel bands, the input {n_mels}")
         harmonic = harmonic_matrix(spec)
     if arch in KEY_WIDTHS:
+        assert harmonic is not None, f"{arch} runs per key: it needs the harmonic stack (HARMONIC_INPUT)"
         channels, context, hidden = KEY_WIDTHS[arch]
         return build_key_cnn(n_mels, window, harmonic, channels=channels, context=context, hidden=hidden,
                              mean=mean, std=std, lookaheads=lookaheads, heads=HEADS[arch])
