@@ -108,12 +108,6 @@ ARCHITECTURES = {
 }
 ARCHITECTURES["stream-gru"] = ARCHITECTURES["stream"] + ", pedal; a causal GRU (256) over the trunk's " \
                                                        "features feeds the heads"
-ARCHITECTURES["stream-keys"] = "streaming CNN per key on a harmonic stack: log-mel at harmonics 0.5, 1..7 " \
-                                "of the 88 keys (fixed MatMul), 4 3x3 conv over (time, key) (16, 16, 24, 32 ch), " \
-                                "conv over keys (13 taps, dilation 2, 32 ch), per-key temporal conv k4 then k5 " \
-                                "dilation 2 (48 ch), 1x1 conv heads frame/onset/offset/velocity"
-ARCHITECTURES["stream-keys-wide"] = ARCHITECTURES["stream-keys"].replace("16, 16, 24, 32 ch", "16, 16, 32, 48 ch") \
-    .replace("32 ch)", "64 ch)").replace("(48 ch)", "(96 ch)")
 ARCHITECTURES["stream-hs"] = "streaming CNN on a harmonic stack: log-mel at harmonics 0.5, 1..7 of the 88 " \
                               "keys (fixed MatMul), 4 3x3 conv over (time, key) (16, 16, 24, 32 ch, no pooling), " \
                               "per-frame dense 256, temporal conv k4 then k5 dilation 2 (256 ch), heads " \
@@ -127,8 +121,19 @@ HEADS = {"seed": ("frame", "onset", "velocity"), "stream": ("frame", "onset", "o
 STREAM_WIDTHS = {"stream": ((12, 12, 24, 32), 256), "stream-wide": ((16, 16, 32, 48), 320),
                  "stream-gru": ((12, 12, 24, 32), 256), "stream-hs": ((16, 16, 24, 32), 256)}  # channels, hidden
 RECURRENT_UNITS = {"stream-gru": 256}  # GRU after the trunk
-HARMONIC_INPUT = {"stream-hs", "stream-keys", "stream-keys-wide"}
-KEY_WIDTHS = {"stream-keys": ((16, 16, 24, 32), 32, 48), "stream-keys-wide": ((16, 16, 32, 48), 64, 96)}  # per-key archs: channels, key context, temporal  # harmonic stack instead of the mel image (needs the frontend)
+HARMONIC_INPUT = {"stream-hs", "stream-keys", "stream-keys-wide"}  # harmonic stack instead of the mel image
+KEY_WIDTHS = {"stream-keys": ((16, 16, 24, 32), 32, 48),  # per-key archs: channels, key context, temporal
+              "stream-keys-wide": ((16, 16, 32, 48), 64, 96)}
+
+
+def _per_key_description(channels, context: int, hidden: int) -> str:
+    return (f"streaming CNN per key on a harmonic stack: log-mel at harmonics 0.5, 1..7 of the 88 keys (fixed "
+            f"MatMul), 4 3x3 conv over (time, key) ({', '.join(map(str, channels))} ch), conv over keys (13 taps, "
+            f"dilation 2, {context} ch), per-key temporal conv k4 then k5 dilation 2 ({hidden} ch), 1x1 conv heads "
+            f"frame/onset/offset/velocity")
+
+
+ARCHITECTURES.update({arch: _per_key_description(*widths) for arch, widths in KEY_WIDTHS.items()})
 
 
 def output_name(head: str, lookahead: int | None) -> str:
