@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rtpitch.model import DEFAULT_MODEL
@@ -43,3 +44,19 @@ def transcribe(audio: Path, out: Path, model: str = MODEL) -> subprocess.Complet
     """``rtpitch transcribe AUDIO -o OUT --model MODEL`` as a user runs it."""
     return subprocess.run([sys.executable, "-m", "rtpitch", "transcribe", str(audio), "-o", str(out), "--model", model],
                           cwd=REPO, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+
+def stream_predictions(predictor, chunks) -> dict:
+    """Push ``chunks`` (each (m, n_mels) log-mel frames) through a predictor
+    (rtpitch/predictor.py), then flush: every head's predictions for the whole
+    stream, (T, units), checked to neither skip nor repeat a frame."""
+    got = {}
+    for frames in list(chunks) + [None]:
+        first, out = predictor.push(frames) if frames is not None else predictor.flush()
+        if out is not None:
+            assert first not in got
+            got[first] = out
+    starts = sorted(got)
+    for a, b in zip(starts, starts[1:]):
+        assert a + len(next(iter(got[a].values()))) == b, "predictions skip or repeat frames"
+    return {h: np.concatenate([got[s][h] for s in starts]) for h in got[starts[0]]} if got else {}

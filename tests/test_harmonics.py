@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import stream_predictions
 from rtpitch.frontend import FrontendSpec, mel_band_centres
 from train.harmonics import HARMONICS, harmonic_matrix, key_hz
 
@@ -74,15 +75,8 @@ def test_exported_harmonic_model_steps_as_keras_runs_the_stream(tmp_path, arch):
     predictor = make_predictor(make_backend("onnxruntime", spec), spec)
     assert isinstance(predictor, StepPredictor)
     ref = np.load(tmp_path / "reference.npz")
-    got = {}
-    for frames in np.array_split(ref["mel"], 7):
-        first, out = predictor.push(frames)
-        if out is not None:
-            got[first] = out
-    first, out = predictor.flush()
-    if out is not None:
-        got[first] = out
+    got = stream_predictions(predictor, np.array_split(ref["mel"], 7))
     for head in ("frame", "onset", "offset", "velocity"):
-        stream = np.concatenate([got[s][head] for s in sorted(got)])
+        stream = got[head]
         assert stream.shape == ref[f"{head}_la2"].shape
         assert np.abs(stream - ref[f"{head}_la2"]).max() <= 5e-4, head

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import stream_predictions
 from rtpitch.atomic_file import umask
 from rtpitch.backends.base import Stepper, TensorInfo, check_io
 from rtpitch.errors import ConfigError, ModelError
@@ -84,19 +85,6 @@ class _RecurrentStepper(Stepper):
         return _heads(trunk, states)
 
 
-def _stream(predictor, chunks) -> dict:
-    got = {}
-    for frames in list(chunks) + [None]:
-        first, out = predictor.push(frames) if frames is not None else predictor.flush()
-        if out is not None:
-            assert first not in got
-            got[first] = out
-    starts = sorted(got)
-    for a, b in zip(starts, starts[1:]):
-        assert a + len(next(iter(got[a].values()))) == b, "predictions skip or repeat frames"
-    return {h: np.concatenate([got[s][h] for s in starts]) for h in got[starts[0]]} if got else {}
-
-
 def _reference(mel: np.ndarray, spec, whole) -> dict:
     """``whole`` over the stream laid out as a training crop at a segment's start:
     window - 1 - lookahead pad frames before it (its first output predicts frame 0,
@@ -118,13 +106,13 @@ def test_step_predictor_starts_the_recurrent_state_at_the_first_real_prediction(
     ref = _reference(mel, spec, lambda x: _whole(x, spec.window_frames))
     step = StepPredictor(_RecurrentStepper(spec), spec)
     for _ in range(2):  # and again after a reset
-        got = _stream(step, chunks)
+        got = stream_predictions(step, chunks)
         assert got["frame"].shape == (n, N_KEYS)
         for head in ref:
             np.testing.assert_allclose(got[head], ref[head], atol=1e-5)
         step.reset()
     # the state the priming left behind is not the training crop's
-    stale = _stream(StepPredictor(_RecurrentStepper(spec, zeroes=False), spec), chunks)
+    stale = stream_predictions(StepPredictor(_RecurrentStepper(spec, zeroes=False), spec), chunks)
     assert np.abs(stale["frame"] - ref["frame"]).max() > 1e-3
 
 
@@ -219,7 +207,7 @@ def gru_models(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("lookahead", [0, 2])
-def test_exported_gru_step_graph_equals_keras_over_the_whole_stream(gru_models, lookahead):
+def test_exported_gru_step_graph_equals_keras_over_the_wholestream_predictions(gru_models, lookahead):
     from rtpitch.backends import make_backend
 
     path = gru_models / "models" / f"gru-la{lookahead}.json"
@@ -241,7 +229,7 @@ def test_exported_gru_step_graph_equals_keras_over_the_whole_stream(gru_models, 
     predictor = make_predictor(be, spec)
     assert isinstance(predictor, StepPredictor)
     for _ in range(2):  # and again after a reset
-        got = _stream(predictor, chunks)
+        got = stream_predictions(predictor, chunks)
         for head in want:  # float16-stored weights: export allows 2e-3, this model stays near 3e-5
             assert got[head].shape == want[head].shape
             assert np.abs(got[head] - want[head]).max() <= 5e-4, head
@@ -255,7 +243,7 @@ def test_exported_gru_step_graph_equals_keras_over_the_whole_stream(gru_models, 
     # the state the priming leaves behind is not the training crop's: the zeroing matters
     stepper = be.make_stepper()
     stepper.zero_recurrent = lambda: None
-    stale = _stream(StepPredictor(stepper, spec), chunks)
+    stale = stream_predictions(StepPredictor(stepper, spec), chunks)
     assert np.abs(stale["frame"] - want["frame"]).max() > 5e-3
     with pytest.raises(ConfigError, match="recurrent"):
         make_predictor(be, spec, step=False)
@@ -340,11 +328,11 @@ def test_tensorrt_code_carries_the_gru_state_on_the_device(gru_models, monkeypat
     ort_be = make_backend("onnxruntime", spec)
     ref = np.load(gru_models / "reference.npz")
     chunks = np.split(ref["mel"], [3, 4, 40, 41, 100])
-    want = _stream(make_predictor(ort_be, spec), chunks)
+    want = stream_predictions(make_predictor(ort_be, spec), chunks)
     predictor = make_predictor(trt_be, spec)
     assert isinstance(predictor, StepPredictor)
     for _ in range(2):  # and again after a reset
-        got = _stream(predictor, chunks)
+        got = stream_predictions(predictor, chunks)
         assert max(np.abs(got[h] - want[h]).max() for h in want) <= 1e-5
         predictor.reset()
     assert got["pedal"].shape == (len(ref["mel"]), 1)

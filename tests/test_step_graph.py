@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from helpers import stream_predictions
 from rtpitch.backends import make_backend
 from rtpitch.backends.base import Stepper
 from rtpitch.engine import Engine
@@ -60,21 +61,6 @@ class _MeanStepper(Stepper):
         return _window_means(full, self.w)
 
 
-def _stream(predictor, chunks):
-    got = {}
-    for frames in chunks:
-        first, out = predictor.push(frames)
-        if out is not None:
-            got[first] = out
-    first, out = predictor.flush()
-    if out is not None:
-        got[first] = out
-    starts = sorted(got)
-    for a, b in zip(starts, starts[1:]):
-        assert a + len(got[a]["frame"]) == b, "predictions skip or repeat frames"
-    return {h: np.concatenate([got[s][h] for s in starts]) for h in ("frame", "onset")}
-
-
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_step_predictor_gives_the_window_predictions(seed):
     spec = load_model_spec()
@@ -86,7 +72,7 @@ def test_step_predictor_gives_the_window_predictions(seed):
     window = WindowPredictor(_MeanWindow(spec), spec)
     step = StepPredictor(_MeanStepper(spec), spec)
     for _ in range(2):  # and again after a reset
-        ref, got = _stream(window, chunks), _stream(step, chunks)
+        ref, got = stream_predictions(window, chunks), stream_predictions(step, chunks)
         assert ref["frame"].shape == (n, N_KEYS)
         for head in ref:
             np.testing.assert_allclose(got[head], ref[head], atol=1e-5)
