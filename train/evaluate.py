@@ -12,7 +12,8 @@ recordings. Where the labels say where the sustain pedal is (rendered
 validation: the .npz beside the .flac), also note with offset F1 of the notes
 as heard (``note_offset_f1_sustained``): every note held on by the pedal until
 it is released (or the key is struck again), the reference by its pedal track,
-the transcription by its own pedal events (a model without a pedal head: none). ``--write-json`` stores them in the model's JSON under "evaluation".
+the transcription by its own pedal events (a model without a pedal head: none).
+``--write-json`` stores them in the model's JSON under "evaluation".
 """
 
 from __future__ import annotations
@@ -132,12 +133,12 @@ def evaluate_folder(spec, backend, pairs: list[tuple[str, str]], label: str) -> 
         audio_s += summary.audio_s
         ref, est = read_tsv(tsv), events_to_notes(summary.events)
         s = score(ref, est)
-        ref_pedal = _pedal_track(audio)
-        if ref_pedal is not None:
-            heard = score(sustain(ref, pedal_intervals(*ref_pedal)),
+        rendered = _rendered_labels(audio)
+        if "pedal" in rendered:
+            heard = score(sustain(ref, pedal_intervals(*rendered["pedal"])),
                           sustain(est, pedal_event_intervals(summary.pedal_events, summary.audio_s)))
             s["note_offset_f1_sustained"] = heard["note_offset_f1"]
-        rows.append({"file": os.path.basename(audio), **_timbre(audio), **s})
+        rows.append({"file": os.path.basename(audio), **({"timbre": rendered["timbre"]} if rendered else {}), **s})
         print(f"{label} {os.path.basename(audio)[:40]:40s} note F1 {s['note_f1']:.3f}  frame F1 {s['frame_f1']:.3f}  "
               f"offset F1 {s['note_offset_f1']:.3f}", flush=True)
     keys = list(dict.fromkeys(k for r in rows for k in r if k not in ("file", "timbre")))
@@ -156,24 +157,18 @@ def evaluate_folder(spec, backend, pairs: list[tuple[str, str]], label: str) -> 
     return out
 
 
-def _pedal_track(audio: str):
-    """(per-frame pedal (T,), hop s) of a rendered validation file (from its .npz), or None."""
-    npz = audio[:-5] + ".npz"
-    if not os.path.exists(npz):
-        return None
-    with np.load(npz) as z:
-        if "pedal" not in z.files:
-            return None
-        return z["pedal"], float(json.loads(str(z["meta"]))["hop_s"])
-
-
-def _timbre(audio: str) -> dict:
-    """{"timbre": name} for a rendered validation file (from its .npz), else {}."""
+def _rendered_labels(audio: str) -> dict:
+    """What the .npz beside a rendered validation file says beyond its .tsv:
+    {"timbre": name, "pedal": (per-frame pedal (T,), hop s) if it has one}; {} for
+    a recording without one."""
     npz = audio[:-5] + ".npz"
     if not os.path.exists(npz):
         return {}
     with np.load(npz) as z:
-        return {"timbre": str(z["timbre"])}
+        out = {"timbre": str(z["timbre"])}
+        if "pedal" in z.files:
+            out["pedal"] = z["pedal"], float(json.loads(str(z["meta"]))["hop_s"])
+    return out
 
 
 def real_pairs(folder: str) -> list[tuple[str, str]]:
