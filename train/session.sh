@@ -14,7 +14,8 @@
 # RUN starts from: train.py --init-from), LR (default 1e-4), DATA (../shared/data),
 # PYTHON (default .venv/bin/python), RTPITCH_SESSION (label of the session line),
 # NICE (default 19: the foreground work and tests come first; live-timing tests fail beside
-# a trainer that gets more), MAX_STEPS (train.py --max-steps; train/reproduce.sh).
+# a trainer that gets more), MAX_STEPS (train.py --max-steps; train/reproduce.sh),
+# TRAIN_ARGS (more train.py options, e.g. "--onset-width 2"; an ablation's own setting).
 # Everything except train/runs/RUN is rebuilt by this script (deterministic seeds):
 # the datasets under work/ and the Salamander samples under cache/.
 # Log: work/session-RUN.log; pid: work/session-RUN.pid. The trainer appends one line
@@ -110,6 +111,7 @@ run)  # the background job (start runs this)
     # exec: the pid file then names the trainer itself, which checkpoints on SIGTERM
     if [ -n "$INIT" ]; then ARGS+=(--init-from "$INIT"); fi
     if [ -n "${MAX_STEPS:-}" ]; then ARGS+=(--max-steps "$MAX_STEPS"); fi
+    if [ -n "${TRAIN_ARGS:-}" ]; then read -r -a extra <<< "$TRAIN_ARGS"; ARGS+=("${extra[@]}"); fi
     exec nice -n "${NICE:-19}" $PY -m train.train --data "$D" --run "$WORK" --lr "$LR" --minutes "$left" "${ARGS[@]}"
     ;;
 status)
@@ -128,7 +130,7 @@ keep)
     keep
     ;;
 *)
-    sed -n '2,21p' "$0" >&2
+    sed -n '2,22p' "$0" >&2
     exit 2
     ;;
 esac

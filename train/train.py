@@ -110,12 +110,26 @@ def weighted_bce(y, p, pos_weight: float):
     return -tf.reduce_mean(pos_weight * y * tf.math.log(p) + (1.0 - y) * tf.math.log(1.0 - p))
 
 
-def losses(outputs: dict, labels: dict, *, frame_pos_weight: float, onset_pos_weight: float) -> dict:
+def soft_onsets(onset, width: int):
+    """Onset targets (batch, T, 88) widened to a triangle: a frame ``k`` frames from an
+    onset (``k <= width``) gets ``1 - k / (width + 1)``; ``width`` 0 returns ``onset``."""
+    out = onset
+    for k in range(1, width + 1):
+        w = 1.0 - k / (width + 1)
+        later = tf.pad(onset[:, :-k], [[0, 0], [k, 0], [0, 0]])  # the onset k frames before
+        earlier = tf.pad(onset[:, k:], [[0, 0], [0, k], [0, 0]])  # the onset k frames after
+        out = tf.maximum(out, w * tf.maximum(later, earlier))
+    return out
+
+
+def losses(outputs: dict, labels: dict, *, frame_pos_weight: float, onset_pos_weight: float,
+           onset_width: int = 0) -> dict:
     """Frame, onset and (when the model has it) offset BCE (positives up-weighted:
     onsets are ~0.15 % of key-frames; offsets weighted like onsets), velocity MSE
-    on onset frames only."""
+    on onset frames only. ``onset_width``: the onset target as soft_onsets."""
+    onset_target = soft_onsets(labels["onset"], onset_width)
     out = {"frame": weighted_bce(labels["frame"], outputs["frame"], frame_pos_weight),
-           "onset": weighted_bce(labels["onset"], outputs["onset"], onset_pos_weight)}
+           "onset": weighted_bce(onset_target, outputs["onset"], onset_pos_weight)}
     if "offset" in outputs:
         out["offset"] = weighted_bce(labels["offset"], outputs["offset"], onset_pos_weight)
     if "pedal" in outputs:  # plain BCE over the frames whose pedal label is known
@@ -181,6 +195,8 @@ def main(argv=None):
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--frame-pos-weight", type=float, default=2.0)
     ap.add_argument("--onset-pos-weight", type=float, default=20.0)
+    ap.add_argument("--onset-width", type=int, default=0,
+                    help="soft onset targets: frames either side of an onset with a triangle target (0: one frame)")
     ap.add_argument("--ckpt-every", type=int, default=100)
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--max-files", type=int, default=None, help="smoke runs: use only this many files")
@@ -274,7 +290,8 @@ def main(argv=None):
                 if "pedal" in heads:
                     lab["pedal" + KNOWN] = y[output_name("pedal", key) + KNOWN]
                 part = losses({h: out[output_name(h, key)] for h in heads}, lab,
-                              frame_pos_weight=args.frame_pos_weight, onset_pos_weight=args.onset_pos_weight)
+                              frame_pos_weight=args.frame_pos_weight, onset_pos_weight=args.onset_pos_weight,
+                              onset_width=args.onset_width)
                 ls = {k: ls.get(k, 0.0) + v for k, v in part.items()}
         grads = tape.gradient(ls["total"], model.trainable_variables)
         opt.apply_gradients(zip(grads, model.trainable_variables))
