@@ -44,11 +44,11 @@ def test_a4_fundamental_is_read_from_the_band_nearest_440_hz():
     assert abs(centres[peak] - 440.0) <= np.max(np.diff(centres)[max(peak - 1, 0):peak + 1])
 
 
-# -- a stream-hs / stream-keys run: train/export.py, then rtpitch's step graph ------------------------
+# -- a stream-hs / stream-keys(-pedal) run: train/export.py, then rtpitch's step graph ------------------------
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch", ["stream-hs", "stream-keys"])
+@pytest.mark.parametrize("arch", ["stream-hs", "stream-keys", "stream-keys-pedal"])
 def test_exported_harmonic_model_steps_as_keras_runs_the_stream(tmp_path, arch):
     """A random-weight run (tests/tiny_run.py) exported at lookahead 2: the harmonic
     stack is one more constant MatMul in the graph, and the step graph (one frame
@@ -76,7 +76,9 @@ def test_exported_harmonic_model_steps_as_keras_runs_the_stream(tmp_path, arch):
     assert isinstance(predictor, StepPredictor)
     ref = np.load(tmp_path / "reference.npz")
     got = stream_predictions(predictor, np.array_split(ref["mel"], 7))
-    for head in ("frame", "onset", "offset", "velocity"):
+    heads = ("frame", "onset", "offset", "velocity") + (("pedal",) if arch.endswith("pedal") else ())
+    assert set(got) == set(heads)
+    for head in heads:
         stream = got[head]
         assert stream.shape == ref[f"{head}_la2"].shape
         assert np.abs(stream - ref[f"{head}_la2"]).max() <= 5e-4, head

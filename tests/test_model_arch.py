@@ -32,7 +32,7 @@ for arch in KEY_WIDTHS:
     x2 = x.copy(); x2[:, :, :3] += 5.0
     a, b = m(x)["frame_la2"].numpy(), m(x2)["frame_la2"].numpy()
     moved = np.flatnonzero(np.abs(a - b).max(axis=(0, 1)) > 0)
-    out[arch] = {"outputs": [list(v.shape) for v in m(x).values()], "params": m.count_params(),
+    out[arch] = {"outputs": sorted([k, list(v.shape)] for k, v in m(x).items()), "params": m.count_params(),
                  "described": arch in ARCHITECTURES, "moved_keys": [int(moved.min()), int(moved.max())]}
 # causal: changing the last 10 input frames changes no output before them
 m = build_model(229, arch="stream-gru", lookaheads=[2])
@@ -51,11 +51,15 @@ def test_stream_architectures_have_the_declared_widths_and_a_20_frame_view():
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     causal = got.pop("gru_causal")
-    keys, wide = got.pop("stream-keys"), got.pop("stream-keys-wide")
+    keys, wide, pedal = got.pop("stream-keys"), got.pop("stream-keys-wide"), got.pop("stream-keys-pedal")
     assert keys["params"] < 0.1 * got["stream"]["params"] and wide["params"] > 2.5 * keys["params"]
-    for k in (keys, wide):
-        assert k["described"] and k["outputs"] == [[1, 11, 88]] * 4
-        assert k["moved_keys"][0] == 0 and k["moved_keys"][1] < 88 - 1 - 20, k
+    # the pedal head: 1x1 conv (2 x 48 -> 32) on the pooled features, one 1x1 conv (32 -> 1) per lookahead
+    assert pedal["params"] == keys["params"] + (2 * 48 + 1) * 32 + 33
+    notes = [[f"{h}_la2", [1, 11, 88]] for h in ("frame", "offset", "onset", "velocity")]
+    for k in (keys, wide, pedal):
+        assert k["described"] and k["moved_keys"][0] == 0 and k["moved_keys"][1] < 88 - 1 - 20, k
+    assert keys["outputs"] == wide["outputs"] == notes
+    assert pedal["outputs"] == sorted(notes + [["pedal_la2", [1, 11, 1]]])
     assert set(got) == {"stream", "stream-wide", "stream-gru", "stream-hs"}
     for arch, widths, hidden in (("stream", [12, 12, 24, 32], 256), ("stream-wide", [16, 16, 32, 48], 320),
                                  ("stream-gru", [12, 12, 24, 32], 256), ("stream-hs", [16, 16, 24, 32], 256)):

@@ -49,6 +49,11 @@ channels, kernel 4, then 5 with dilation 2) over each key's features widen the
 view to 20 frames, and each head is one 1x1 convolution: a sigmoid per key.
 About 1.7x stream's multiply-adds per frame. ``stream-keys-wide``: the same with
 16, 16, 32, 48 channels, key context 64 and temporal 96: about 4x stream's.
+``stream-keys-pedal``: stream-keys with a ``pedal`` head: the per-key temporal
+features' mean and max over the keys, a 1x1 convolution (32), a sigmoid per
+frame. It sees the 20-frame window only (strings still sounding after their
+keys' release, sympathetic resonance); its layer names are stream-keys', so it
+starts from a stream-keys run (train.py --init-from).
 """
 
 from __future__ import annotations
@@ -117,13 +122,16 @@ HEADS = {"seed": ("frame", "onset", "velocity"), "stream": ("frame", "onset", "o
          "stream-gru": ("frame", "onset", "offset", "velocity", "pedal"),
          "stream-hs": ("frame", "onset", "offset", "velocity"),
          "stream-keys": ("frame", "onset", "offset", "velocity"),
-         "stream-keys-wide": ("frame", "onset", "offset", "velocity")}
+         "stream-keys-wide": ("frame", "onset", "offset", "velocity"),
+         "stream-keys-pedal": ("frame", "onset", "offset", "velocity", "pedal")}
 STREAM_WIDTHS = {"stream": ((12, 12, 24, 32), 256), "stream-wide": ((16, 16, 32, 48), 320),
                  "stream-gru": ((12, 12, 24, 32), 256), "stream-hs": ((16, 16, 24, 32), 256)}  # channels, hidden
 RECURRENT_UNITS = {"stream-gru": 256}  # GRU after the trunk
-HARMONIC_INPUT = {"stream-hs", "stream-keys", "stream-keys-wide"}  # harmonic stack instead of the mel image
+HARMONIC_INPUT = {"stream-hs", "stream-keys", "stream-keys-wide", "stream-keys-pedal"}  # harmonic stack instead of the mel image
 KEY_WIDTHS = {"stream-keys": ((16, 16, 24, 32), 32, 48),  # per-key archs: channels, key context, temporal
-              "stream-keys-wide": ((16, 16, 32, 48), 64, 96)}
+              "stream-keys-wide": ((16, 16, 32, 48), 64, 96),
+              "stream-keys-pedal": ((16, 16, 24, 32), 32, 48)}
+PEDAL_POOLED = 32  # per-key archs' pedal head: 1x1 conv on the features pooled over keys
 
 
 def _per_key_description(channels, context: int, hidden: int) -> str:
@@ -134,6 +142,8 @@ def _per_key_description(channels, context: int, hidden: int) -> str:
 
 
 ARCHITECTURES.update({arch: _per_key_description(*widths) for arch, widths in KEY_WIDTHS.items()})
+ARCHITECTURES["stream-keys-pedal"] += f", pedal: mean and max over keys of the temporal features, 1x1 conv " \
+                                      f"({PEDAL_POOLED} ch), sigmoid"
 
 
 def output_name(head: str, lookahead: int | None) -> str:
@@ -253,11 +263,29 @@ def build_key_cnn(n_mels: int, window: int, harmonic, channels=(16, 16, 24, 32),
     x = layers.Conv2D(hidden, (5, 1), dilation_rate=(2, 1), padding="valid", name="tconv2")(x)  # T-19
     x = layers.ReLU(name="tconv2_relu")(x)
     x = layers.Dropout(dropout, name="dropout")(x)                                   # (B, T-19, 88, hidden)
+    pooled = _pool_keys(x) if "pedal" in heads else None                           # (B, T-19, 1, 32)
     outputs = {}
-    for n in (output_name(h, la) for la in (lookaheads or [None]) for h in heads):
-        y = layers.Conv2D(1, 1, activation="sigmoid", dtype="float32", name=f"{n}_per_key")(x)
-        outputs[n] = layers.Reshape((-1, N_KEYS), dtype="float32", name=n)(y)      # (B, T-19, 88)
+    for la in lookaheads or [None]:
+        for h in heads:
+            n = output_name(h, la)
+            if h == "pedal":
+                y = layers.Conv2D(1, 1, activation="sigmoid", dtype="float32", name=f"{n}_pooled")(pooled)
+                outputs[n] = layers.Reshape((-1, 1), dtype="float32", name=n)(y)    # (B, T-19, 1)
+            else:
+                y = layers.Conv2D(1, 1, activation="sigmoid", dtype="float32", name=f"{n}_per_key")(x)
+                outputs[n] = layers.Reshape((-1, N_KEYS), dtype="float32", name=n)(y)  # (B, T-19, 88)
     return keras.Model(mel, outputs, name="key_cnn")
+
+
+def _pool_keys(x):
+    """(B, T, 88, C) per-key features -> (B, T, 1, PEDAL_POOLED): their mean and max
+    over the keys (pooling over keys alone, so the step graph keeps it per frame),
+    then a 1x1 convolution. The pedal is one state of the whole piano."""
+    mean = layers.AveragePooling2D((1, N_KEYS), name="keys_mean")(x)
+    peak = layers.MaxPooling2D((1, N_KEYS), name="keys_max")(x)
+    y = layers.Concatenate(name="keys_pooled")([mean, peak])
+    y = layers.Conv2D(PEDAL_POOLED, 1, name="pedal_hidden")(y)
+    return layers.ReLU(name="pedal_hidden_relu")(y)
 
 
 def build_seed_cnn(n_mels: int, window: int = 20, channels=(16, 32), hidden: int = 256,
