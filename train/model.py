@@ -214,13 +214,11 @@ def _conv(x, channels: int, name: str):
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def build_stream_cnn(n_mels: int, window: int = 20, channels=(12, 12, 24, 32), hidden: int = 256,
-                     dropout: float = 0.2, mean=None, std=None, lookaheads=None, gru_units: int = 0,
-                     heads=HEADS["stream"], harmonic=None) -> keras.Model:
-    """The streaming CNN (module docstring); ``window`` must be 20. ``gru_units``: a
-    causal GRU over the trunk's per-hop features (0: none); the heads then see both.
-    ``harmonic``: (n_mels, 88 * H) harmonic-stack matrix: the convolutions run over
-    keys, unpooled, instead of over the mel bands."""
+def _stream_convs(n_mels: int, window: int, channels, mean, std, harmonic):
+    """The streaming models' input and four 3x3 convolutions (9 frames): on the mel
+    image with frequency max-pooling after the 2nd, 3rd and 4th, or on the harmonic
+    stack (``harmonic`` not None) unpooled, a key's features staying at its key.
+    Returns (mel input, (B, T - 8, bands or 88, channels[-1]))."""
     if window != 20:
         raise ValueError("the streaming CNN's receptive field is 20 frames")
     mel, x = _input(n_mels, mean, std, harmonic)
@@ -228,6 +226,17 @@ def build_stream_cnn(n_mels: int, window: int = 20, channels=(12, 12, 24, 32), h
         x = _conv(x, c, f"conv{i + 1}")
         if i >= 1 and harmonic is None:
             x = layers.MaxPooling2D((1, 2), name=f"pool{i + 1}")(x)
+    return mel, x
+
+
+def build_stream_cnn(n_mels: int, window: int = 20, channels=(12, 12, 24, 32), hidden: int = 256,
+                     dropout: float = 0.2, mean=None, std=None, lookaheads=None, gru_units: int = 0,
+                     heads=HEADS["stream"], harmonic=None) -> keras.Model:
+    """The streaming CNN (module docstring); ``window`` must be 20. ``gru_units``: a
+    causal GRU over the trunk's per-hop features (0: none); the heads then see both.
+    ``harmonic``: (n_mels, 88 * H) harmonic-stack matrix: the convolutions run over
+    keys, unpooled, instead of over the mel bands."""
+    mel, x = _stream_convs(n_mels, window, channels, mean, std, harmonic)
     x = layers.Conv2D(hidden, (1, x.shape[2]), padding="valid", name="dense1")(x)  # (B, T-8, 1, hidden)
     x = layers.Reshape((-1, hidden), name="squeeze")(x)
     x = layers.ReLU(name="dense1_relu")(x)
@@ -250,11 +259,7 @@ def build_key_cnn(n_mels: int, window: int, harmonic, channels=(16, 16, 24, 32),
                   heads=HEADS["stream-keys"]) -> keras.Model:
     """``stream-keys`` (module docstring): every layer after the 3x3 convolutions runs per
     key, its weights shared across keys; ``window`` must be 20. ``harmonic``: (n_mels, 88 * H)."""
-    if window != 20:
-        raise ValueError("the streaming CNN's receptive field is 20 frames")
-    mel, x = _input(n_mels, mean, std, harmonic)                                   # (B, T, 88, H)
-    for i, c in enumerate(channels):
-        x = _conv(x, c, f"conv{i + 1}")                                              # T-8
+    mel, x = _stream_convs(n_mels, window, channels, mean, std, harmonic)          # (B, T-8, 88, C)
     x = layers.ZeroPadding2D(((0, 0), (12, 12)), name="keyctx_pad")(x)
     x = layers.Conv2D(context, (1, 13), dilation_rate=(1, 2), padding="valid", name="keyctx")(x)
     x = layers.ReLU(name="keyctx_relu")(x)

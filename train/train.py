@@ -239,7 +239,7 @@ def main(argv=None):
         np.savez(stats_path, mean=mean, std=std)
 
     multi = [int(v) for v in args.lookaheads.split(",")] if args.lookaheads else None
-    frontend = run_frontend([{"data": args.data}]) if args.arch in HARMONIC_INPUT else None
+    frontend = _model_frontend(args.arch, [{"data": args.data}])
     model = build_model(n_mels, window=args.window, mean=mean, std=std, arch=args.arch, lookaheads=multi,
                         frontend=frontend)
     if args.freeze_bn:
@@ -366,6 +366,12 @@ def init_from_run(model, run: str, n_mels: int, window: int) -> list[str]:
     return copied
 
 
+def _model_frontend(arch: str, phases: list[dict]) -> dict | None:
+    """The frontend build_model needs for ``arch`` (HARMONIC_INPUT: the one the
+    phases' data was made with, run_frontend), else None."""
+    return run_frontend(phases) if arch in HARMONIC_INPUT else None
+
+
 def model_of_run(run: str, n_mels: int, window: int = 20):
     """The model ``run`` trains (its last recipe line's architecture and lookaheads,
     its input statistics, and for HARMONIC_INPUT its data's frontend), freshly initialised."""
@@ -373,7 +379,7 @@ def model_of_run(run: str, n_mels: int, window: int = 20):
         phases = [json.loads(line) for line in f.read().splitlines()]
     recipe = phases[-1]
     multi = [int(v) for v in recipe["lookaheads"].split(",")] if recipe.get("lookaheads") else None
-    frontend = run_frontend(phases) if recipe["arch"] in HARMONIC_INPUT else None
+    frontend = _model_frontend(recipe["arch"], phases)
     with np.load(os.path.join(run, "mel_stats.npz")) as z:
         return build_model(n_mels, window=window, mean=z["mean"], std=z["std"], arch=recipe["arch"],
                            lookaheads=multi, frontend=frontend)
