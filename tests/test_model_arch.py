@@ -52,14 +52,17 @@ def test_stream_architectures_have_the_declared_widths_and_a_20_frame_view():
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     causal = got.pop("gru_causal")
     keys, wide, pedal = got.pop("stream-keys"), got.pop("stream-keys-wide"), got.pop("stream-keys-pedal")
+    rec = got.pop("stream-keys-rec")
     assert keys["params"] < 0.1 * got["stream"]["params"] and wide["params"] > 2.5 * keys["params"]
     # the pedal head: 1x1 conv (2 x 48 -> 32) on the pooled features, one 1x1 conv (32 -> 1) per lookahead
     assert pedal["params"] == keys["params"] + (2 * 48 + 1) * 32 + 33
     notes = [[f"{h}_la2", [1, 11, 88]] for h in ("frame", "offset", "onset", "velocity")]
-    for k in (keys, wide, pedal):
+    for k in (keys, wide, pedal, rec):
         assert k["described"] and k["moved_keys"][0] == 0 and k["moved_keys"][1] < 88 - 1 - 20, k
     assert keys["outputs"] == wide["outputs"] == notes
-    assert pedal["outputs"] == sorted(notes + [["pedal_la2", [1, 11, 1]]])
+    assert pedal["outputs"] == rec["outputs"] == sorted(notes + [["pedal_la2", [1, 11, 1]]])
+    # the MinGRU (48 -> 24: two kernels and biases); each per-key head and the pedal's pooling see its state too
+    assert rec["params"] == pedal["params"] + 2 * (48 * 24 + 24) + 4 * 24 + 2 * 24 * 32
     assert set(got) == {"stream", "stream-wide", "stream-gru", "stream-hs"}
     for arch, widths, hidden in (("stream", [12, 12, 24, 32], 256), ("stream-wide", [16, 16, 32, 48], 320),
                                  ("stream-gru", [12, 12, 24, 32], 256), ("stream-hs", [16, 16, 24, 32], 256)):

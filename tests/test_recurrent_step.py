@@ -183,7 +183,7 @@ def test_recurrent_flag_and_step_graph_must_agree(tmp_path):
     assert load_model_spec("stream").recurrent is False
 
 
-# -- a stream-gru run: train/export.py, then rtpitch ----------------------------------
+# -- a stream-gru / stream-keys-rec run: train/export.py, then rtpitch ----------------------------------
 
 
 def _run(*args):
@@ -192,16 +192,21 @@ def _run(*args):
     return proc
 
 
-@pytest.fixture(scope="module")
-def gru_models(tmp_path_factory):
-    """A random-weight stream-gru run (lookaheads 0 and 2) exported at both lookaheads."""
+STATE_SHAPES = {"stream-gru": [1, 1, 256], "stream-keys-rec": [1, 88, 24]}  # a GRU; a MinGRU per key
+
+
+@pytest.fixture(scope="module", params=sorted(STATE_SHAPES))
+def gru_models(tmp_path_factory, request):
+    """A random-weight recurrent run (lookaheads 0 and 2) exported at both lookaheads."""
     pytest.importorskip("tensorflow")
     pytest.importorskip("tf2onnx")
     out = tmp_path_factory.mktemp("gru")
-    _run("-m", "tests.tiny_run", out, "--arch", "stream-gru", "--lookaheads", "0,2", "--reference", "150")
+    arch = request.param
+    _run("-m", "tests.tiny_run", out, "--arch", arch, "--lookaheads", "0,2", "--reference", "150")
     for la in (0, 2):
         _run("-m", "train.export", "--run", out / "run", "--name", f"gru-la{la}", "--models", out / "models",
-             "--lookahead", la, "--arch", "stream-gru")
+             "--lookahead", la, "--arch", arch)
+    (out / "arch").write_text(arch)
     return out
 
 
@@ -213,7 +218,8 @@ def test_exported_gru_step_graph_equals_keras_over_the_wholestream_predictions(g
     path = gru_models / "models" / f"gru-la{lookahead}.json"
     meta = json.loads(path.read_text())
     assert meta["recurrent"] is True and meta["window"]["lookahead_frames"] == lookahead
-    assert meta["streaming"]["caches"][-1] == {"input": "state0", "output": "state0_out", "shape": [1, 1, 256],
+    shape = STATE_SHAPES[(gru_models / "arch").read_text()]
+    assert meta["streaming"]["caches"][-1] == {"input": "state0", "output": "state0_out", "shape": shape,
                                                "recurrent": True}
     assert meta["streaming"]["parity_max_abs_diff"] <= 1e-4
     spec = load_model_spec(str(path))

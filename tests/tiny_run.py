@@ -61,6 +61,13 @@ def main(argv=None):
             kernel = dense.kernel.numpy()
             kernel[trunk:] *= 4.0
             dense.kernel.assign(kernel)
+    if any(layer.name == "key_gru" for layer in model.layers):  # the same for the per-key state
+        trunk = model.get_layer("key_gru").input.shape[-1]
+        for layer in model.layers:
+            if layer.name.endswith("_per_key"):
+                kernel = layer.kernel.numpy()
+                kernel[..., trunk:, :] *= 4.0
+                layer.kernel.assign(kernel)
     manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), str(run / "ckpt"), max_to_keep=1)
     manager.save()
     recipe = {"from_step": 0, "data": str(data), "window": window, "lookahead": lookaheads[-1],

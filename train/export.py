@@ -13,8 +13,9 @@ window and lookahead from its recipe.jsonl (train.py's arguments, per phase),
 the frontend from the data it trained on; ``--lookahead`` picks the heads of a
 multi-lookahead run, and ``--frontend`` / ``--arch`` given anyway must match.
 
-A recurrent model (stream-gru: a GRU over the trunk's per-hop features) is
-written with an ONNX ``GRU`` node (:func:`export_recurrent_onnx`); its window
+A recurrent model (stream-gru: a GRU over the trunk's per-hop features;
+stream-keys-rec: a MinGRU per key) is written with an ONNX ``GRU`` node
+(:func:`export_recurrent_onnx`, :func:`export_key_recurrent_onnx`); its window
 graph runs a whole sequence (the state starts at zero at its first output), so
 rtpitch serves it only through its step graph, which carries the GRU's state
 from hop to hop: export makes that too (train/step_graph.py), and the JSON says
@@ -33,9 +34,10 @@ import numpy as np
 import tensorflow as tf
 import tf2onnx
 
+from rtpitch.events import N_KEYS
 from rtpitch.latency import model_budget
 from rtpitch.model import MODELS_DIR, load_model_spec
-from train.model import ARCHITECTURES, HEADS, RECURRENT_UNITS, build_model, output_name
+from train.model import ARCHITECTURES, HEADS, KEY_RECURRENT_UNITS, RECURRENT_UNITS, build_model, output_name
 from train.run_info import run_frontend, run_parameters
 from train.train import latest_weights
 from train.step_graph import write_step_graph
@@ -83,7 +85,11 @@ def data_summary(manifests: list[str]) -> dict:
 
 def export_onnx(model, n_mels: int, path: str, heads, key) -> None:
     """Only the heads of lookahead ``key`` (None: a single-lookahead model) go in.
-    A model with a GRU (stream-gru) goes through :func:`export_recurrent_onnx`."""
+    A model with a GRU (stream-gru) goes through :func:`export_recurrent_onnx`, one
+    with a MinGRU per key (stream-keys-rec) through :func:`export_key_recurrent_onnx`."""
+    if any(layer.name == "key_gru" for layer in model.layers):
+        export_key_recurrent_onnx(model, n_mels, path, heads, key)
+        return
     if any(layer.name == "gru" for layer in model.layers):
         export_recurrent_onnx(model, n_mels, path, heads, key)
         return
@@ -153,6 +159,82 @@ def export_recurrent_onnx(model, n_mels: int, path: str, heads, key) -> None:
     onnx.save(m, path)
 
 
+def export_key_recurrent_onnx(model, n_mels: int, path: str, heads, key) -> None:
+    """stream-keys-rec: the per-key features (B, T, 88, C) by tf2onnx, then the MinGRU
+    (train/min_gru.py) as one ONNX ``GRU`` whose batch is the 88 keys of each row,
+    with zero recurrent weights, and the heads as MatMul + Add + Sigmoid over
+    [features, state] (the pedal's on their mean and max over the keys), from the
+    Keras weights. ONNX's GRU gates are z, r, h; the reset gate r has no recurrent
+    weights to act on, so its weights are zero too."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rec = model.get_layer("key_gru")
+    trunk_model = tf.keras.Model(model.input, rec.input)
+
+    @tf.function(input_signature=[tf.TensorSpec((None, None, n_mels), tf.float32, name="mel")])
+    def serve(mel):
+        return {"trunk": tf.identity(trunk_model(mel, training=False), name="trunk")}
+
+    m, _ = tf2onnx.convert.from_function(serve, input_signature=serve.input_signature, opset=17)
+    g = m.graph
+    (trunk,) = [o.name for o in g.output]
+    del g.output[:]
+    gate_kernel, gate_bias, kernel, bias = (w.astype(np.float32) for w in rec.get_weights())
+    c, units = kernel.shape
+    zero_w, zero_b = np.zeros((units, c), np.float32), np.zeros(units, np.float32)
+    inits = {
+        "kgru_W": np.concatenate([gate_kernel.T, zero_w, kernel.T])[None],                   # (1, 3H, C)
+        "kgru_R": np.zeros((1, 3 * units, units), np.float32),
+        "kgru_B": np.concatenate([gate_bias, zero_b, bias, zero_b, zero_b, zero_b])[None],  # (1, 6H)
+        "kgru_axis1": np.array([1], np.int64),
+        "kgru_rows": np.array([0, -1, c], np.int64),
+        "kgru_keys": np.array([0, -1, N_KEYS, units], np.int64),
+        "per_key": np.array([0, 0, N_KEYS], np.int64),
+    }
+    nodes = [
+        helper.make_node("Transpose", [trunk], ["kgru_tb"], perm=[1, 0, 2, 3], name="kgru_tb"),   # (T, B, 88, C)
+        helper.make_node("Reshape", ["kgru_tb", "kgru_rows"], ["kgru_x"], name="kgru_x"),        # (T, B*88, C)
+        helper.make_node("GRU", ["kgru_x", "kgru_W", "kgru_R", "kgru_B"], ["kgru_y"], name="key_gru",
+                         hidden_size=int(units), linear_before_reset=1),                       # (T, 1, B*88, H)
+        helper.make_node("Squeeze", ["kgru_y", "kgru_axis1"], ["kgru_seq"], name="kgru_squeeze"),
+        helper.make_node("Reshape", ["kgru_seq", "kgru_keys"], ["kgru_tbkh"], name="kgru_keys"),  # (T, B, 88, H)
+        helper.make_node("Transpose", ["kgru_tbkh"], ["key_state"], perm=[1, 0, 2, 3], name="key_state"),
+        # as train/model.py concatenates them (the check against Keras below catches any other order)
+        helper.make_node("Concat", [trunk, "key_state"], ["trunk_and_state"], axis=3, name="trunk_and_state"),
+    ]
+
+    def conv1x1(name: str, x: str, out: str, layer, activation: str) -> None:
+        w, b = (v.astype(np.float32) for v in layer.get_weights())
+        inits[f"{name}_W"], inits[f"{name}_b"] = w[0, 0], b
+        nodes.extend([helper.make_node("MatMul", [x, f"{name}_W"], [f"{name}_mm"], name=f"{name}_matmul"),
+                      helper.make_node("Add", [f"{name}_mm", f"{name}_b"], [f"{name}_logit"], name=f"{name}_add"),
+                      helper.make_node(activation, [f"{name}_logit"], [out], name=f"{name}_{activation.lower()}")])
+
+    if "pedal" in heads:  # train/model.py _pool_keys: mean, max of the features, then of the state
+        pooled = []
+        for part in (trunk, "key_state"):
+            for op in ("ReduceMean", "ReduceMax"):
+                pooled.append(f"{part}_{op}")
+                nodes.append(helper.make_node(op, [part], [pooled[-1]], axes=[2], keepdims=0, name=pooled[-1]))
+        nodes.append(helper.make_node("Concat", pooled, ["keys_pooled"], axis=2, name="keys_pooled"))
+        conv1x1("pedal_hidden", "keys_pooled", "pedal_hidden_relu", model.get_layer("pedal_hidden"), "Relu")
+    for h in heads:
+        if h == "pedal":
+            conv1x1(h, "pedal_hidden_relu", h, model.get_layer(f"{output_name(h, key)}_pooled"), "Sigmoid")
+            units_out = 1
+        else:
+            conv1x1(h, "trunk_and_state", f"{h}_per_key", model.get_layer(f"{output_name(h, key)}_per_key"),
+                    "Sigmoid")
+            nodes.append(helper.make_node("Reshape", [f"{h}_per_key", "per_key"], [h], name=f"{h}_reshape"))
+            units_out = N_KEYS
+        g.output.append(helper.make_tensor_value_info(h, TensorProto.FLOAT, ["batch", "frames", units_out]))
+    g.initializer.extend(numpy_helper.from_array(v, k) for k, v in inits.items())
+    g.node.extend(nodes)
+    onnx.checker.check_model(m)
+    onnx.save(m, path)
+
+
 def store_fp16(path: str, min_elements: int = 65536) -> int:
     """Store the large float32 weights of an ONNX file as float16, each followed by
     a Cast back to float32 (runtimes fold it at load, so inference stays float32).
@@ -210,6 +292,7 @@ def main(argv=None):
     arch, window, lookahead, multi = trained["arch"], trained["window"], trained["lookahead"], trained["lookaheads"]
     n_mels = frontend["n_mels"]
     heads = HEADS[arch]
+    recurrent = arch in RECURRENT_UNITS or arch in KEY_RECURRENT_UNITS
     model, ckpt = restore(args.run, n_mels, window, arch, multi, frontend)
     os.makedirs(args.models, exist_ok=True)
     onnx_path = os.path.join(args.models, f"{args.name}.onnx")
@@ -243,7 +326,7 @@ def main(argv=None):
         "outputs": {h: names[h] for h in heads},
         "frontend": frontend,
         "window": {"frames": window, "lookahead_frames": lookahead},
-        **({"recurrent": True} if arch in RECURRENT_UNITS else {}),
+        **({"recurrent": True} if recurrent else {}),
         "decoder": old.get("decoder", {}),
         "architecture": ARCHITECTURES[arch],
         "parameters": int(model.count_params()),
@@ -255,7 +338,7 @@ def main(argv=None):
     }
     with open(json_path, "w") as f:
         json.dump(meta, f, indent=2)
-    if arch in RECURRENT_UNITS:  # served only through its step graph (rtpitch/predictor.py): made here
+    if recurrent:  # served only through its step graph (rtpitch/predictor.py): made here
         print(write_step_graph(json_path))
         meta = json.load(open(json_path))
     # the budget as rtpitch computes it: the sum of its stages' latencies, for the model as

@@ -54,6 +54,15 @@ features' mean and max over the keys, a 1x1 convolution (32), a sigmoid per
 frame. It sees the 20-frame window only (strings still sounding after their
 keys' release, sympathetic resonance); its layer names are stream-keys', so it
 starts from a stream-keys run (train.py --init-from).
+``stream-keys-rec``: stream-keys-pedal with a state per key: a minimal GRU (24
+units; train/min_gru.py: its gates see the input only, so it trains as fast as
+a convolution) runs over each key's temporal features, and the heads (the
+pedal's pooling too) see the features and the state, so a key held, released
+or under the pedal is known beyond the 20-frame window. Served only through
+its step graph (an ONNX GRU per key, the keys its batch), like stream-gru.
+Its layer names are stream-keys-pedal's; started from stream-keys or
+stream-keys-pedal, the heads' kernels widen with zeros for the state
+(train.py --init-from), so it starts out computing what they do.
 """
 
 from __future__ import annotations
@@ -67,6 +76,7 @@ from rtpitch.events import N_KEYS
 from rtpitch.frontend import FrontendSpec
 from rtpitch.model import head_units
 from train.harmonics import harmonic_matrix
+from train.min_gru import MinGRU
 
 
 class Standardize(layers.Layer):
@@ -123,14 +133,17 @@ HEADS = {"seed": ("frame", "onset", "velocity"), "stream": ("frame", "onset", "o
          "stream-hs": ("frame", "onset", "offset", "velocity"),
          "stream-keys": ("frame", "onset", "offset", "velocity"),
          "stream-keys-wide": ("frame", "onset", "offset", "velocity"),
-         "stream-keys-pedal": ("frame", "onset", "offset", "velocity", "pedal")}
+         "stream-keys-pedal": ("frame", "onset", "offset", "velocity", "pedal"),
+         "stream-keys-rec": ("frame", "onset", "offset", "velocity", "pedal")}
 STREAM_WIDTHS = {"stream": ((12, 12, 24, 32), 256), "stream-wide": ((16, 16, 32, 48), 320),
                  "stream-gru": ((12, 12, 24, 32), 256), "stream-hs": ((16, 16, 24, 32), 256)}  # channels, hidden
 RECURRENT_UNITS = {"stream-gru": 256}  # GRU after the trunk
-HARMONIC_INPUT = {"stream-hs", "stream-keys", "stream-keys-wide", "stream-keys-pedal"}  # harmonic stack instead of the mel image
+HARMONIC_INPUT = {"stream-hs", "stream-keys", "stream-keys-wide", "stream-keys-pedal", "stream-keys-rec"}  # harmonic stack instead of the mel image
 KEY_WIDTHS = {"stream-keys": ((16, 16, 24, 32), 32, 48),  # per-key archs: channels, key context, temporal
               "stream-keys-wide": ((16, 16, 32, 48), 64, 96),
-              "stream-keys-pedal": ((16, 16, 24, 32), 32, 48)}
+              "stream-keys-pedal": ((16, 16, 24, 32), 32, 48),
+              "stream-keys-rec": ((16, 16, 24, 32), 32, 48)}
+KEY_RECURRENT_UNITS = {"stream-keys-rec": 24}  # a MinGRU state per key (train/min_gru.py)
 PEDAL_POOLED = 32  # per-key archs' pedal head: 1x1 conv on the features pooled over keys
 
 
@@ -144,6 +157,9 @@ def _per_key_description(channels, context: int, hidden: int) -> str:
 ARCHITECTURES.update({arch: _per_key_description(*widths) for arch, widths in KEY_WIDTHS.items()})
 ARCHITECTURES["stream-keys-pedal"] += f", pedal: mean and max over keys of the temporal features, 1x1 conv " \
                                       f"({PEDAL_POOLED} ch), sigmoid"
+ARCHITECTURES["stream-keys-rec"] += f", pedal as stream-keys-pedal; a minimal GRU per key " \
+                                    f"({KEY_RECURRENT_UNITS['stream-keys-rec']} units, gates from the input) " \
+                                    f"whose state the heads see too"
 
 
 def output_name(head: str, lookahead: int | None) -> str:
@@ -174,7 +190,8 @@ def build_model(n_mels: int, window: int = 20, mean=None, std=None, arch: str = 
         assert harmonic is not None, f"{arch} runs per key: it needs the harmonic stack (HARMONIC_INPUT)"
         channels, context, hidden = KEY_WIDTHS[arch]
         return build_key_cnn(n_mels, window, harmonic, channels=channels, context=context, hidden=hidden,
-                             mean=mean, std=std, lookaheads=lookaheads, heads=HEADS[arch])
+                             mean=mean, std=std, lookaheads=lookaheads, heads=HEADS[arch],
+                             recurrent=KEY_RECURRENT_UNITS.get(arch, 0))
     if arch in STREAM_WIDTHS:
         channels, hidden = STREAM_WIDTHS[arch]
         return build_stream_cnn(n_mels, window, channels=channels, hidden=hidden, mean=mean, std=std,
@@ -256,9 +273,10 @@ def build_stream_cnn(n_mels: int, window: int = 20, channels=(12, 12, 24, 32), h
 
 def build_key_cnn(n_mels: int, window: int, harmonic, channels=(16, 16, 24, 32), context: int = 32,
                   hidden: int = 48, dropout: float = 0.2, mean=None, std=None, lookaheads=None,
-                  heads=HEADS["stream-keys"]) -> keras.Model:
+                  heads=HEADS["stream-keys"], recurrent: int = 0) -> keras.Model:
     """``stream-keys`` (module docstring): every layer after the 3x3 convolutions runs per
-    key, its weights shared across keys; ``window`` must be 20. ``harmonic``: (n_mels, 88 * H)."""
+    key, its weights shared across keys; ``window`` must be 20. ``harmonic``: (n_mels, 88 * H).
+    ``recurrent``: units of a MinGRU per key whose state the heads see too (0: none)."""
     mel, x = _stream_convs(n_mels, window, channels, mean, std, harmonic)          # (B, T-8, 88, C)
     x = layers.ZeroPadding2D(((0, 0), (12, 12)), name="keyctx_pad")(x)
     x = layers.Conv2D(context, (1, 13), dilation_rate=(1, 2), padding="valid", name="keyctx")(x)
@@ -266,9 +284,13 @@ def build_key_cnn(n_mels: int, window: int, harmonic, channels=(16, 16, 24, 32),
     x = layers.Conv2D(hidden, (4, 1), padding="valid", name="tconv1")(x)            # T-11
     x = layers.ReLU(name="tconv1_relu")(x)
     x = layers.Conv2D(hidden, (5, 1), dilation_rate=(2, 1), padding="valid", name="tconv2")(x)  # T-19
-    x = layers.ReLU(name="tconv2_relu")(x)
-    x = layers.Dropout(dropout, name="dropout")(x)                                   # (B, T-19, 88, hidden)
-    pooled = _pool_keys(x) if "pedal" in heads else None                           # (B, T-19, 1, 32)
+    x = layers.ReLU(name="tconv2_relu")(x)                                           # (B, T-19, 88, hidden)
+    parts = [x]
+    if recurrent:  # causal: frame k's state has seen frames <= k; zero at the first output
+        parts.append(MinGRU(recurrent, name="key_gru")(x))                          # (B, T-19, 88, recurrent)
+    pooled = _pool_keys(parts) if "pedal" in heads else None                       # (B, T-19, 1, 32)
+    x = layers.Concatenate(name="trunk_and_state")(parts) if recurrent else x
+    x = layers.Dropout(dropout, name="dropout")(x)
     outputs = {}
     for la in lookaheads or [None]:
         for h in heads:
@@ -282,13 +304,17 @@ def build_key_cnn(n_mels: int, window: int, harmonic, channels=(16, 16, 24, 32),
     return keras.Model(mel, outputs, name="key_cnn")
 
 
-def _pool_keys(x):
-    """(B, T, 88, C) per-key features -> (B, T, 1, PEDAL_POOLED): their mean and max
-    over the keys (pooling over keys alone, so the step graph keeps it per frame),
-    then a 1x1 convolution. The pedal is one state of the whole piano."""
-    mean = layers.AveragePooling2D((1, N_KEYS), name="keys_mean")(x)
-    peak = layers.MaxPooling2D((1, N_KEYS), name="keys_max")(x)
-    y = layers.Concatenate(name="keys_pooled")([mean, peak])
+def _pool_keys(parts):
+    """[(B, T, 88, C_i)] per-key features -> (B, T, 1, PEDAL_POOLED): each one's mean
+    and max over the keys (pooling over keys alone, so the step graph keeps it per
+    frame), concatenated in that order, then a 1x1 convolution. The pedal is one
+    state of the whole piano."""
+    pooled = []
+    for i, x in enumerate(parts):
+        suffix = f"_{i}" if i else ""
+        pooled += [layers.AveragePooling2D((1, N_KEYS), name=f"keys_mean{suffix}")(x),
+                   layers.MaxPooling2D((1, N_KEYS), name=f"keys_max{suffix}")(x)]
+    y = layers.Concatenate(name="keys_pooled")(pooled)
     y = layers.Conv2D(PEDAL_POOLED, 1, name="pedal_hidden")(y)
     return layers.ReLU(name="pedal_hidden_relu")(y)
 

@@ -20,8 +20,9 @@ this tool checks it by stepping a random stream in random chunk sizes against
 the window graph (max abs difference of the probabilities <= 1e-4) and writes
 the figure into the JSON.
 
-A recurrent layer, an ONNX ``GRU`` (stream-gru's; train/export.py writes it so),
-keeps its state the same way: ``state{k}`` (1, 1, units) is its ``initial_h`` and
+A recurrent layer, an ONNX ``GRU`` (stream-gru's, stream-keys-rec's per key;
+train/export.py writes them so), keeps its state the same way: ``state{k}``
+(1, batch, units; batch 88 for a GRU per key) is its ``initial_h`` and
 ``state{k}_out`` its final state ``Y_h``, listed with the caches (``"recurrent":
 true`` in the JSON).  The caches start at zero, not at pad frames, so the outputs
 of the priming run are not the window graph's; rtpitch's StepPredictor zeroes the
@@ -127,10 +128,12 @@ def _downstream(graph, names: set) -> set:
     return out
 
 
-def _carry_gru_states(graph, cached_inputs: list) -> list:
+def _carry_gru_states(graph, cached_inputs: list, shapes: dict) -> list:
     """Give each ONNX ``GRU`` its state as a graph input and output: ``state{k}``
-    becomes its ``initial_h`` (1, 1, hidden) and ``state{k}_out`` its ``Y_h``, the
-    state after the last frame of the run. Returns [(input, output, shape)].
+    becomes its ``initial_h`` (1, batch, hidden) and ``state{k}_out`` its ``Y_h``, the
+    state after the last frame of the run; batch is the GRU's for one input
+    stream (``shapes``: _input_shapes): 1, or 88 for a GRU per key (stream-keys-rec).
+    Returns [(input, output, shape)].
 
     The step graph's caches are zeroed before the pad frames that prime them, so
     its first outputs come from zeros where the window graph sees pad frames; a
@@ -163,7 +166,10 @@ def _carry_gru_states(graph, cached_inputs: list) -> list:
         else:
             outputs[1] = cout
             node.output[:] = outputs
-        shape = [1, 1, hidden]
+        x_shape = shapes.get(node.input[0])
+        if not x_shape or len(x_shape) != 3 or not x_shape[1]:
+            sys.exit(f"{node.name}: cannot infer the batch of its input {node.input[0]!r}")
+        shape = [1, x_shape[1], hidden]
         graph.input.append(helper.make_tensor_value_info(cin, TensorProto.FLOAT, shape))
         graph.output.append(helper.make_tensor_value_info(cout, TensorProto.FLOAT, shape))
         states.append((cin, cout, shape))
@@ -319,7 +325,7 @@ def make_step_graph(model: onnx.ModelProto, n_mels: int, window: int):
         graph.node.insert(at, keep)
         graph.node.insert(at, concat)
         caches.append((cin, cout, cache_shape, False))
-    caches += [(cin, cout, shape, True) for cin, cout, shape in _carry_gru_states(graph, cached_inputs)]
+    caches += [(cin, cout, shape, True) for cin, cout, shape in _carry_gru_states(graph, cached_inputs, shapes)]
     if not caches:
         sys.exit("the graph has no time-mixing convolution; it needs no step graph")
     _prune(graph)

@@ -338,9 +338,9 @@ def init_from_run(model, run: str, n_mels: int, window: int) -> list[str]:
     """Copy into ``model`` the weights of every layer of ``run``'s newest checkpoint
     that has the same name and weight shapes; returns the names copied.
 
-    A dense layer whose input here is wider (a head that also sees the GRU's
-    state) gets the other's kernel in its first rows and zeros below, so the new
-    model starts out computing exactly what the old one did."""
+    A dense or convolution layer whose input here is wider (a head that also sees
+    a GRU's state) gets the other's kernel on its first input channels and zeros
+    on the rest, so the new model starts out computing exactly what the old one did."""
     src = model_of_run(run, n_mels, window)
     latest = latest_weights(run)
     if latest is None:
@@ -357,10 +357,11 @@ def init_from_run(model, run: str, n_mels: int, window: int) -> list[str]:
         if [w.shape for w in theirs] == ours:
             layer.set_weights(theirs)
             copied.append(layer.name)
-        elif (len(ours) == 2 and len(theirs) == 2 and ours[1] == theirs[1].shape
-              and ours[0][1] == theirs[0].shape[1] and ours[0][0] > theirs[0].shape[0]):
-            kernel = np.zeros(ours[0], np.float32)
-            kernel[: theirs[0].shape[0]] = theirs[0]
+        elif (len(ours) == 2 and len(theirs) == 2 and ours[1] == theirs[1].shape and len(ours[0]) >= 2
+              and ours[0][:-2] == theirs[0].shape[:-2] and ours[0][-1] == theirs[0].shape[-1]
+              and ours[0][-2] > theirs[0].shape[-2]):
+            kernel = np.zeros(ours[0], np.float32)  # (..., inputs, outputs): theirs on the first inputs
+            kernel[..., : theirs[0].shape[-2], :] = theirs[0]
             layer.set_weights([kernel, theirs[1]])
             copied.append(layer.name + " (widened)")
     return copied
