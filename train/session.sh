@@ -35,8 +35,10 @@ PIDFILE=work/session-$RUN.pid
 FRONTEND=train/frontend-lowlat.json
 # the session run's data: validation is the stream run's (seed 0, 0.5 h) so its figures
 # compare across sessions; training: a fresh 6 h render (seed 2), MAPS's six virtual
-# pianos (2 augmented copies, 5.2 h) and 2 h of noise alone
-D=work/data-lowlat,work/data-render-s2,work/data-maps-synth,work/data-noise
+# pianos (2 augmented copies, 5.2 h), 2 h of noise alone and, from 2026-12-05e, 8 h
+# rendered with all six pianos (seed 4: the Yamaha C3 and Steinway samples too; its
+# 0.5 h val/ scores every timbre)
+D=work/data-lowlat,work/data-render-s2,work/data-maps-synth,work/data-noise,work/data-render-s4
 ARGS=(--arch "$ARCH" --lookaheads 0,1,2,4,6,9 --lookahead 2 --seq 400 --batch 8 --eval-every 500
       --precision mixed_bfloat16)
 
@@ -48,6 +50,8 @@ build_data() {
     $PY -m train.build_maps_synth --data "$DATA" --out work/data-maps-synth --copies 2 --jobs 2 --frontend $FRONTEND
     $PY -m train.build_dataset --data "$DATA" --out work/data-render-s2 --hours-train 6 --hours-val 0 --seed 2 \
         --jobs 2 --frontend $FRONTEND
+    $PY -m train.build_dataset --data "$DATA" --out work/data-render-s4 --hours-train 8 --hours-val 0.5 --seed 4 \
+        --jobs 2 --frontend $FRONTEND --timbres salamander,fluid-r3,musescore,timgm6mb,headroom-c3,splendid-grand
 }
 
 resume_from_repo() {  # a machine without the run starts from the kept checkpoint
