@@ -4,7 +4,7 @@ track and a transcription's pedal events hold released keys on."""
 import numpy as np
 
 from rtpitch.events import PedalEvent
-from train.evaluate import pedal_event_intervals, pedal_intervals, score, sustain
+from train.evaluate import pedal_event_intervals, pedal_frame_f1, pedal_intervals, score, sustain
 
 
 def test_pedal_track_becomes_down_up_intervals():
@@ -36,3 +36,12 @@ def test_sustained_offsets_score_what_is_heard():
     heard = sustain(ref, pedal)  # 60 sounds to 1.0
     assert score(heard, heard)["note_offset_f1"] == 1.0
     assert score(heard, ref)["note_offset_f1"] == 0.5  # a transcription that ignores the pedal loses 60's offset
+
+
+def test_pedal_frame_f1_scores_the_sent_pedal_where_the_labels_know_it():
+    down = np.array([0, 1, 1, 1, 0, 0, 255, 255, 1, 1], np.uint8)  # hop 0.1 s
+    assert pedal_frame_f1(down, 0.1, np.array([[0.1, 0.4], [0.8, 1.0]])) == 1.0
+    # down from 0.2 (one frame late) to the end, the unknown frames 6-7 not scored: tp 4, fp 2 (4, 5), fn 1
+    assert pedal_frame_f1(down, 0.1, np.array([[0.2, 1.0]])) == 2 * 4 / (2 * 4 + 2 + 1)
+    assert pedal_frame_f1(down, 0.1, np.zeros((0, 2))) == 0.0
+    assert pedal_frame_f1(np.zeros(5, np.uint8), 0.1, np.zeros((0, 2))) is None

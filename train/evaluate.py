@@ -12,7 +12,9 @@ recordings. Where the labels say where the sustain pedal is (rendered
 validation: the .npz beside the .flac), also note with offset F1 of the notes
 as heard (``note_offset_f1_sustained``): every note held on by the pedal until
 it is released (or the key is struck again), the reference by its pedal track,
-the transcription by its own pedal events (a model without a pedal head: none).
+the transcription by its own pedal events (a model without a pedal head: none);
+and for a model with a pedal head, ``pedal_f1``: frame-level F1 of "pedal down"
+between the labels and the pedal events rtpitch sends (CC64).
 ``--write-json`` stores them in the model's JSON under "evaluation".
 """
 
@@ -71,6 +73,20 @@ def pedal_event_intervals(events, end_s: float) -> np.ndarray:
     if down is not None:
         out.append((down, max(end_s, down)))
     return np.array(out, np.float64).reshape(-1, 2)
+
+
+def pedal_frame_f1(down: np.ndarray, hop_s: float, intervals: np.ndarray) -> float | None:
+    """Frame-level F1 of "pedal down": the label track (T,) (1 down, 0 up, other values
+    unknown: not scored) against the transcription's down ``intervals`` (k, 2) s, at
+    the track's hop. None where neither has the pedal down in a scored frame."""
+    down = np.asarray(down)
+    est = np.zeros(len(down), bool)
+    for a, b in intervals:
+        est[int(round(a / hop_s)) : int(round(b / hop_s))] = True
+    known = (down == 0) | (down == 1)
+    ref, est = (down == 1) & known, est & known
+    tp, fp, fn = int(np.sum(ref & est)), int(np.sum(est & ~ref)), int(np.sum(ref & ~est))
+    return None if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
 
 
 def sustain(notes: np.ndarray, intervals: np.ndarray) -> np.ndarray:
@@ -135,9 +151,11 @@ def evaluate_folder(spec, backend, pairs: list[tuple[str, str]], label: str) -> 
         s = score(ref, est)
         rendered = _rendered_labels(audio)
         if "pedal" in rendered:
-            heard = score(sustain(ref, pedal_intervals(*rendered["pedal"])),
-                          sustain(est, pedal_event_intervals(summary.pedal_events, summary.audio_s)))
+            said = pedal_event_intervals(summary.pedal_events, summary.audio_s)
+            heard = score(sustain(ref, pedal_intervals(*rendered["pedal"])), sustain(est, said))
             s["note_offset_f1_sustained"] = heard["note_offset_f1"]
+            if "pedal" in spec.outputs and (f := pedal_frame_f1(*rendered["pedal"], said)) is not None:
+                s["pedal_f1"] = f  # the CC64 rtpitch sends, frame by frame
         rows.append({"file": os.path.basename(audio), **({"timbre": rendered["timbre"]} if rendered else {}), **s})
         print(f"{label} {os.path.basename(audio)[:40]:40s} note F1 {s['note_f1']:.3f}  frame F1 {s['frame_f1']:.3f}  "
               f"offset F1 {s['note_offset_f1']:.3f}", flush=True)
