@@ -13,6 +13,7 @@
 # Environment: RUN (default stream), ARCH (default: RUN's name), INIT (a kept run a new
 # RUN starts from: train.py --init-from), LR (default 1e-4), DATA (../shared/data),
 # PYTHON (default .venv/bin/python), RTPITCH_SESSION (label of the session line),
+# SESSION_DATA (the dataset folders, comma-separated: an earlier session's list, to rerun its phases),
 # NICE (default 19: the foreground work and tests come first; live-timing tests fail beside
 # a trainer that gets more), MAX_STEPS (train.py --max-steps; train/reproduce.sh),
 # TRAIN_ARGS (more train.py options, e.g. "--onset-width 2"; an ablation's own setting).
@@ -38,7 +39,7 @@ FRONTEND=train/frontend-lowlat.json
 # pianos (2 augmented copies, 5.2 h), 2 h of noise alone and, from 2026-12-05e, 8 h
 # rendered with all six pianos (seed 4: the Yamaha C3 and Steinway samples too; its
 # 0.5 h val/ scores every timbre)
-D=work/data-lowlat,work/data-render-s2,work/data-maps-synth,work/data-noise,work/data-render-s4
+D=${SESSION_DATA:-work/data-lowlat,work/data-render-s2,work/data-maps-synth,work/data-noise,work/data-render-s4}
 ARGS=(--arch "$ARCH" --lookaheads 0,1,2,4,6,9 --lookahead 2 --seq 400 --batch 8 --eval-every 500
       --precision mixed_bfloat16)
 
@@ -134,7 +135,7 @@ keep)
     keep
     ;;
 *)
-    sed -n '2,22p' "$0" >&2
+    sed -n '2,23p' "$0" >&2
     exit 2
     ;;
 esac
