@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Rebuild a shipped model end to end (resumable: rerun the same command).
 #   train/reproduce.sh seed-cnn        # the seed's CNN (issue 2); SEED_FROM_SCRATCH=1: from step 0
-#   train/reproduce.sh stream          # the streaming CNN, one run for every lookahead;
+#   train/reproduce.sh stream          # the per-key streaming CNN, one run for every lookahead;
 #                                      # exports stream (lookahead 2) and stream-fast (0)
+#   train/reproduce.sh stream-cnn      # the former default's streaming CNN (an experiment now)
 #   train/reproduce.sh stream-wide     # the wider streaming CNN (an experiment): its curve only
 #   train/reproduce.sh stream-gru      # stream + GRU + pedal head (an experiment): the session runs
 # Steps: fetch Salamander samples -> render + augment + features + labels ->
@@ -94,11 +95,27 @@ seed-cnn)
     ship $RUN $D train/frontend.json seed-cnn 9 int8
     ;;
 stream | stream-fast)
+    # the per-key CNN on the harmonic stack (train/model.py stream-keys), from scratch at lr 1e-3 on
+    # train/session.sh's data of 2026-12-05 (before the seed-4 render joined). The sessions that
+    # trained it stopped at steps 3 561 and 4 087; as phases here the crops come in the same order.
+    # The shipped files are the step-5 500 export; the kept checkpoint moves on in later sessions,
+    # so first restore it as of commit f32de68 (git checkout f32de68 -- train/runs/stream-keys):
+    # a new machine then goes on from step 5 500 and only exports. From scratch: remove
+    # train/runs/stream-keys first.
+    D=work/data-lowlat,work/data-render-s2,work/data-maps-synth,work/data-noise
+    for steps in 3561 4087 5500; do
+        PYTHON=$PY RUN=stream-keys LR=1e-3 MAX_STEPS=$steps SESSION_DATA=$D RTPITCH_SESSION=reproduce \
+            train/session.sh run 100000
+    done
+    ship work/runs/stream-keys $D train/frontend-lowlat.json stream 2 float32 --arch stream-keys
+    ship work/runs/stream-keys $D train/frontend-lowlat.json stream-fast 0 float32 --arch stream-keys
+    ;;
+stream-cnn)
+    # the former default (train/model.py stream: the mel image, a dense trunk), shipped as
+    # stream / stream-fast until 2026-12-05 (their files: git show 0613589:rtpitch/models/stream.json).
+    # Its run is kept in train/runs/stream (at 26 996; the shipped export was step 14 000:
+    # git checkout 0771de7 -- train/runs/stream); its curve goes to benchmarks/results/latency_curve-cnn
     lowlat_data
-    # the run is kept in the repo: a new machine goes on from there. The shipped files are
-    # the step-14 000 export below; the kept checkpoint has since moved on (train/session.sh,
-    # the phase after `ship`), so to export step 14 000 again, first restore train/runs/stream
-    # as of commit 0771de7 (git checkout 0771de7 -- train/runs/stream)
     resume_from_repo stream
     RUN=work/runs/stream
     ARGS=(--arch stream --lookaheads 0,1,2,4,6,9 --lookahead 2 --seq 400 --batch 8 --eval-every 500)
@@ -114,11 +131,12 @@ stream | stream-fast)
     D=work/data-lowlat,work/data-lowlat-s1,work/data-noise
     train_phase $RUN $D 13400 2e-4 "${ARGS[@]}"
     train_phase $RUN $D 14000 6e-5 "${ARGS[@]}"
-    ship $RUN $D train/frontend-lowlat.json stream 2 float32 --arch stream
-    ship $RUN $D train/frontend-lowlat.json stream-fast 0 float32 --arch stream
+    $PY -m benchmarks.latency_curve --run $RUN --arch stream --prefix stream-cnn \
+        --models work/curve-cnn/models --out benchmarks/results/latency_curve-cnn
     # 14 000 -> 26 996, train/session.sh's data (a fresh 6 h render, MAPS's six virtual
-    # pianos, noise alone) at 1e-4: validation flat (train/runs/README.md); not shipped
-    PYTHON=$PY MAX_STEPS=26996 RTPITCH_SESSION=reproduce train/session.sh run 100000
+    # pianos, noise alone) at 1e-4: validation flat (train/runs/README.md)
+    PYTHON=$PY MAX_STEPS=26996 SESSION_DATA=work/data-lowlat,work/data-render-s2,work/data-maps-synth,work/data-noise \
+        RTPITCH_SESSION=reproduce train/session.sh run 100000
     ;;
 stream-gru)
     # the stream trunk + a GRU + a pedal head (an experiment, not shipped): from the stream
@@ -140,7 +158,7 @@ stream-wide)
         --models work/curve-wide/models --out benchmarks/results/latency_curve-wide
     ;;
 *)
-    echo "unknown model $NAME (seed-cnn, stream, stream-fast, stream-wide)" >&2
+    echo "unknown model $NAME (seed-cnn, stream, stream-fast, stream-cnn, stream-wide, stream-gru)" >&2
     exit 2
     ;;
 esac
