@@ -114,24 +114,14 @@ def export_recurrent_onnx(model, n_mels: int, path: str, heads, key) -> None:
     input then the recurrent bias. Like the Keras model, the state starts at zero
     at the first output of each run.
     """
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
     gru = model.get_layer("gru")
     cfg = gru.get_config()
     if not (cfg["reset_after"] and cfg["activation"] == "tanh" and cfg["recurrent_activation"] == "sigmoid"
             and cfg["use_bias"] and not cfg.get("go_backwards") and cfg["return_sequences"]):
         sys.exit(f"gru: {cfg} is not the GRU train/model.py builds; cannot write it as an ONNX GRU")
-    trunk_model = tf.keras.Model(model.input, gru.input)
-
-    @tf.function(input_signature=[tf.TensorSpec((None, None, n_mels), tf.float32, name="mel")])
-    def serve(mel):
-        return {"trunk": tf.identity(trunk_model(mel, training=False), name="trunk")}
-
-    m, _ = tf2onnx.convert.from_function(serve, input_signature=serve.input_signature, opset=17)
-    g = m.graph
-    (trunk,) = [o.name for o in g.output]
-    del g.output[:]
+    m, trunk = _trunk_onnx(model, gru, n_mels)
     kernel, recurrent, bias = (w.astype(np.float32) for w in gru.get_weights())
     units = recurrent.shape[0]
     inits = {"gru_W": kernel.T[None], "gru_R": recurrent.T[None], "gru_B": bias.reshape(1, -1),
@@ -146,17 +136,11 @@ def export_recurrent_onnx(model, n_mels: int, path: str, heads, key) -> None:
         helper.make_node("Concat", [trunk, "gru_seq"], ["trunk_and_state"], axis=2, name="trunk_and_state"),
     ]
     for h in heads:
-        dense = model.get_layer(output_name(h, key))
-        w, b = (x.astype(np.float32) for x in dense.get_weights())
-        inits[f"{h}_W"], inits[f"{h}_b"] = w, b
-        nodes += [helper.make_node("MatMul", ["trunk_and_state", f"{h}_W"], [f"{h}_mm"], name=f"{h}_matmul"),
-                  helper.make_node("Add", [f"{h}_mm", f"{h}_b"], [f"{h}_logit"], name=f"{h}_add"),
-                  helper.make_node("Sigmoid", [f"{h}_logit"], [h], name=f"{h}_sigmoid")]
-        g.output.append(helper.make_tensor_value_info(h, TensorProto.FLOAT, ["batch", "frames", int(w.shape[1])]))
-    g.initializer.extend(numpy_helper.from_array(v, k) for k, v in inits.items())
-    g.node.extend(nodes)
-    onnx.checker.check_model(m)
-    onnx.save(m, path)
+        w, b = model.get_layer(output_name(h, key)).get_weights()
+        _dense(h, "trunk_and_state", h, w, b, "Sigmoid", inits, nodes)
+        out = helper.make_tensor_value_info(h, TensorProto.FLOAT, ["batch", "frames", int(w.shape[1])])
+        m.graph.output.append(out)
+    _save_with(m, inits, nodes, path)
 
 
 def export_key_recurrent_onnx(model, n_mels: int, path: str, heads, key) -> None:
@@ -166,20 +150,10 @@ def export_key_recurrent_onnx(model, n_mels: int, path: str, heads, key) -> None
     [features, state] (the pedal's on their mean and max over the keys), from the
     Keras weights. ONNX's GRU gates are z, r, h; the reset gate r has no recurrent
     weights to act on, so its weights are zero too."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
     rec = model.get_layer("key_gru")
-    trunk_model = tf.keras.Model(model.input, rec.input)
-
-    @tf.function(input_signature=[tf.TensorSpec((None, None, n_mels), tf.float32, name="mel")])
-    def serve(mel):
-        return {"trunk": tf.identity(trunk_model(mel, training=False), name="trunk")}
-
-    m, _ = tf2onnx.convert.from_function(serve, input_signature=serve.input_signature, opset=17)
-    g = m.graph
-    (trunk,) = [o.name for o in g.output]
-    del g.output[:]
+    m, trunk = _trunk_onnx(model, rec, n_mels)
     gate_kernel, gate_bias, kernel, bias = (w.astype(np.float32) for w in rec.get_weights())
     c, units = kernel.shape
     zero_w, zero_b = np.zeros((units, c), np.float32), np.zeros(units, np.float32)
@@ -205,11 +179,8 @@ def export_key_recurrent_onnx(model, n_mels: int, path: str, heads, key) -> None
     ]
 
     def conv1x1(name: str, x: str, out: str, layer, activation: str) -> None:
-        w, b = (v.astype(np.float32) for v in layer.get_weights())
-        inits[f"{name}_W"], inits[f"{name}_b"] = w[0, 0], b
-        nodes.extend([helper.make_node("MatMul", [x, f"{name}_W"], [f"{name}_mm"], name=f"{name}_matmul"),
-                      helper.make_node("Add", [f"{name}_mm", f"{name}_b"], [f"{name}_logit"], name=f"{name}_add"),
-                      helper.make_node(activation, [f"{name}_logit"], [out], name=f"{name}_{activation.lower()}")])
+        w, b = layer.get_weights()  # kernel (1, 1, in, out)
+        _dense(name, x, out, w[0, 0], b, activation, inits, nodes)
 
     if "pedal" in heads:  # train/model.py _pool_keys: mean, max of the features, then of the state
         pooled = []
@@ -228,9 +199,43 @@ def export_key_recurrent_onnx(model, n_mels: int, path: str, heads, key) -> None
                     "Sigmoid")
             nodes.append(helper.make_node("Reshape", [f"{h}_per_key", "per_key"], [h], name=f"{h}_reshape"))
             units_out = N_KEYS
-        g.output.append(helper.make_tensor_value_info(h, TensorProto.FLOAT, ["batch", "frames", units_out]))
-    g.initializer.extend(numpy_helper.from_array(v, k) for k, v in inits.items())
-    g.node.extend(nodes)
+        m.graph.output.append(helper.make_tensor_value_info(h, TensorProto.FLOAT, ["batch", "frames", units_out]))
+    _save_with(m, inits, nodes, path)
+
+
+def _trunk_onnx(model, layer, n_mels: int):
+    """The part of ``model`` before ``layer`` (its input) by tf2onnx, with no graph
+    outputs left: (ONNX model, name of the trunk's tensor) for the nodes after it."""
+    trunk_model = tf.keras.Model(model.input, layer.input)
+
+    @tf.function(input_signature=[tf.TensorSpec((None, None, n_mels), tf.float32, name="mel")])
+    def serve(mel):
+        return {"trunk": tf.identity(trunk_model(mel, training=False), name="trunk")}
+
+    m, _ = tf2onnx.convert.from_function(serve, input_signature=serve.input_signature, opset=17)
+    (trunk,) = [o.name for o in m.graph.output]
+    del m.graph.output[:]
+    return m, trunk
+
+
+def _dense(name: str, x: str, out: str, w, b, activation: str, inits: dict, nodes: list) -> None:
+    """``out = activation(x @ w + b)`` (w (in, units), b (units,)) as ONNX MatMul + Add +
+    ``activation`` nodes, appended to ``nodes``; the weights to ``inits`` in float32."""
+    from onnx import helper
+
+    inits[f"{name}_W"], inits[f"{name}_b"] = np.asarray(w, np.float32), np.asarray(b, np.float32)
+    nodes += [helper.make_node("MatMul", [x, f"{name}_W"], [f"{name}_mm"], name=f"{name}_matmul"),
+              helper.make_node("Add", [f"{name}_mm", f"{name}_b"], [f"{name}_logit"], name=f"{name}_add"),
+              helper.make_node(activation, [f"{name}_logit"], [out], name=f"{name}_{activation.lower()}")]
+
+
+def _save_with(m, inits: dict, nodes: list, path: str) -> None:
+    """Add ``inits`` (name -> array) and ``nodes`` to ``m``'s graph, check it, save it."""
+    import onnx
+    from onnx import numpy_helper
+
+    m.graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in inits.items())
+    m.graph.node.extend(nodes)
     onnx.checker.check_model(m)
     onnx.save(m, path)
 
