@@ -212,7 +212,7 @@ def gru_models(tmp_path_factory, request):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("lookahead", [0, 2])
-def test_exported_gru_step_graph_equals_keras_over_the_wholestream_predictions(gru_models, lookahead):
+def test_exported_gru_step_graph_equals_keras_over_the_whole_stream(gru_models, lookahead):
     from rtpitch.backends import make_backend
 
     path = gru_models / "models" / f"gru-la{lookahead}.json"
