@@ -37,14 +37,16 @@ def _need_training_tools():
         pytest.skip("FluidR3 soundfont not installed (apt fluid-soundfont-gm)")
 
 
-@pytest.mark.parametrize("arch, frontend, lookaheads, lookahead, precision", [
-    ("seed", "frontend.json", None, 9, "float32"),
-    # one trunk, heads for two lookaheads (export one), trained with bfloat16 compute
-    ("stream", "frontend-lowlat.json", "0,2", 2, "mixed_bfloat16"),
+@pytest.mark.parametrize("arch, frontend, lookaheads, lookahead, precision, ema", [
+    ("seed", "frontend.json", None, 9, "float32", False),
+    # one trunk, heads for two lookaheads (export one), trained with bfloat16 compute; the
+    # resumed phase keeps a weight average (from the checkpoint written without one)
+    ("stream", "frontend-lowlat.json", "0,2", 2, "mixed_bfloat16", True),
     # the GRU's state carried by the step graph, which export makes itself
-    ("stream-gru", "frontend-lowlat.json", "0,2", 2, "float32"),
+    ("stream-gru", "frontend-lowlat.json", "0,2", 2, "float32", False),
 ])
-def test_smoke_training_exports_a_model_rtpitch_can_run(tmp_path, arch, frontend, lookaheads, lookahead, precision):
+def test_smoke_training_exports_a_model_rtpitch_can_run(tmp_path, arch, frontend, lookaheads, lookahead, precision,
+                                                        ema):
     _need_training_tools()
     data, run, models = tmp_path / "data", tmp_path / "run", tmp_path / "models"
     _run("-m", "train.build_dataset", "--data", SHARED, "--out", data, "--hours-train", "0.01", "--hours-val", "0.005",
@@ -54,15 +56,21 @@ def test_smoke_training_exports_a_model_rtpitch_can_run(tmp_path, arch, frontend
     train_args = model_args + (["--lookaheads", lookaheads] if lookaheads else []) + ["--precision", precision]
     _run("-m", "train.train", "--data", data, "--run", run, "--max-steps", "3", "--batch", "2", "--seq", "40",
          "--ckpt-every", "3", "--eval-every", "3", *train_args)
+    more = ["--ema", "0.9"] if ema else []
     out = _run("-m", "train.train", "--data", data, "--run", run, "--max-steps", "4", "--batch", "2", "--seq", "40",
-               "--ckpt-every", "3", "--eval-every", "100", *train_args)
+               "--ckpt-every", "3", "--eval-every", "100", *train_args, *more)
     assert "resumed from" in out.stdout
+    if ema:
+        assert "weight average (decay 0.9) starts at step 3" in out.stdout
+        last = json.loads((run / "sessions.jsonl").read_text().splitlines()[-1])
+        assert set(last["val"]["raw"]) == set(last["val"]) - {"raw"}  # the average's figures and the raw ones
     phases = (run / "recipe.jsonl").read_text()
     again = _run("-m", "train.train", "--data", data, "--run", run, "--max-steps", "4", "--batch", "2", "--seq", "40",
-                 *train_args)  # a rerun recipe: the phase is done
+                 *train_args, *more)  # a rerun recipe: the phase is done
     assert "nothing to train" in again.stdout and (run / "recipe.jsonl").read_text() == phases
-    _run("-m", "train.export", "--run", run, "--name", "smoke", "--models", models, "--data", data,
-         "--frontend", f"train/{frontend}", *model_args)
+    exported = _run("-m", "train.export", "--run", run, "--name", "smoke", "--models", models, "--data", data,
+                    "--frontend", f"train/{frontend}", *model_args)
+    assert ("moving average" in exported.stdout) == ema
     meta = json.loads((models / "smoke.json").read_text())
     assert meta["training"]["steps"] == 4 and meta["window"] == {"frames": 20, "lookahead_frames": lookahead}
     if arch == "stream-gru":  # served only through the step graph export made, the GRU state a cache

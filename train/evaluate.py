@@ -149,7 +149,7 @@ def evaluate_folder(spec, backend, pairs: list[tuple[str, str]], label: str) -> 
         audio_s += summary.audio_s
         ref, est = read_tsv(tsv), events_to_notes(summary.events)
         s = score(ref, est)
-        rendered = _rendered_labels(audio)
+        rendered = rendered_labels(audio)
         if "pedal" in rendered:
             said = pedal_event_intervals(summary.pedal_events, summary.audio_s)
             heard = score(sustain(ref, pedal_intervals(*rendered["pedal"])), sustain(est, said))
@@ -175,7 +175,7 @@ def evaluate_folder(spec, backend, pairs: list[tuple[str, str]], label: str) -> 
     return out
 
 
-def _rendered_labels(audio: str) -> dict:
+def rendered_labels(audio: str) -> dict:
     """What the .npz beside a rendered validation file says beyond its .tsv:
     {"timbre": name, "pedal": (per-frame pedal (T,), hop s) if it has one}; {} for
     a recording without one."""

@@ -41,6 +41,7 @@ from train.model import ARCHITECTURES, HEADS, KEY_RECURRENT_UNITS, RECURRENT_UNI
 from train.run_info import run_frontend, run_parameters
 from train.train import latest_weights
 from train.step_graph import write_step_graph
+from train.weight_average import restore_weights
 
 
 def restore(run: str, n_mels: int, window: int, arch: str, lookaheads=None, frontend: dict | None = None):
@@ -48,11 +49,11 @@ def restore(run: str, n_mels: int, window: int, arch: str, lookaheads=None, fron
         mean, std = z["mean"], z["std"]
     model = build_model(n_mels, window=window, mean=mean, std=std, arch=arch, lookaheads=lookaheads,
                         frontend=frontend)
-    ckpt = tf.train.Checkpoint(model=model)
     latest = latest_weights(run)
     if latest is None:
         sys.exit(f"no checkpoint in {run}/ckpt or {run}/weights")
-    ckpt.restore(latest).expect_partial()
+    if restore_weights(model, latest):
+        print(f"{latest}: the weights' moving average (train.py --ema)", flush=True)
     return model, latest
 
 

@@ -3,7 +3,8 @@
 
     python -m train.slim_checkpoint RUN
 
-Writes ``RUN/weights/ckpt-STEP`` (the model's variables and the step, float32);
+Writes ``RUN/weights/ckpt-STEP`` (the model's variables, their average where the run keeps
+one (train/weight_average.py) and the step, float32);
 train.py resumes from it when ``RUN/ckpt`` is absent, its optimiser's moments
 starting afresh. Prints the files' total size (MB).
 """
@@ -17,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from train.train import WEIGHTS_DIR, model_of_run
+from train.weight_average import WeightAverage
 
 
 def slim(run: str) -> str:
@@ -28,8 +30,10 @@ def slim(run: str) -> str:
         n_mels = int(z["mean"].shape[-1])
     model = model_of_run(run, n_mels)
     step = tf.Variable(0, dtype=tf.int64)
-    tf.train.Checkpoint(model=model, step=step).restore(latest).expect_partial()
-    light = tf.train.Checkpoint(model=model, step=step)
+    ema = WeightAverage(model)
+    tf.train.Checkpoint(model=model, step=step, ema=ema).restore(latest).expect_partial()
+    parts = {"ema": ema} if bool(ema.started.numpy()) else {}  # the weight average stays with the weights
+    light = tf.train.Checkpoint(model=model, step=step, **parts)
     manager = tf.train.CheckpointManager(light, os.path.join(run, WEIGHTS_DIR), max_to_keep=1)
     return manager.save(checkpoint_number=int(step))
 

@@ -31,6 +31,7 @@ from rtpitch.model import head_units
 from train.labels import PEDAL_UNKNOWN
 from train.model import HARMONIC_INPUT, HEADS, build_model, output_name
 from train.run_info import run_frontend
+from train.weight_average import WeightAverage, restore_weights
 
 
 
@@ -197,6 +198,9 @@ def main(argv=None):
     ap.add_argument("--onset-pos-weight", type=float, default=20.0)
     ap.add_argument("--onset-width", type=int, default=0,
                     help="soft onset targets: frames either side of an onset with a triangle target (0: one frame)")
+    ap.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                    help="keep an exponential moving average of the weights (e.g. 0.999) in the checkpoint; "
+                         "validation, exports and --init-from use it (0: none)")
     ap.add_argument("--ckpt-every", type=int, default=100)
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--max-files", type=int, default=None, help="smoke runs: use only this many files")
@@ -251,7 +255,8 @@ def main(argv=None):
     targets = [(output_name(h, key), h, la) for la, key in groups for h in heads]
     opt = tf.keras.optimizers.Adam(args.lr)
     step = tf.Variable(0, dtype=tf.int64)
-    ckpt = tf.train.Checkpoint(model=model, optimizer=opt, step=step)
+    ema = WeightAverage(model, args.ema) if args.ema else None
+    ckpt = tf.train.Checkpoint(model=model, optimizer=opt, step=step, **({"ema": ema} if ema else {}))
     manager = tf.train.CheckpointManager(ckpt, os.path.join(args.run, "ckpt"), max_to_keep=3)
     if args.init_from and not manager.latest_checkpoint:
         copied = init_from_run(model, args.init_from, n_mels, args.window)
@@ -261,9 +266,12 @@ def main(argv=None):
         opt.learning_rate.assign(args.lr)  # the checkpoint holds the previous phase's rate
         print(f"resumed from {manager.latest_checkpoint} at step {int(step)}, lr {args.lr:g}", flush=True)
     elif (kept := latest_weights(args.run)) is not None:  # kept as weights only (train/slim_checkpoint.py)
-        tf.train.Checkpoint(model=model, step=step).restore(kept).expect_partial()
+        tf.train.Checkpoint(model=model, step=step, **({"ema": ema} if ema else {})).restore(kept).expect_partial()
         print(f"resumed the weights of {kept} at step {int(step)}, lr {args.lr:g}; "
               "the optimiser's moments start afresh", flush=True)
+    if ema is not None and not bool(ema.started.numpy()):  # a new run, or one checkpointed without it
+        ema.start()
+        print(f"weight average (decay {args.ema:g}) starts at step {int(step)}", flush=True)
 
     with open(os.path.join(args.run, "recipe.jsonl"), "a") as f:  # one line per invocation (phase)
         f.write(json.dumps({"from_step": int(step), **vars(args)}) + "\n")
@@ -295,6 +303,8 @@ def main(argv=None):
                 ls = {k: ls.get(k, 0.0) + v for k, v in part.items()}
         grads = tape.gradient(ls["total"], model.trainable_variables)
         opt.apply_gradients(zip(grads, model.trainable_variables))
+        if ema is not None:
+            ema.update()
         return ls
 
     log_path = os.path.join(args.run, "log.jsonl")
@@ -317,12 +327,12 @@ def main(argv=None):
         if s % args.ckpt_every == 0:
             _save(manager, state, state_path, t0, s, args)
         if val and s % args.eval_every == 0:
-            rec = {"step": s, **frame_f1(model, val, args.window, groups)}
+            rec = {"step": s, **validate(model, ema, val, args.window, groups)}
             print("val", json.dumps(rec), flush=True)
             with open(log_path, "a") as f:
                 f.write(json.dumps(rec) + "\n")
     _save(manager, state, state_path, t0, int(step), args)
-    rec = {"step": int(step), **frame_f1(model, val, args.window, groups)} if val else {}
+    rec = {"step": int(step), **validate(model, ema, val, args.window, groups)} if val else {}
     if val:
         print("val", json.dumps(rec), flush=True)
     session = {"session": os.environ.get("RTPITCH_SESSION", time.strftime("%Y-%m-%d", time.gmtime(t0))),
@@ -332,6 +342,16 @@ def main(argv=None):
                "val": {k: v for k, v in rec.items() if k != "step"}}
     with open(os.path.join(args.run, "sessions.jsonl"), "a") as f:  # one line per invocation
         f.write(json.dumps(session) + "\n")
+
+
+def validate(model, ema, segments, window: int, lookaheads) -> dict:
+    """frame_f1 of the weights exports take: the average where there is one (and
+    then the raw weights' figures too, under ``raw``)."""
+    if ema is None:
+        return frame_f1(model, segments, window, lookaheads)
+    raw = frame_f1(model, segments, window, lookaheads)
+    with ema.swapped_in():
+        return {**frame_f1(model, segments, window, lookaheads), "raw": raw}
 
 
 def init_from_run(model, run: str, n_mels: int, window: int) -> list[str]:
@@ -345,7 +365,7 @@ def init_from_run(model, run: str, n_mels: int, window: int) -> list[str]:
     latest = latest_weights(run)
     if latest is None:
         raise SystemExit(f"--init-from {run}: no checkpoint in {run}/ckpt or {run}/weights")
-    tf.train.Checkpoint(model=src).restore(latest).expect_partial()
+    restore_weights(src, latest)
     by_name = {layer.name: layer for layer in src.layers}
     copied = []
     for layer in model.layers:
