@@ -84,26 +84,27 @@ def data_summary(manifests: list[str]) -> dict:
     return out
 
 
-def export_onnx(model, n_mels: int, path: str, heads, key) -> None:
-    """Only the heads of lookahead ``key`` (None: a single-lookahead model) go in.
+def export_onnx(model, n_mels: int, path: str, heads: dict) -> None:
+    """Only ``heads`` go in: ONNX output name -> the Keras output it is (the heads of
+    one lookahead, train/model.py output_name, and any onset heads blended with them).
     A model with a GRU (stream-gru) goes through :func:`export_recurrent_onnx`, one
     with a MinGRU per key (stream-keys-rec) through :func:`export_key_recurrent_onnx`."""
     if any(layer.name == "key_gru" for layer in model.layers):
-        export_key_recurrent_onnx(model, n_mels, path, heads, key)
+        export_key_recurrent_onnx(model, n_mels, path, heads)
         return
     if any(layer.name == "gru" for layer in model.layers):
-        export_recurrent_onnx(model, n_mels, path, heads, key)
+        export_recurrent_onnx(model, n_mels, path, heads)
         return
 
     @tf.function(input_signature=[tf.TensorSpec((None, None, n_mels), tf.float32, name="mel")])
     def serve(mel):
         out = model(mel, training=False)
-        return {h: tf.identity(out[output_name(h, key)], name=h) for h in heads}
+        return {h: tf.identity(out[k], name=h) for h, k in heads.items()}
 
     tf2onnx.convert.from_function(serve, input_signature=serve.input_signature, opset=17, output_path=path)
 
 
-def export_recurrent_onnx(model, n_mels: int, path: str, heads, key) -> None:
+def export_recurrent_onnx(model, n_mels: int, path: str, heads: dict) -> None:
     """stream-gru: the trunk (up to the GRU's input) by tf2onnx, then the GRU as one
     ONNX ``GRU`` node and the heads as MatMul + Add + Sigmoid, from the Keras weights.
 
@@ -136,15 +137,15 @@ def export_recurrent_onnx(model, n_mels: int, path: str, heads, key) -> None:
         # as train/model.py concatenates them (the check against Keras below catches any other order)
         helper.make_node("Concat", [trunk, "gru_seq"], ["trunk_and_state"], axis=2, name="trunk_and_state"),
     ]
-    for h in heads:
-        w, b = model.get_layer(output_name(h, key)).get_weights()
+    for h, k in heads.items():
+        w, b = model.get_layer(k).get_weights()
         _dense(h, "trunk_and_state", h, w, b, "Sigmoid", inits, nodes)
         out = helper.make_tensor_value_info(h, TensorProto.FLOAT, ["batch", "frames", int(w.shape[1])])
         m.graph.output.append(out)
     _save_with(m, inits, nodes, path)
 
 
-def export_key_recurrent_onnx(model, n_mels: int, path: str, heads, key) -> None:
+def export_key_recurrent_onnx(model, n_mels: int, path: str, heads: dict) -> None:
     """stream-keys-rec: the per-key features (B, T, 88, C) by tf2onnx, then the MinGRU
     (train/min_gru.py) as one ONNX ``GRU`` whose batch is the 88 keys of each row,
     with zero recurrent weights, and the heads as MatMul + Add + Sigmoid over
@@ -191,13 +192,12 @@ def export_key_recurrent_onnx(model, n_mels: int, path: str, heads, key) -> None
                 nodes.append(helper.make_node(op, [part], [pooled[-1]], axes=[2], keepdims=0, name=pooled[-1]))
         nodes.append(helper.make_node("Concat", pooled, ["keys_pooled"], axis=2, name="keys_pooled"))
         conv1x1("pedal_hidden", "keys_pooled", "pedal_hidden_relu", model.get_layer("pedal_hidden"), "Relu")
-    for h in heads:
+    for h, k in heads.items():
         if h == "pedal":
-            conv1x1(h, "pedal_hidden_relu", h, model.get_layer(f"{output_name(h, key)}_pooled"), "Sigmoid")
+            conv1x1(h, "pedal_hidden_relu", h, model.get_layer(f"{k}_pooled"), "Sigmoid")
             units_out = 1
         else:
-            conv1x1(h, "trunk_and_state", f"{h}_per_key", model.get_layer(f"{output_name(h, key)}_per_key"),
-                    "Sigmoid")
+            conv1x1(h, "trunk_and_state", f"{h}_per_key", model.get_layer(f"{k}_per_key"), "Sigmoid")
             nodes.append(helper.make_node("Reshape", [f"{h}_per_key", "per_key"], [h], name=f"{h}_reshape"))
             units_out = N_KEYS
         m.graph.output.append(helper.make_tensor_value_info(h, TensorProto.FLOAT, ["batch", "frames", units_out]))
@@ -282,6 +282,9 @@ def main(argv=None):
     ap.add_argument("--lookahead", type=int, default=None,
                     help="for a run trained with --lookaheads, which heads to keep (required then); "
                          "otherwise an optional check against the run's --lookahead")
+    ap.add_argument("--onset-blend", default=None, metavar="LOOKAHEADS",
+                    help="for a run trained with --lookaheads: comma-separated lookaheads (the exported one "
+                         "among them, none above it) whose onset heads rtpitch averages (rtpitch/onset_blend.py)")
     ap.add_argument("--arch", default=None, choices=sorted(HEADS),
                     help="optional check: the architecture the run must have trained")
     args = ap.parse_args(argv)
@@ -297,13 +300,18 @@ def main(argv=None):
     data = args.data or recipe[-1]["data"]
     arch, window, lookahead, multi = trained["arch"], trained["window"], trained["lookahead"], trained["lookaheads"]
     n_mels = frontend["n_mels"]
-    heads = HEADS[arch]
+    key = lookahead if multi else None
+    heads = {h: output_name(h, key) for h in HEADS[arch]}  # ONNX output -> Keras output
+    blend = sorted(int(m) for m in args.onset_blend.split(",")) if args.onset_blend else []
+    if blend and (not multi or lookahead not in blend or not set(blend) <= {m for m in multi if m <= lookahead}):
+        sys.exit(f"--onset-blend {args.onset_blend}: lookaheads the run trained ({multi}), the exported one "
+                 f"({lookahead}) among them, none above it")
+    heads.update({f"onset_la{m}": output_name("onset", m) for m in blend if m != lookahead})
     recurrent = arch in RECURRENT_UNITS or arch in KEY_RECURRENT_UNITS
     model, ckpt = restore(args.run, n_mels, window, arch, multi, frontend)
     os.makedirs(args.models, exist_ok=True)
     onnx_path = os.path.join(args.models, f"{args.name}.onnx")
-    key = lookahead if multi else None
-    export_onnx(model, n_mels, onnx_path, heads, key)
+    export_onnx(model, n_mels, onnx_path, heads)
     n_half = store_fp16(onnx_path)
     print(f"stored {n_half} large weight tensors as float16")
 
@@ -314,7 +322,7 @@ def main(argv=None):
     x = np.random.default_rng(0).normal(-4, 2, (1, 57, n_mels)).astype(np.float32)
     ref = model(x, training=False)
     got = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {sess.get_inputs()[0].name: x})))
-    err = max(float(np.abs(got[h] - ref[output_name(h, key)].numpy()).max()) for h in heads)
+    err = max(float(np.abs(got[h] - ref[k].numpy()).max()) for h, k in heads.items())
     print(f"ONNX vs Keras max abs diff: {err:.2e}")
     if err > 2e-3:  # float16 weights: about 5e-4 relative rounding per weight
         sys.exit("export mismatch")
@@ -332,6 +340,7 @@ def main(argv=None):
         "outputs": {h: names[h] for h in heads},
         "frontend": frontend,
         "window": {"frames": window, "lookahead_frames": lookahead},
+        **({"onset_blend": {"lookahead_frames": blend, "weights": [1.0] * len(blend)}} if blend else {}),
         **({"recurrent": True} if recurrent else {}),
         "decoder": old.get("decoder", {}),
         "architecture": ARCHITECTURES[arch],

@@ -6,7 +6,8 @@ The model's activations for every validation recording are computed once,
 through the engine as ``transcribe`` runs it (step graph included),
 then the NoteDecoder is rerun over a grid of thresholds, and then, from the
 best of those, one setting at a time, in two passes: ``frame_onset_threshold``
-(frame-started notes; None = off), ``release_ratio`` (a note ends when its
+(frame-started notes; None = off), ``onset_threshold`` again (with those
+rules on, the best one moves), ``release_ratio`` (a note ends when its
 frame activation falls below that fraction of its peak; None = off),
 ``restrike_threshold`` (the onset a held note's re-strike needs) and
 ``frame_onset_support`` (the onset a frame-started note needs within
@@ -156,7 +157,8 @@ def main(argv=None):
             consider(cand, str(dict(zip(grid, values))))
     # then one setting at a time from the best so far, twice over (the settings interact:
     # onset support makes lower frame-started thresholds pay)
-    single = {"frame_onset_threshold": [None, 0.5, 0.6, 0.7, 0.8, 0.9],
+    single = {"onset_threshold": [0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9],
+              "frame_onset_threshold": [None, 0.5, 0.6, 0.7, 0.8, 0.9],
               "release_ratio": [None, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4],
               "restrike_threshold": [None, 0.7, 0.75, 0.8, 0.85, 0.9],
               "frame_onset_support": [None, 0.05, 0.1, 0.15, 0.2, 0.3],
