@@ -9,11 +9,8 @@ thresholds on rendered validation (``train/tune_decoder.py``), and evaluates on
 the 14 MAPS ENSTDkCl pieces and the rendered validation through rtpitch's engine
 (``python -m train.evaluate --write-json``). Then a table (stdout, JSON) and a PNG:
 note F1 and frame F1 against algorithmic latency (ms; capture block of 256
-samples at 48 kHz + window alignment + lookahead x hop). With ``--blend-previous``
-each L's onset is the mean of its onset head and that of the next smaller
-lookahead (``train/export.py --onset-blend``; L = the smallest: its own alone),
-as the shipped models are made. Resumable: a lookahead whose model JSON already
-has MAPS figures from the same checkpoint and blend is not redone.
+samples at 48 kHz + window alignment + lookahead x hop). Resumable: a lookahead
+whose model JSON already has MAPS figures from the same checkpoint is not redone.
 
 Writes benchmarks/results/latency_curve.json and .png.
 """
@@ -41,22 +38,18 @@ def _latest_checkpoint(run: Path) -> str:
     return line.split('"')[1]
 
 
-def build_point(args, la: int, below: int | None = None) -> dict:
-    """Export, tune and evaluate lookahead ``la`` (its onset blended with that of
-    lookahead ``below``, if given); returns its row of the table."""
+def build_point(args, la: int) -> dict:
+    """Export, tune and evaluate lookahead ``la``; returns its row of the table."""
     name = f"{args.prefix}-la{la}"
     path = Path(args.models) / f"{name}.json"
     ckpt = _latest_checkpoint(Path(args.run))
     meta = json.loads(path.read_text()) if path.exists() else {}
-    blend = [below, la] if below is not None else None
     done = (meta.get("training", {}).get("checkpoint") == ckpt
-            and meta.get("onset_blend", {}).get("lookahead_frames") == blend
             and "real_maps_enstdkcl" in meta.get("evaluation", {}))
     val = f"{args.data.split(',')[0]}/val"  # as train.py: validation from the first folder
     if not done:
         _run("-m", "train.export", "--run", args.run, "--name", name, "--models", args.models, "--data", args.data,
-             "--frontend", args.frontend, "--arch", args.arch, "--lookahead", str(la),
-             *(["--onset-blend", f"{below},{la}"] if blend else []))
+             "--frontend", args.frontend, "--arch", args.arch, "--lookahead", str(la))
         _run("-m", "train.step_graph", "--model", str(path))  # as shipped: the engine runs the step graph
         _run("-m", "train.tune_decoder", "--model", str(path), "--rendered", val,
              "--limit", str(args.tune_limit))
@@ -66,7 +59,7 @@ def build_point(args, la: int, below: int | None = None) -> dict:
     real = meta["evaluation"]["real_maps_enstdkcl"]["mean"]
     rendered = meta["evaluation"].get("rendered_val", {}).get("mean", {})
     return {"lookahead_frames": la, "algorithmic_latency_ms": meta["algorithmic_latency_ms"],
-            "model": name, "checkpoint": ckpt, "onset_blend": blend,
+            "model": name, "checkpoint": ckpt,
             "real_note_f1": real["note_f1"], "real_frame_f1": real["frame_f1"],
             "real_note_offset_f1": real["note_offset_f1"],
             "real_note_offset_velocity_f1": real["note_offset_velocity_f1"],
@@ -111,16 +104,13 @@ def main(argv=None):
     ap.add_argument("--real", default=str(REPO.parent / "shared" / "data" / "real" / "maps-enstdkcl"))
     ap.add_argument("--models", default="work/curve/models", help="where the per-lookahead models go")
     ap.add_argument("--prefix", default="stream")
-    ap.add_argument("--blend-previous", action="store_true",
-                    help="blend each lookahead's onset head with that of the next smaller one")
     ap.add_argument("--tune-limit", type=int, default=20, help="rendered validation files for the thresholds")
     ap.add_argument("--eval-limit", type=int, default=1000, help="files per evaluation set")
     ap.add_argument("--out", default=str(RESULTS / "latency_curve"), help="path stem of the .json and .png")
     args = ap.parse_args(argv)
 
     Path(args.models).mkdir(parents=True, exist_ok=True)
-    las = sorted(int(v) for v in args.lookaheads.split(","))
-    rows = [build_point(args, la, las[i - 1] if args.blend_previous and i else None) for i, la in enumerate(las)]
+    rows = [build_point(args, int(v)) for v in args.lookaheads.split(",")]
     rows.sort(key=lambda r: r["algorithmic_latency_ms"])
     print(f"\n{'lookahead':>9} {'latency ms':>10} {'note F1':>8} {'frame F1':>8} {'offset F1':>9} {'+vel F1':>8}"
           f" {'rendered note F1':>16}")
@@ -135,9 +125,7 @@ def main(argv=None):
               "command": "python -m benchmarks.latency_curve " + " ".join(argv if argv is not None else sys.argv[1:]),
               "rows": rows}
     out.with_suffix(".json").write_text(json.dumps(result, indent=2))
-    blended = ", onsets blended with the next smaller lookahead" if args.blend_previous else ""
-    plot(rows, out.with_suffix(".png"),
-         f"{args.prefix}: one trunk, heads per lookahead ({rows[0]['checkpoint']}{blended})")
+    plot(rows, out.with_suffix(".png"), f"{args.prefix}: one trunk, heads per lookahead ({rows[0]['checkpoint']})")
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.png')}")
 
 

@@ -70,12 +70,6 @@ class ModelSpec:
     -> tensor name) is (batch, time - window_frames + 1, units): 88 keys, 1 for
     the ``pedal`` head (:func:`head_units`).
 
-    ``onset_blend``: ((lookahead frames, weight), ...), from the JSON's
-    ``"onset_blend": {"lookahead_frames": [...], "weights": [...]}``: the
-    ``onset`` the decoder sees is the weighted mean of the onset heads of those
-    lookaheads (rtpitch/onset_blend.py; outputs ``onset_la{m}`` besides
-    ``onset``, which is ``lookahead_frames``'); empty: ``onset`` alone.
-
     ``recurrent`` (the JSON's ``"recurrent": true``): the model carries a state
     from hop to hop (stream-gru's GRU), so its predictions are not those of
     independent windows: it runs only through its step graph, and one run of
@@ -94,7 +88,6 @@ class ModelSpec:
     decoder: DecoderSpec
     step: StepGraphSpec | None = None
     recurrent: bool = False
-    onset_blend: tuple = ()
     info: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -142,15 +135,6 @@ def _step_spec(path: Path, meta: dict | None) -> StepGraphSpec | None:
                          recurrent=recurrent)
 
 
-def _onset_blend(meta: dict | None) -> tuple:
-    if not meta:
-        return ()
-    las, weights = [int(m) for m in meta["lookahead_frames"]], [float(w) for w in meta["weights"]]
-    if len(las) != len(weights) or len(set(las)) != len(las) or not all(w > 0 for w in weights):
-        raise ValueError(f"onset_blend: {meta} needs distinct lookahead_frames and as many weights > 0")
-    return tuple(zip(las, weights))
-
-
 def load_model_spec(name_or_path: str = DEFAULT_MODEL) -> ModelSpec:
     """Read and check a model's JSON; raises ModelError with a one-line reason."""
     path = resolve_model_path(name_or_path)
@@ -178,7 +162,6 @@ def load_model_spec(name_or_path: str = DEFAULT_MODEL) -> ModelSpec:
             decoder=DecoderSpec.from_dict(meta.get("decoder", {})),
             step=_step_spec(path, meta.get("streaming")),
             recurrent=bool(meta.get("recurrent", False)),
-            onset_blend=_onset_blend(meta.get("onset_blend")),
             info=meta,
         )
     except ConfigError as exc:  # a setting out of range
@@ -189,13 +172,6 @@ def load_model_spec(name_or_path: str = DEFAULT_MODEL) -> ModelSpec:
         raise ModelError(f"model '{spec.name}': lookahead_frames must be in [0, window_frames)")
     if "frame" not in spec.outputs or "onset" not in spec.outputs:
         raise ModelError(f"model '{spec.name}': outputs must name at least 'frame' and 'onset' heads")
-    blended = dict(spec.onset_blend)
-    if blended and (spec.lookahead_frames not in blended or not all(0 <= m <= spec.lookahead_frames for m in blended)):
-        raise ModelError(f"model '{spec.name}': onset_blend lookaheads {sorted(blended)} must include the model's "
-                         f"({spec.lookahead_frames}) and none above it")
-    missing = [f"onset_la{m}" for m in blended if m != spec.lookahead_frames and f"onset_la{m}" not in spec.outputs]
-    if missing:
-        raise ModelError(f"model '{spec.name}': onset_blend needs outputs {', '.join(missing)}")
     if spec.step is not None and spec.step.recurrent and not spec.recurrent:
         raise ModelError(f"model '{spec.name}': its step graph carries a recurrent state but the JSON does not "
                          "say \"recurrent\": true")

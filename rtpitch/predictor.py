@@ -37,7 +37,6 @@ import numpy as np
 from .errors import ConfigError, ModelError
 from .events import Activations
 from .model import PEDAL_HEAD, ModelSpec
-from .onset_blend import OnsetBlend
 from .stage import Block
 from .window import FrameWindow
 
@@ -153,9 +152,6 @@ class PredictorStage:
     floor of its frames (held here while the frames wait for their lookahead)
     and, where the model has a pedal head, its (m, 1) output as ``pedal`` (m,).
 
-    A model with ``onset_blend`` has its onset heads of several lookaheads
-    blended here (:class:`~rtpitch.onset_blend.OnsetBlend`).
-
     ``on_activations`` is called with each output (for tools: decoder tuning,
     analysis). ``latency_s``: the lookahead.
     """
@@ -168,13 +164,10 @@ class PredictorStage:
         self.latency_s = spec.lookahead_frames * hop_s
         self.latency_label = f"lookahead ({spec.lookahead_frames} x {1e3 * hop_s:g} ms hop)"
         self.on_activations = on_activations
-        self.blend = OnsetBlend(spec.onset_blend, spec.lookahead_frames) if spec.onset_blend else None
         self.reset()
 
     def reset(self) -> None:
         self.predictor.reset()
-        if self.blend is not None:
-            self.blend.reset()
         self._floors = np.zeros(0, np.float32)  # noise floor of the frames not yet predicted
         self._floors_first = 0  # frame index of _floors[0]
         self._start_s = 0.0
@@ -192,8 +185,6 @@ class PredictorStage:
     def _out(self, first: int, out) -> Activations | None:
         if out is None:
             return None
-        if self.blend is not None:
-            out = self.blend(out)
         n = out["frame"].shape[0]
         skip = first - self._floors_first
         floors = self._floors[skip : skip + n]

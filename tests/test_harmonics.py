@@ -52,15 +52,12 @@ def test_a4_fundamental_is_read_from_the_band_nearest_440_hz():
 def test_exported_harmonic_model_steps_as_keras_runs_the_stream(tmp_path, arch):
     """A random-weight run (tests/tiny_run.py) exported at lookahead 2: the harmonic
     stack is one more constant MatMul in the graph, and the step graph (one frame
-    per run, caches between) gives the Keras model's outputs. stream-keys goes out
-    with its lookahead-0 onset head too (--onset-blend 0,2), which the predictor
-    stage blends in."""
+    per run, caches between) gives the Keras model's outputs."""
     pytest.importorskip("tensorflow")
     pytest.importorskip("tf2onnx")
     from rtpitch.backends import make_backend
     from rtpitch.model import load_model_spec
-    from rtpitch.predictor import PredictorStage, StepPredictor, make_predictor
-    from rtpitch.stage import Block
+    from rtpitch.predictor import StepPredictor, make_predictor
 
     def run(*args):
         proc = subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
@@ -68,9 +65,8 @@ def test_exported_harmonic_model_steps_as_keras_runs_the_stream(tmp_path, arch):
         assert proc.returncode == 0, proc.stderr[-3000:]
 
     run("-m", "tests.tiny_run", tmp_path, "--arch", arch, "--lookaheads", "0,2", "--reference", "120")
-    blend = arch == "stream-keys"
     run("-m", "train.export", "--run", tmp_path / "run", "--name", "hs-la2", "--models", tmp_path / "models",
-        "--lookahead", 2, *(["--onset-blend", "0,2"] if blend else []))
+        "--lookahead", 2)
     path = tmp_path / "models" / "hs-la2.json"
     run("-m", "train.step_graph", "--model", path)  # as train/reproduce.sh does after export
     meta = json.loads(path.read_text())
@@ -81,17 +77,8 @@ def test_exported_harmonic_model_steps_as_keras_runs_the_stream(tmp_path, arch):
     ref = np.load(tmp_path / "reference.npz")
     got = stream_predictions(predictor, np.array_split(ref["mel"], 7))
     heads = ("frame", "onset", "offset", "velocity") + (("pedal",) if arch.endswith("pedal") else ())
-    assert set(got) == set(heads) | ({"onset_la0"} if blend else set())
+    assert set(got) == set(heads)
     for head in heads:
         stream = got[head]
         assert stream.shape == ref[f"{head}_la2"].shape
         assert np.abs(stream - ref[f"{head}_la2"]).max() <= 5e-4, head
-    if blend:  # the row of frame j carries the lookahead-0 prediction of frame j + 2
-        assert spec.onset_blend == ((0, 1.0), (2, 1.0))
-        assert np.abs(got["onset_la0"][:-2] - ref["onset_la0"][2:]).max() <= 5e-4
-        stage = PredictorStage(make_backend("onnxruntime", spec), spec)
-        parts = [stage.process(Block(0, frames)) for frames in np.array_split(ref["mel"], 5)] + [stage.flush()]
-        onset = np.concatenate([a.onset for a in parts if a is not None])
-        want = (ref["onset_la0"] + ref["onset_la2"]) / 2
-        assert np.abs(onset[2:] - want[2:]).max() <= 5e-4  # frames 0, 1: la0's predictions came from pad rows
-        assert np.abs(onset[:2] - ref["onset_la2"][:2]).max() <= 5e-4

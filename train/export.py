@@ -86,7 +86,7 @@ def data_summary(manifests: list[str]) -> dict:
 
 def export_onnx(model, n_mels: int, path: str, heads: dict) -> None:
     """Only ``heads`` go in: ONNX output name -> the Keras output it is (the heads of
-    one lookahead, train/model.py output_name, and any onset heads blended with them).
+    one lookahead: train/model.py output_name).
     A model with a GRU (stream-gru) goes through :func:`export_recurrent_onnx`, one
     with a MinGRU per key (stream-keys-rec) through :func:`export_key_recurrent_onnx`."""
     if any(layer.name == "key_gru" for layer in model.layers):
@@ -282,9 +282,6 @@ def main(argv=None):
     ap.add_argument("--lookahead", type=int, default=None,
                     help="for a run trained with --lookaheads, which heads to keep (required then); "
                          "otherwise an optional check against the run's --lookahead")
-    ap.add_argument("--onset-blend", default=None, metavar="LOOKAHEADS",
-                    help="for a run trained with --lookaheads: comma-separated lookaheads (the exported one "
-                         "among them, none above it) whose onset heads rtpitch averages (rtpitch/onset_blend.py)")
     ap.add_argument("--arch", default=None, choices=sorted(HEADS),
                     help="optional check: the architecture the run must have trained")
     args = ap.parse_args(argv)
@@ -302,11 +299,6 @@ def main(argv=None):
     n_mels = frontend["n_mels"]
     key = lookahead if multi else None
     heads = {h: output_name(h, key) for h in HEADS[arch]}  # ONNX output -> Keras output
-    blend = sorted(int(m) for m in args.onset_blend.split(",")) if args.onset_blend else []
-    if blend and (not multi or lookahead not in blend or not set(blend) <= {m for m in multi if m <= lookahead}):
-        sys.exit(f"--onset-blend {args.onset_blend}: lookaheads the run trained ({multi}), the exported one "
-                 f"({lookahead}) among them, none above it")
-    heads.update({f"onset_la{m}": output_name("onset", m) for m in blend if m != lookahead})
     recurrent = arch in RECURRENT_UNITS or arch in KEY_RECURRENT_UNITS
     model, ckpt = restore(args.run, n_mels, window, arch, multi, frontend)
     os.makedirs(args.models, exist_ok=True)
@@ -340,7 +332,6 @@ def main(argv=None):
         "outputs": {h: names[h] for h in heads},
         "frontend": frontend,
         "window": {"frames": window, "lookahead_frames": lookahead},
-        **({"onset_blend": {"lookahead_frames": blend, "weights": [1.0] * len(blend)}} if blend else {}),
         **({"recurrent": True} if recurrent else {}),
         "decoder": old.get("decoder", {}),
         "architecture": ARCHITECTURES[arch],
