@@ -47,7 +47,16 @@ Rules for key ``p`` at frame ``k`` (thresholds from :class:`DecoderSpec`):
   *before* frame ``k``: the frame head is trained on key-down frames, so the key
   was released between frame ``k - 1`` (last seen down) and frame ``k``, and the
   midpoint is the unbiased estimate (stamping it at ``k`` makes every note half
-  a hop too long).  What each rule changed on the validation sets:
+  a hop too long).
+* **Offset-head note-off** (only when ``offset_threshold`` is set and the
+  activations carry the model's offset head): a latched note also ends at the
+  first frame whose offset activation reaches ``offset_threshold`` (the head is
+  trained on key releases; the frame head's tail lags them, most of all while
+  the sound rings on), no earlier than ``min_duration_ms`` and not on a frame
+  whose onset activation reaches the onset threshold.  A frame-started note
+  needs the frame activation to rise past ``frame_onset_threshold``, so the
+  tail of a note ended this way, still above it, starts none.  What each rule
+  changed on the validation sets:
   docs/RESULTS.md, "Decoder rules".
 * **Velocity**: ``round(127 * velocity[k])`` when the model has a velocity head,
   else ``round(127 * onset[k])`` (so a just-over-threshold onset gives about 64);
@@ -113,6 +122,9 @@ class DecoderSpec:
     # frame rising again); None: no onset needed
     frame_onset_support: float | None = None
     frame_onset_support_ms: float = 50.0
+    # a latched note also ends at a frame whose offset-head activation reaches this
+    # (activations with an offset head only); None: off
+    offset_threshold: float | None = None
     # sustain pedal (models with a pedal head): down at >= pedal_on_threshold, up below
     # pedal_off_threshold, at most one change per pedal_min_change_ms
     pedal_on_threshold: float = 0.5
@@ -122,7 +134,7 @@ class DecoderSpec:
     def __post_init__(self):
         for name in ("onset_threshold", "frame_threshold", "off_threshold", "frame_onset_threshold",
                      "noisy_onset_threshold", "release_ratio", "restrike_threshold", "frame_onset_support",
-                     "pedal_on_threshold", "pedal_off_threshold"):
+                     "offset_threshold", "pedal_on_threshold", "pedal_off_threshold"):
             v = getattr(self, name)
             if v is not None and not 0.0 <= v <= 1.0:
                 raise ConfigError(f"decoder: {name} must be in 0..1, got {v}")
@@ -190,6 +202,7 @@ class NoteDecoder:
         support = spec.frame_onset_support
         self._support_thr = np.float32(-np.inf if support is None else support)
         self._support_frames = _ms_to_frames(spec.frame_onset_support_ms, hop_s) if support is not None else None
+        self._offset_thr = None if spec.offset_threshold is None else np.float32(spec.offset_threshold)
         self.reset()
 
     def reset(self) -> None:
@@ -225,10 +238,13 @@ class NoteDecoder:
         frame = np.asarray(acts.frame, dtype=np.float32)
         onset = np.asarray(acts.onset, dtype=np.float32)
         vel = None if acts.velocity is None else np.asarray(acts.velocity, dtype=np.float32)
+        offset = None if acts.offset is None or self._offset_thr is None else np.asarray(acts.offset, np.float32)
         if frame.ndim != 2 or frame.shape[1] != N_KEYS or onset.shape != frame.shape:
             raise ConfigError(f"decoder: activations must be (n, {N_KEYS}); got frame {frame.shape}, onset {onset.shape}")
         if vel is not None and vel.shape != frame.shape:
             raise ConfigError(f"decoder: velocity must be {frame.shape}, got {vel.shape}")
+        if offset is not None and offset.shape != frame.shape:
+            raise ConfigError(f"decoder: offset must be {frame.shape}, got {offset.shape}")
         events: list[NoteEvent] = []
         start = 0
         if self._started and acts.first_frame < self._next_frame:
@@ -238,7 +254,8 @@ class NoteDecoder:
         for i in range(start, frame.shape[0]):
             k = acts.first_frame + i
             on_thr, frame_on_thr = (self._on_thr, self._frame_on_thr) if floor is None else self._thresholds(floor[i])
-            self._step(k, frame[i], onset[i], onset[i] if vel is None else vel[i], events, on_thr, frame_on_thr)
+            self._step(k, frame[i], onset[i], onset[i] if vel is None else vel[i], events, on_thr, frame_on_thr,
+                       None if offset is None else offset[i])
             self._next_frame = k + 1
             self._started = True
         return events
@@ -254,7 +271,7 @@ class NoteDecoder:
         return np.float32(self._on_thr + self._noisy_rise * rise), frame_on
 
     def _step(self, k: int, f: np.ndarray, o: np.ndarray, v: np.ndarray, out: list, on_thr: np.float32,
-              frame_on_thr: np.float32) -> None:
+              frame_on_thr: np.float32, off: np.ndarray | None) -> None:
         trig = self._armed & (o >= on_thr) & (o > self._prev_onset)
         gate = f >= self._gate_thr
         age = k - self._on_frame
@@ -270,6 +287,9 @@ class NoteDecoder:
         np.maximum(self._peak, f, out=self._peak)  # a silent key's value is unused: a note-on resets it
         keep_thr = np.where(self._latched, np.maximum(self._off_thr, self._release * self._peak), self._frame_thr)
         frame_off = sounding & ~restrike & (age >= self._min_frames) & (f < keep_thr)
+        if off is not None:  # the offset head: the key released (module docstring)
+            frame_off |= (sounding & self._latched & (age >= self._min_frames) & (o < on_thr)
+                          & (off >= self._offset_thr))
 
         consumed = restrike | new_on | in_gap  # a trigger under restrike_threshold stays armed: it may still rise
         self._armed = (self._armed & ~consumed) | (o < self._prev_onset) | (o < on_thr)

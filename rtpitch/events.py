@@ -55,6 +55,8 @@ class Activations:
     frames are counted again from the restart; :class:`rtpitch.stage.Block`).
     pedal: float32 (n,), probability that the sustain pedal is down, or None
     (the model has no pedal head).
+    offset: float32 (n, 88), probability that the key was released at the
+    frame (the model's offset head), or None.
     """
 
     first_frame: int
@@ -64,6 +66,7 @@ class Activations:
     noise_floor: Optional[np.ndarray] = None
     start_s: float = 0.0
     pedal: Optional[np.ndarray] = None
+    offset: Optional[np.ndarray] = None
 
     @property
     def n_frames(self) -> int:

@@ -149,8 +149,9 @@ class PredictorStage:
     """The model as a pipeline stage (:class:`rtpitch.stage.Stage`): blocks of
     frames with their noise floor in, :class:`~rtpitch.events.Activations` for
     the frames now predictable out (None while none is), each with the noise
-    floor of its frames (held here while the frames wait for their lookahead)
-    and, where the model has a pedal head, its (m, 1) output as ``pedal`` (m,).
+    floor of its frames (held here while the frames wait for their lookahead),
+    the offset head's rows where the model has one, and, where the model has a
+    pedal head, its (m, 1) output as ``pedal`` (m,).
 
     ``on_activations`` is called with each output (for tools: decoder tuning,
     analysis). ``latency_s``: the lookahead.
@@ -191,7 +192,8 @@ class PredictorStage:
         self._floors, self._floors_first = self._floors[skip + n :], first + n
         pedal = out.get(PEDAL_HEAD)
         acts = Activations(first_frame=first, frame=out["frame"], onset=out["onset"], velocity=out.get("velocity"),
-                           noise_floor=floors, start_s=self._start_s, pedal=None if pedal is None else pedal[:, 0])
+                           noise_floor=floors, start_s=self._start_s, pedal=None if pedal is None else pedal[:, 0],
+                           offset=out.get("offset"))
         if self.on_activations is not None:
             self.on_activations(acts)
         return acts

@@ -372,3 +372,58 @@ def test_invariants_property(seed, n, on_thr, frame_thr, off_frac, min_ms, gap_m
         i += k
     events += dec.close()
     check_invariants(events, spec, HOP, n)
+
+
+# -- the offset head ends notes (offset_threshold) --------------------------------------------
+
+OFF_SPEC = DecoderSpec(onset_threshold=0.5, frame_threshold=0.5, off_threshold=0.3, min_duration_ms=30.0,
+                       restrike_gap_ms=60.0, frame_onset_threshold=0.8, offset_threshold=0.6)
+
+
+def _ringing_note():
+    """A note struck at frame 5 whose frame activation rings on to frame 40 (0.9:
+    above frame_onset_threshold) while the offset head says the key rose at 20."""
+    frame, onset, offset = blank(50)
+    onset[5, KEY] = 0.9
+    frame[5:40, KEY] = 0.9
+    offset[20, KEY] = 0.7
+    return frame, onset, offset
+
+
+def _run_offset(frame, onset, offset, spec=OFF_SPEC):
+    dec = NoteDecoder(spec, HOP)
+    return dec.process(Activations(0, frame, onset, offset=offset)) + dec.close()
+
+
+def test_the_offset_head_ends_a_latched_note_and_its_ringing_tail_starts_none():
+    frame, onset, offset = _ringing_note()
+    events = _run_offset(frame, onset, offset)
+    assert summary(events) == [(5, C4, True, 114), (20, C4, False, 0)]
+    assert events[1].time_s == pytest.approx(0.195)  # half a hop before, as a frame-ended note
+    # without the setting, or without the head's rows, the frame head alone ends it
+    assert summary(_run_offset(frame, onset, offset, SPEC))[-1][:3] == (40, C4, False)
+    assert summary(_run_offset(frame, onset, None))[-1][:3] == (40, C4, False)
+
+
+def test_the_offset_head_waits_for_min_duration_and_yields_to_an_onset():
+    frame, onset, offset = _ringing_note()
+    offset[6, KEY] = 0.9  # inside min_duration_ms (30 ms): ignored
+    offset[20, KEY] = 0.0
+    offset[25, KEY], onset[25, KEY] = 0.9, 0.6  # an onset on the same frame: a re-strike, not an off
+    offset[30, KEY] = 0.65  # 50 ms into the re-struck note
+    events = _run_offset(frame, onset, offset)
+    assert [(e.frame, e.on) for e in events] == [(5, True), (25, False), (25, True), (30, False)]
+
+
+def test_after_an_offset_off_a_frame_that_falls_and_rises_again_starts_a_note():
+    frame, onset, offset = _ringing_note()
+    frame[25:28, KEY] = 0.2  # fell below frame_onset_threshold ...
+    frame[28:40, KEY] = 0.9  # ... and rose past it: a note the onset head missed
+    events = _run_offset(frame, onset, offset)
+    assert [(e.frame, e.on) for e in events] == [(5, True), (20, False), (28, True), (40, False)]
+
+
+def test_offset_rows_must_match_the_frame_rows():
+    frame, onset, offset = _ringing_note()
+    with pytest.raises(ConfigError, match="offset must be"):
+        _run_offset(frame, onset, offset[:10])

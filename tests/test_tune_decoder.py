@@ -1,10 +1,10 @@
-"""train/tune_decoder.py: the pedal's hysteresis is chosen on the labels, as evaluate scores it."""
+"""train/tune_decoder.py: the offset head's threshold and the pedal's hysteresis, chosen on labels."""
 
 import numpy as np
 
 from rtpitch.decoder import DecoderSpec
 from rtpitch.events import N_KEYS, Activations
-from train.tune_decoder import _joined, pedal_f1, tune_pedal
+from train.tune_decoder import _joined, pedal_f1, tune_offset, tune_pedal
 
 HOP_S = 0.01
 
@@ -44,3 +44,22 @@ def test_joined_activations_keep_the_pedal_row():
     a, b = _acts([0.1, 0.9]), _acts([0.8])
     assert np.array_equal(_joined([a, b]).pedal, np.array([0.1, 0.9, 0.8], np.float32))
     assert _joined([Activations(0, a.frame, a.onset)]).pedal is None
+
+
+def test_tune_offset_takes_the_offset_head_where_the_frame_head_rings_past_the_release():
+    """Ten notes, keys down 0.5 s each; the frame head stays up 0.3 s after each
+    release (the sound rings on), the offset head marks the release frame."""
+    n = 1200
+    frame, onset, offset = (np.zeros((n, N_KEYS), np.float32) for _ in range(3))
+    ref = []
+    for i in range(10):
+        key, a = 30 + i, 100 * i + 20
+        onset[a, key] = 0.95
+        frame[a : a + 80, key] = 0.9
+        offset[a + 50, key] = 0.9
+        ref.append((a * HOP_S, (a + 50) * HOP_S, 21 + key, 64))
+    acts = Activations(0, frame, onset, offset=offset)
+    base = DecoderSpec(onset_threshold=0.5, frame_threshold=0.5, off_threshold=0.3)
+    spec, note, frame_f1, offset_f1 = tune_offset(base, HOP_S, [(acts, np.array(ref, float))])
+    assert spec.offset_threshold is not None and spec.offset_threshold <= 0.9
+    assert note == 1.0 and offset_f1 == 1.0 and frame_f1 > 0.99
