@@ -286,10 +286,10 @@ class NoteDecoder:
         self._latched |= sounding & (f >= self._frame_thr)
         np.maximum(self._peak, f, out=self._peak)  # a silent key's value is unused: a note-on resets it
         keep_thr = np.where(self._latched, np.maximum(self._off_thr, self._release * self._peak), self._frame_thr)
-        frame_off = sounding & ~restrike & (age >= self._min_frames) & (f < keep_thr)
+        may_end = sounding & ~restrike & (age >= self._min_frames)
+        frame_off = may_end & (f < keep_thr)
         if off is not None:  # the offset head: the key released (module docstring)
-            frame_off |= (sounding & self._latched & (age >= self._min_frames) & (o < on_thr)
-                          & (off >= self._offset_thr))
+            frame_off |= may_end & self._latched & (o < on_thr) & (off >= self._offset_thr)
 
         consumed = restrike | new_on | in_gap  # a trigger under restrike_threshold stays armed: it may still rise
         self._armed = (self._armed & ~consumed) | (o < self._prev_onset) | (o < on_thr)

@@ -256,7 +256,8 @@ def main(argv=None):
     opt = tf.keras.optimizers.Adam(args.lr)
     step = tf.Variable(0, dtype=tf.int64)
     ema = WeightAverage(model, args.ema) if args.ema else None
-    ckpt = tf.train.Checkpoint(model=model, optimizer=opt, step=step, **({"ema": ema} if ema else {}))
+    kept_parts = {"model": model, "step": step, **({"ema": ema} if ema else {})}  # what a weights-only checkpoint holds
+    ckpt = tf.train.Checkpoint(optimizer=opt, **kept_parts)
     manager = tf.train.CheckpointManager(ckpt, os.path.join(args.run, "ckpt"), max_to_keep=3)
     if args.init_from and not manager.latest_checkpoint:
         copied = init_from_run(model, args.init_from, n_mels, args.window)
@@ -266,7 +267,7 @@ def main(argv=None):
         opt.learning_rate.assign(args.lr)  # the checkpoint holds the previous phase's rate
         print(f"resumed from {manager.latest_checkpoint} at step {int(step)}, lr {args.lr:g}", flush=True)
     elif (kept := latest_weights(args.run)) is not None:  # kept as weights only (train/slim_checkpoint.py)
-        tf.train.Checkpoint(model=model, step=step, **({"ema": ema} if ema else {})).restore(kept).expect_partial()
+        tf.train.Checkpoint(**kept_parts).restore(kept).expect_partial()
         print(f"resumed the weights of {kept} at step {int(step)}, lr {args.lr:g}; "
               "the optimiser's moments start afresh", flush=True)
     if ema is not None and not bool(ema.started.numpy()):  # a new run, or one checkpointed without it

@@ -5,9 +5,9 @@
 The model's activations for every validation recording are computed once,
 through the engine as ``transcribe`` runs it (step graph included),
 then the NoteDecoder is rerun over a grid of thresholds, and then, from the
-best of those, one setting at a time, in two passes: ``frame_onset_threshold``
-(frame-started notes; None = off), ``onset_threshold`` again (with those
-rules on, the best one moves), ``release_ratio`` (a note ends when its
+best of those, one setting at a time, in two passes: ``onset_threshold``
+again (with the rules below on, the best one moves), ``frame_onset_threshold``
+(frame-started notes; None = off), ``release_ratio`` (a note ends when its
 frame activation falls below that fraction of its peak; None = off),
 ``restrike_threshold`` (the onset a held note's re-strike needs) and
 ``frame_onset_support`` (the onset a frame-started note needs within
@@ -16,16 +16,16 @@ onset F1 and frame F1 (not note-with-offset F1: docs/RESULTS.md, "Decoder
 rules", says what adding it cost).  Then, for a model with an offset head,
 ``offset_threshold`` (the head ends notes; None = off), judged by note F1 +
 frame F1 + note-with-offset F1: the setting exists to place note-offs, which
-the other two barely see.  Then, for a model with a pedal head, the
-pedal's hysteresis (``pedal_on_threshold``, ``pedal_off_threshold``,
-``pedal_min_change_ms``) with the best mean frame F1 of "pedal down" (the CC64
-sent, as train/evaluate.py scores it) on the recordings whose labels carry the
-pedal.  Last, the
+the other two barely see.  Then the
 noise-adaptive onset threshold (``noisy_onset_threshold`` over a fixed noise
 floor range): the lowest value that keeps white and pink noise at -20 and -15
 dBFS (made here, other seeds and filters than benchmarks/hostile_audio.py)
-within NOISE_TARGET false notes a minute, with its rendered F1 reported.  The
-result is written to ``"decoder"``.  The real recordings are never used here.
+within NOISE_TARGET false notes a minute, with its rendered F1 reported.  Last,
+for a model with a pedal head, the pedal's hysteresis (``pedal_on_threshold``,
+``pedal_off_threshold``, ``pedal_min_change_ms``) with the best mean frame F1
+of "pedal down" (the CC64 sent, as train/evaluate.py scores it) on the
+recordings whose labels carry the pedal.  The result is written to
+``"decoder"``.  The real recordings are never used here.
 """
 
 from __future__ import annotations
@@ -153,7 +153,6 @@ def main(argv=None):
     if not pairs:
         sys.exit(f"no rendered validation audio in {args.rendered}")
     data = [(activations(spec, backend, a), read_tsv(t)) for a, t in pairs]
-    pedal_labels = [rendered_labels(a).get("pedal") for a, _ in pairs]
     hop_s = spec.frontend.hop_s
     grid = {
         "onset_threshold": [0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
@@ -218,7 +217,8 @@ def main(argv=None):
         _, cand, note, frame, offset = best
     pedal = None
     if "pedal" in spec.outputs:
-        pedal = tune_pedal(cand, hop_s, [(acts, lab) for (acts, _), lab in zip(data, pedal_labels) if lab is not None])
+        labels = [rendered_labels(a).get("pedal") for a, _ in pairs]
+        pedal = tune_pedal(cand, hop_s, [(acts, lab) for (acts, _), lab in zip(data, labels) if lab is not None])
         if pedal is None:
             print("no rendered validation recording has pedal labels: pedal thresholds left as they are")
         else:

@@ -59,15 +59,11 @@ class WeightAverage(tf.Module):
                 w.assign(v)
 
 
-def restore_weights(model, prefix: str, step: tf.Variable | None = None) -> bool:
-    """Restore ``model`` (and ``step``) from checkpoint ``prefix``; where the
-    checkpoint holds a started weight average, the model takes the average.
-    Returns whether it did."""
+def restore_weights(model, prefix: str) -> bool:
+    """Restore ``model`` from checkpoint ``prefix``; where the checkpoint holds a
+    started weight average, the model takes the average. Returns whether it did."""
     ema = WeightAverage(model, decay=0.0)
-    parts = {"model": model, "ema": ema}
-    if step is not None:
-        parts["step"] = step
-    tf.train.Checkpoint(**parts).restore(prefix).expect_partial()
+    tf.train.Checkpoint(model=model, ema=ema).restore(prefix).expect_partial()
     if bool(ema.started.numpy()):
         ema.apply()
         return True
