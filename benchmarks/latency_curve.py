@@ -9,7 +9,8 @@ thresholds on rendered validation (``train/tune_decoder.py``), and evaluates on
 the 14 MAPS ENSTDkCl pieces and the rendered validation through rtpitch's engine
 (``python -m train.evaluate --write-json``). Then a table (stdout, JSON) and a PNG:
 note F1 and frame F1 against algorithmic latency (ms; capture block of 256
-samples at 48 kHz + window alignment + lookahead x hop). Resumable: a lookahead
+samples at 48 kHz + window alignment + lookahead x hop), with the median lag of
+the note-ons the decoder places (audio time, on MAPS). Resumable: a lookahead
 whose model JSON already has MAPS figures from the same checkpoint is not redone.
 
 Writes benchmarks/results/latency_curve.json and .png.
@@ -63,8 +64,13 @@ def build_point(args, la: int) -> dict:
             "real_note_f1": real["note_f1"], "real_frame_f1": real["frame_f1"],
             "real_note_offset_f1": real["note_offset_f1"],
             "real_note_offset_velocity_f1": real["note_offset_velocity_f1"],
+            "real_onset_lag_ms": real.get("onset_lag_ms"),
             "rendered_note_f1": rendered.get("note_f1"), "rendered_frame_f1": rendered.get("frame_f1"),
             "decoder": meta["decoder"]}
+
+
+def _ms(v) -> str:
+    return "" if v is None else f"{v:.1f}"
 
 
 def plot(rows: list[dict], path: Path, title: str) -> None:
@@ -113,12 +119,12 @@ def main(argv=None):
     rows = [build_point(args, int(v)) for v in args.lookaheads.split(",")]
     rows.sort(key=lambda r: r["algorithmic_latency_ms"])
     print(f"\n{'lookahead':>9} {'latency ms':>10} {'note F1':>8} {'frame F1':>8} {'offset F1':>9} {'+vel F1':>8}"
-          f" {'rendered note F1':>16}")
+          f" {'rendered note F1':>16} {'onset lag ms':>12}")
     for r in rows:
         rn = r["rendered_note_f1"]
         print(f"{r['lookahead_frames']:>9} {r['algorithmic_latency_ms']:>10.1f} {r['real_note_f1']:>8.3f} "
               f"{r['real_frame_f1']:>8.3f} {r['real_note_offset_f1']:>9.3f} {r['real_note_offset_velocity_f1']:>8.3f}"
-              f" {'' if rn is None else f'{rn:.3f}':>16}")
+              f" {'' if rn is None else f'{rn:.3f}':>16} {_ms(r['real_onset_lag_ms']):>12}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     result = {"benchmark": "latency_curve", "run": args.run, "real": "MAPS ENSTDkCl, 14 pieces, mir_eval 50 ms",

@@ -1,10 +1,13 @@
-"""train/tune_decoder.py: the offset head's threshold and the pedal's hysteresis, chosen on labels."""
+"""train/tune_decoder.py: the offset head's threshold and the pedal's hysteresis, chosen on labels;
+how late a setting places note-ons."""
+
+import dataclasses
 
 import numpy as np
 
 from rtpitch.decoder import DecoderSpec
 from rtpitch.events import N_KEYS, Activations
-from train.tune_decoder import _joined, pedal_f1, tune_offset, tune_pedal
+from train.tune_decoder import _joined, mean_scores, pedal_f1, tune_offset, tune_pedal
 
 HOP_S = 0.01
 
@@ -60,6 +63,25 @@ def test_tune_offset_takes_the_offset_head_where_the_frame_head_rings_past_the_r
         ref.append((a * HOP_S, (a + 50) * HOP_S, 21 + key, 64))
     acts = Activations(0, frame, onset, offset=offset)
     base = DecoderSpec(onset_threshold=0.5, frame_threshold=0.5, off_threshold=0.3)
-    spec, note, frame_f1, offset_f1 = tune_offset(base, HOP_S, [(acts, np.array(ref, float))])
+    spec, note, frame_f1, offset_f1, lag_ms = tune_offset(base, HOP_S, [(acts, np.array(ref, float))])
     assert spec.offset_threshold is not None and spec.offset_threshold <= 0.9
-    assert note == 1.0 and offset_f1 == 1.0 and frame_f1 > 0.99
+    assert note == 1.0 and offset_f1 == 1.0 and frame_f1 > 0.99 and abs(lag_ms) < 1.0
+
+
+def test_a_high_onset_threshold_that_the_head_reaches_two_frames_late_shows_as_onset_lag():
+    """The onset head rises 0.6 -> 0.8 -> 0.95 over three frames from each key's strike
+    (a lookahead-0 model hearing an attack it has only begun to see)."""
+    n = 1100
+    frame, onset = np.zeros((n, N_KEYS), np.float32), np.zeros((n, N_KEYS), np.float32)
+    ref = []
+    for i in range(10):
+        key, a = 40 + i, 100 * i + 20
+        onset[a : a + 3, key] = (0.6, 0.8, 0.95)
+        frame[a : a + 60, key] = 0.9
+        ref.append((a * HOP_S, (a + 60) * HOP_S, 21 + key, 64))
+    data = [(Activations(0, frame, onset), np.array(ref, float))]
+    early = DecoderSpec(onset_threshold=0.5, frame_threshold=0.5, off_threshold=0.3)
+    note, _, _, lag_ms = mean_scores(early, HOP_S, data)
+    assert note == 1.0 and abs(lag_ms) < 1.0
+    note, _, _, lag_ms = mean_scores(dataclasses.replace(early, onset_threshold=0.9), HOP_S, data)
+    assert note == 1.0 and abs(lag_ms - 20.0) < 1.0  # as right by F1 (50 ms tolerance), two hops later

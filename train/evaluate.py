@@ -6,15 +6,17 @@
 Each recording is streamed through FileSource -> Engine (resampler, numba mel
 frontend, ONNX Runtime, note decoder) exactly as ``rtpitch transcribe`` does,
 and scored with mir_eval against key-release labels (no pedal extension):
-note onset F1 (50 ms), note with offset F1 (offset ratio 0.2, min 50 ms), note
-with offset and velocity F1, and frame F1 (10 ms grid). Figures are means over
-recordings. Where the labels say where the sustain pedal is (rendered
-validation: the .npz beside the .flac), also note with offset F1 of the notes
-as heard (``note_offset_f1_sustained``): every note held on by the pedal until
-it is released (or the key is struck again), the reference by its pedal track,
-the transcription by its own pedal events (a model without a pedal head: none);
-and for a model with a pedal head, ``pedal_f1``: frame-level F1 of "pedal down"
-between the labels and the pedal events rtpitch sends (CC64).
+note onset F1 (50 ms) with the median lag of the matched note-ons (``onset_lag_ms``,
+audio time: what the decoder adds to the latency), note with offset F1 (offset
+ratio 0.2, min 50 ms), note with offset and velocity F1, and frame F1 (10 ms
+grid). Figures are means over recordings. Where the labels say where the
+sustain pedal is (rendered validation: the .npz beside the .flac), also note
+with offset F1 of the notes as heard (``note_offset_f1_sustained``): every
+note held on by the pedal until it is released (or the key is struck again),
+the reference by its pedal track, the transcription by its own pedal events (a
+model without a pedal head: none); and for a model with a pedal head,
+``pedal_f1``: frame-level F1 of "pedal down" between the labels and the pedal
+events rtpitch sends (CC64).
 ``--write-json`` stores them in the model's JSON under "evaluation".
 """
 
@@ -122,6 +124,10 @@ def score(ref: np.ndarray, est: np.ndarray) -> dict:
     out = {}
     p, r, f, _ = mir_eval.transcription.precision_recall_f1_overlap(ri, rp, ei, ep, onset_tolerance=0.05, offset_ratio=None)
     out.update(note_precision=p, note_recall=r, note_f1=f)
+    matched = mir_eval.transcription.match_notes(ri, rp, ei, ep, onset_tolerance=0.05, offset_ratio=None)
+    if matched:  # how late the note-ons come, in audio time (what the decoder adds to the latency)
+        i, j = np.array(matched).T
+        out.update(onset_lag_ms=1000.0 * np.median(ei[j, 0] - ri[i, 0]))
     p, r, f, _ = mir_eval.transcription.precision_recall_f1_overlap(ri, rp, ei, ep, onset_tolerance=0.05, offset_ratio=0.2, offset_min_tolerance=0.05)
     out.update(note_offset_f1=f)
     if len(est):

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Rebuild a shipped model end to end (resumable: rerun the same command).
 #   train/reproduce.sh seed-cnn        # the seed's CNN (issue 2); SEED_FROM_SCRATCH=1: from step 0
-#   train/reproduce.sh stream          # the per-key streaming CNN, one run for every lookahead;
-#                                      # exports stream (lookahead 2) and stream-fast (0)
+#   train/reproduce.sh stream          # the per-key streaming CNN, one run with heads for every
+#                                      # lookahead: exports stream (lookahead 2) and stream-fast (1)
 #   train/reproduce.sh stream-cnn      # the former default's streaming CNN (an experiment now)
 #   train/reproduce.sh stream-wide     # the wider streaming CNN (an experiment): its curve only
 #   train/reproduce.sh stream-gru      # stream + GRU + pedal head (an experiment): the session runs
@@ -96,29 +96,26 @@ seed-cnn)
     ;;
 stream | stream-fast)
     # the per-key CNN on the harmonic stack (train/model.py stream-keys), from scratch at lr 1e-3 on
-    # train/session.sh's data of 2026-12-05 (before the seed-4 render joined). The sessions that
-    # trained it stopped at steps 3 561 and 4 087; as phases here the crops come in the same order.
-    # The shipped files are the step-5 500 export; the kept checkpoint moves on in later sessions,
-    # so first restore it as of commit f32de68 (git checkout f32de68 -- train/runs/stream-keys):
-    # a new machine then goes on from step 5 500 and only exports. From scratch: remove
+    # train/session.sh's data of 2026-12-05 to step 6 868, then at 3e-4 with the seed-4 render of all
+    # six pianos added, the weights' moving average (--ema 0.999) from 7 018. The sessions that trained
+    # it stopped at steps 3 561, 4 087, 6 868, 7 018 and 9 806; as phases here the crops come in the
+    # same order. The shipped files are the step-9 806 export (the moving average): stream its
+    # lookahead 2, stream-fast its lookahead 1. The kept checkpoint moves on in later sessions, so
+    # first restore it as of commit 14df04f (git checkout 14df04f -- train/runs/stream-keys): a new
+    # machine then goes on from step 9 806 and only exports. From scratch: remove
     # train/runs/stream-keys first.
     D=work/data-lowlat,work/data-render-s2,work/data-maps-synth,work/data-noise
-    for steps in 3561 4087 5500; do
+    for steps in 3561 4087 6868; do
         PYTHON=$PY RUN=stream-keys LR=1e-3 MAX_STEPS=$steps SESSION_DATA=$D RTPITCH_SESSION=reproduce \
             train/session.sh run 100000
     done
+    D=$D,work/data-render-s4
+    PYTHON=$PY RUN=stream-keys LR=3e-4 MAX_STEPS=7018 SESSION_DATA=$D RTPITCH_SESSION=reproduce \
+        train/session.sh run 100000
+    PYTHON=$PY RUN=stream-keys LR=3e-4 MAX_STEPS=9806 SESSION_DATA=$D RTPITCH_SESSION=reproduce \
+        TRAIN_ARGS="--ema 0.999" train/session.sh run 100000
     ship work/runs/stream-keys $D train/frontend-lowlat.json stream 2 float32 --arch stream-keys
-    ship work/runs/stream-keys $D train/frontend-lowlat.json stream-fast 0 float32 --arch stream-keys
-    # stream-fast keeps the decoder tuned before tune_decoder revisited the onset threshold
-    # (at 0.9 its onsets came ~18 ms late: docs/RESULTS.md, "Decoder rules"): set it back, score again
-    git show 5142e62:rtpitch/models/stream-fast.json | $PY -c '
-import json, sys
-old = json.load(sys.stdin)["decoder"]
-meta = json.load(open("rtpitch/models/stream-fast.json"))
-meta["decoder"] = old
-json.dump(meta, open("rtpitch/models/stream-fast.json", "w"), indent=2)'
-    $PY -m train.evaluate --model stream-fast --real "$DATA/real/maps-enstdkcl" --rendered work/data-lowlat/val \
-        --write-json --out benchmarks/results/eval-stream-fast.json
+    ship work/runs/stream-keys $D train/frontend-lowlat.json stream-fast 1 float32 --arch stream-keys
     ;;
 stream-cnn)
     # the former default (train/model.py stream: the mel image, a dense trunk), shipped as
