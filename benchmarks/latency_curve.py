@@ -69,8 +69,8 @@ def build_point(args, la: int) -> dict:
             "decoder": meta["decoder"]}
 
 
-def _ms(v) -> str:
-    return "" if v is None else f"{v:.1f}"
+def _fmt(v, spec: str) -> str:
+    return "" if v is None else format(v, spec)
 
 
 def plot(rows: list[dict], path: Path, title: str) -> None:
@@ -121,10 +121,9 @@ def main(argv=None):
     print(f"\n{'lookahead':>9} {'latency ms':>10} {'note F1':>8} {'frame F1':>8} {'offset F1':>9} {'+vel F1':>8}"
           f" {'rendered note F1':>16} {'onset lag ms':>12}")
     for r in rows:
-        rn = r["rendered_note_f1"]
         print(f"{r['lookahead_frames']:>9} {r['algorithmic_latency_ms']:>10.1f} {r['real_note_f1']:>8.3f} "
               f"{r['real_frame_f1']:>8.3f} {r['real_note_offset_f1']:>9.3f} {r['real_note_offset_velocity_f1']:>8.3f}"
-              f" {'' if rn is None else f'{rn:.3f}':>16} {_ms(r['real_onset_lag_ms']):>12}")
+              f" {_fmt(r['rendered_note_f1'], '.3f'):>16} {_fmt(r['real_onset_lag_ms'], '.1f'):>12}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     result = {"benchmark": "latency_curve", "run": args.run, "real": "MAPS ENSTDkCl, 14 pieces, mir_eval 50 ms",

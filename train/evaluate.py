@@ -122,10 +122,14 @@ def score(ref: np.ndarray, est: np.ndarray) -> dict:
     ri, rp, rv = ref[:, :2], hz(ref[:, 2]), ref[:, 3]
     ei, ep, ev = (est[:, :2], hz(est[:, 2]), est[:, 3]) if len(est) else (np.zeros((0, 2)), np.zeros(0), np.zeros(0))
     out = {}
-    p, r, f, _ = mir_eval.transcription.precision_recall_f1_overlap(ri, rp, ei, ep, onset_tolerance=0.05, offset_ratio=None)
-    out.update(note_precision=p, note_recall=r, note_f1=f)
-    matched = mir_eval.transcription.match_notes(ri, rp, ei, ep, onset_tolerance=0.05, offset_ratio=None)
-    if matched:  # how late the note-ons come, in audio time (what the decoder adds to the latency)
+    # note onset F1 as mir_eval's precision_recall_f1_overlap computes it, from one matching
+    # that also gives how late the note-ons come (audio time: what the decoder adds to the latency)
+    mir_eval.transcription.validate(ri, rp, ei, ep)
+    matched = mir_eval.transcription.match_notes(ri, rp, ei, ep, onset_tolerance=0.05, offset_ratio=None) \
+        if len(est) else []
+    p, r = (len(matched) / len(est), len(matched) / len(ref)) if len(est) else (0.0, 0.0)
+    out.update(note_precision=p, note_recall=r, note_f1=mir_eval.util.f_measure(p, r))
+    if matched:
         i, j = np.array(matched).T
         out.update(onset_lag_ms=1000.0 * np.median(ei[j, 0] - ri[i, 0]))
     p, r, f, _ = mir_eval.transcription.precision_recall_f1_overlap(ri, rp, ei, ep, onset_tolerance=0.05, offset_ratio=0.2, offset_min_tolerance=0.05)

@@ -112,6 +112,16 @@ def mean_scores(spec_decoder, hop_s: float, data: list) -> tuple[float, float, f
             float(np.mean(lags)) if lags else float("inf"))
 
 
+def in_time_scores(spec_decoder, label: str, hop_s: float, data: list, max_lag_ms: float) -> tuple | None:
+    """:func:`mean_scores` of the decoder, printed after ``label``; None where its
+    note-ons lag by more than ``max_lag_ms``."""
+    note, frame, offset, lag = scores = mean_scores(spec_decoder, hop_s, data)
+    late = lag > max_lag_ms
+    print(f"{label}: note F1 {note:.3f} frame F1 {frame:.3f} note+offset F1 {offset:.3f} onset lag {lag:.1f} ms"
+          + (" (too late)" if late else ""), flush=True)
+    return None if late else scores
+
+
 def tune_offset(base, hop_s: float, data: list, max_lag_ms: float = MAX_ONSET_LAG_MS) -> tuple:
     """(decoder spec, note F1, frame F1, note-with-offset F1, onset lag ms) with the
     ``offset_threshold`` of OFFSET_THRESHOLDS that has the best sum of the three F1s
@@ -119,11 +129,9 @@ def tune_offset(base, hop_s: float, data: list, max_lag_ms: float = MAX_ONSET_LA
     best = None
     for value in OFFSET_THRESHOLDS:
         cand = dataclasses.replace(base, offset_threshold=value)
-        note, frame, offset, lag = mean_scores(cand, hop_s, data)
-        print(f"offset_threshold {value}: note F1 {note:.3f} frame F1 {frame:.3f} note+offset F1 {offset:.3f} "
-              f"onset lag {lag:.1f} ms", flush=True)
-        if lag <= max_lag_ms and (best is None or note + frame + offset > best[0]):
-            best = (note + frame + offset, cand, note, frame, offset, lag)
+        s = in_time_scores(cand, f"offset_threshold {value}", hop_s, data, max_lag_ms)
+        if s and (best is None or sum(s[:3]) > best[0]):
+            best = (sum(s[:3]), cand, *s)
     return best[1:] if best else (base, *mean_scores(base, hop_s, data))
 
 
@@ -175,12 +183,9 @@ def main(argv=None):
 
     def consider(cand, label):
         nonlocal best
-        note, frame, offset, lag = mean_scores(cand, hop_s, data)
-        late = lag > args.max_onset_lag_ms
-        print(f"{label}: note F1 {note:.3f} frame F1 {frame:.3f} note+offset F1 {offset:.3f} onset lag {lag:.1f} ms"
-              + (" (too late)" if late else ""), flush=True)
-        if not late and (best is None or note + frame > best[0]):
-            best = (note + frame, cand, note, frame, offset, lag)
+        s = in_time_scores(cand, label, hop_s, data, args.max_onset_lag_ms)
+        if s and (best is None or s[0] + s[1] > best[0]):
+            best = (s[0] + s[1], cand, *s)
 
     for values in itertools.product(*grid.values()):
         cand = dataclasses.replace(spec.decoder, frame_onset_threshold=None, noise_floor_range=None,
