@@ -206,8 +206,9 @@ def main(argv=None):
     ap.add_argument("--max-files", type=int, default=None, help="smoke runs: use only this many files")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init-from", default=None, metavar="RUN",
-                    help="a new run starts from another run's checkpoint: every layer of the same name and "
-                         "shapes (e.g. stream-gru from a stream run's trunk), and its input statistics")
+                    help="a new run starts from another run's checkpoint: every layer of the same name, grown "
+                         "where this model's is wider (stream-gru from a stream run, stream-keys-wide from "
+                         "stream-keys: it starts out computing the same), and its input statistics")
     ap.add_argument("--freeze-bn", action="store_true",
                     help="BatchNormalization in inference mode, not trained (a run restored by train/from_onnx.py)")
     ap.add_argument("--arch", default="seed", choices=sorted(HEADS), help="model (train/model.py)")
@@ -357,11 +358,14 @@ def validate(model, ema, segments, window: int, lookaheads) -> dict:
 
 def init_from_run(model, run: str, n_mels: int, window: int) -> list[str]:
     """Copy into ``model`` the weights of every layer of ``run``'s newest checkpoint
-    that has the same name and weight shapes; returns the names copied.
+    that has the same name; returns the names copied.
 
-    A dense or convolution layer whose input here is wider (a head that also sees
-    a GRU's state) gets the other's kernel on its first input channels and zeros
-    on the rest, so the new model starts out computing exactly what the old one did."""
+    A layer whose weights here are larger (a head that also sees a GRU's state, a
+    wider convolution) is grown, so the new model starts out computing exactly what
+    the old one did: the old weights go in the first entries of every axis, a
+    kernel's rows for new input channels are zero, and new output channels keep
+    their fresh initial values (their consumers' rows for them being zero). This
+    assumes the new channels are the last of every widened input."""
     src = model_of_run(run, n_mels, window)
     latest = latest_weights(run)
     if latest is None:
@@ -373,19 +377,35 @@ def init_from_run(model, run: str, n_mels: int, window: int) -> list[str]:
         other = by_name.get(layer.name)
         if not layer.weights or other is None:
             continue
-        theirs = other.get_weights()
-        ours = [tuple(w.shape) for w in layer.weights]
-        if [w.shape for w in theirs] == ours:
+        theirs, ours = other.get_weights(), layer.get_weights()
+        if [w.shape for w in theirs] == [w.shape for w in ours]:
             layer.set_weights(theirs)
             copied.append(layer.name)
-        elif (len(ours) == 2 and len(theirs) == 2 and ours[1] == theirs[1].shape and len(ours[0]) >= 2
-              and ours[0][:-2] == theirs[0].shape[:-2] and ours[0][-1] == theirs[0].shape[-1]
-              and ours[0][-2] > theirs[0].shape[-2]):
-            kernel = np.zeros(ours[0], np.float32)  # (..., inputs, outputs): theirs on the first inputs
-            kernel[..., : theirs[0].shape[-2], :] = theirs[0]
-            layer.set_weights([kernel, theirs[1]])
+        elif (grown := grow_weights(theirs, ours)) is not None:
+            layer.set_weights(grown)
             copied.append(layer.name + " (widened)")
     return copied
+
+
+def grow_weights(theirs: list[np.ndarray], ours: list[np.ndarray]) -> list[np.ndarray] | None:
+    """``theirs`` placed in the leading entries of ``ours`` (init_from_run), or None
+    where a weight differs in rank, is smaller here, or a kernel's spatial shape
+    differs. Kernels (ndim >= 2) are (..., inputs, outputs); rows for new inputs
+    become zero; 1-D weights (bias, batch-norm) keep ours beyond theirs."""
+    if len(theirs) != len(ours):
+        return None
+    grown = []
+    for t, o in zip(theirs, ours):
+        if t.ndim != o.ndim or any(a > b for a, b in zip(t.shape, o.shape)):
+            return None
+        w = np.array(o, copy=True)
+        if t.ndim >= 2:
+            if t.shape[:-2] != o.shape[:-2]:
+                return None
+            w[..., t.shape[-2]:, :] = 0.0
+        w[tuple(slice(0, n) for n in t.shape)] = t
+        grown.append(w)
+    return grown
 
 
 def _model_frontend(arch: str, phases: list[dict]) -> dict | None:

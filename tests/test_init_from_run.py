@@ -1,0 +1,68 @@
+"""train.train's --init-from: a trained run grows into a wider model that starts out
+computing exactly what it did (grow_weights), so a wider run starts where the narrow
+one got to instead of from scratch. The Keras check runs in a subprocess: TensorFlow
+stays out of the pytest process."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from train.train import grow_weights
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_grow_weights_puts_the_old_weights_first_and_zeroes_new_inputs():
+    rng = np.random.default_rng(0)
+    kernel, bias, gamma = rng.normal(size=(4, 1, 3, 2)), rng.normal(size=2), rng.normal(size=2)
+    fresh = [rng.normal(size=(4, 1, 5, 6)), np.zeros(6), np.ones(6)]
+    k, b, g = grow_weights([kernel, bias, gamma], fresh)
+    np.testing.assert_array_equal(k[..., :3, :2], kernel)
+    assert not k[..., 3:, :].any()                                # new inputs: no effect on any output
+    np.testing.assert_array_equal(k[..., :3, 2:], fresh[0][..., :3, 2:])  # new outputs: their fresh start
+    np.testing.assert_array_equal(b, [*bias, 0, 0, 0, 0])
+    np.testing.assert_array_equal(g, [*gamma, 1, 1, 1, 1])
+    assert grow_weights([kernel], [rng.normal(size=(3, 1, 5, 6))]) is None  # another kernel size
+    assert grow_weights([kernel], [rng.normal(size=(4, 1, 2, 6))]) is None  # smaller here
+    assert grow_weights([kernel, bias], [fresh[0]]) is None
+
+
+_PROBE = """
+import json, sys
+import numpy as np
+from train.model import build_model
+from train.train import init_from_run, latest_weights, model_of_run, restore_weights
+run = sys.argv[1]
+narrow = model_of_run(run, 229)
+restore_weights(narrow, latest_weights(run))
+with np.load(run + "/mel_stats.npz") as z:
+    wide = build_model(229, mean=z["mean"], std=z["std"], arch="stream-keys-wide", lookaheads=[0, 2],
+                       frontend=json.load(open("train/frontend-lowlat.json")))
+copied = init_from_run(wide, run, 229, 20)
+x = np.random.default_rng(1).normal(-4.0, 2.0, (2, 45, 229)).astype(np.float32)
+a, b = narrow(x, training=False), wide(x, training=False)
+print(json.dumps({"copied": copied, "diff": max(float(np.abs(a[k] - b[k]).max()) for k in a),
+                  "spread": float(np.std(a["onset_la2"])),
+                  "params": [narrow.count_params(), wide.count_params()]}))
+"""
+
+
+def test_a_narrow_run_grown_wide_computes_the_same(tmp_path):
+    pytest.importorskip("tensorflow")
+
+    def run(*args):
+        proc = subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+                              timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc.stdout
+
+    run("-m", "tests.tiny_run", tmp_path, "--arch", "stream-keys", "--lookaheads", "0,2")
+    got = json.loads(run("-c", _PROBE, tmp_path / "run").splitlines()[-1])
+    widened = {name.split(" ")[0] for name in got["copied"] if name.endswith("(widened)")}
+    assert {"conv3", "conv4", "keyctx", "tconv1", "tconv2", "onset_la2_per_key"} <= widened
+    assert got["params"][1] > 2 * got["params"][0]
+    assert got["spread"] > 1e-3 and got["diff"] < 1e-5
