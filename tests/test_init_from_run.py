@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from train.train import grow_weights
+from train.grow import grow_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from rtpitch.model import head_units
+from train.grow import grow_weights
 from train.labels import PEDAL_UNKNOWN
 from train.model import HARMONIC_INPUT, HEADS, build_model, output_name
 from train.run_info import run_frontend
@@ -385,27 +386,6 @@ def init_from_run(model, run: str, n_mels: int, window: int) -> list[str]:
             layer.set_weights(grown)
             copied.append(layer.name + " (widened)")
     return copied
-
-
-def grow_weights(theirs: list[np.ndarray], ours: list[np.ndarray]) -> list[np.ndarray] | None:
-    """``theirs`` placed in the leading entries of ``ours`` (init_from_run), or None
-    where a weight differs in rank, is smaller here, or a kernel's spatial shape
-    differs. Kernels (ndim >= 2) are (..., inputs, outputs); rows for new inputs
-    become zero; 1-D weights (bias, batch-norm) keep ours beyond theirs."""
-    if len(theirs) != len(ours):
-        return None
-    grown = []
-    for t, o in zip(theirs, ours):
-        if t.ndim != o.ndim or any(a > b for a, b in zip(t.shape, o.shape)):
-            return None
-        w = np.array(o, copy=True)
-        if t.ndim >= 2:
-            if t.shape[:-2] != o.shape[:-2]:
-                return None
-            w[..., t.shape[-2]:, :] = 0.0
-        w[tuple(slice(0, n) for n in t.shape)] = t
-        grown.append(w)
-    return grown
 
 
 def _model_frontend(arch: str, phases: list[dict]) -> dict | None:
