@@ -33,9 +33,14 @@ Rules for key ``p`` at frame ``k`` (thresholds from :class:`DecoderSpec`):
 * **Re-strike**: a trigger on a sounding key, at least ``restrike_gap_ms`` after
   that note's on, with ``frame[k] >= off_threshold`` and, when
   ``restrike_threshold`` is set, ``onset[k] >=`` it: note-off then note-on at
-  frame ``k`` (off first).  A trigger inside the gap is ignored; one under
-  ``restrike_threshold`` leaves the key armed (the onset may still rise past it).
-  (A held note's onset head wobbles when other notes start.)
+  frame ``k`` (off first).  A sounding key's trigger threshold is the lower of
+  ``onset_threshold`` and ``restrike_threshold`` (a lower one raised with the noise
+  floor by as much as the onset threshold), so a threshold under the onset threshold lets a
+  re-struck key's weaker onset through: the key was let go under a ringing
+  note, and the frame head, still high, hid it.  A trigger inside the gap is
+  ignored; one under ``restrike_threshold`` leaves the key armed (the onset
+  may still rise past it).  (A held note's onset head wobbles when other
+  notes start, so a threshold over the onset threshold guards against that.)
 * **Note-off** (hysteresis): a note is *latched* once its frame activation has
   reached ``frame_threshold``; a latched note ends at the first frame with
   ``frame < off_threshold`` or, with ``release_ratio`` set, below that
@@ -114,8 +119,8 @@ class DecoderSpec:
     # a latched note also ends when its frame activation falls below this
     # fraction of its peak since the note-on (a decaying note, key released); None: off
     release_ratio: float | None = None
-    # onset activation a trigger on a sounding key needs to re-strike it (a held note's
-    # onset head wobbles when other notes start); None: onset_threshold
+    # onset activation a trigger on a sounding key needs to re-strike it, above or below
+    # onset_threshold (module docstring); None: onset_threshold
     restrike_threshold: float | None = None
     # a frame-started note also needs the onset head to have reached this within the
     # last frame_onset_support_ms (an onset too weak to trigger, not a held note's
@@ -198,7 +203,9 @@ class NoteDecoder:
             self._noisy_rise = np.float32(spec.noisy_onset_threshold - spec.onset_threshold)
         self._gate_thr = np.float32(spec.off_threshold)  # frame support an onset needs
         self._release = np.float32(spec.release_ratio or 0.0)
-        self._restrike_thr = np.float32(spec.restrike_threshold or 0.0)
+        rs = spec.onset_threshold if spec.restrike_threshold is None else spec.restrike_threshold
+        self._restrike_thr = np.float32(rs)
+        self._restrike_lower = np.float32(min(0.0, rs - spec.onset_threshold))  # a sounding key's trigger, under on_thr
         support = spec.frame_onset_support
         self._support_thr = np.float32(-np.inf if support is None else support)
         self._support_frames = _ms_to_frames(spec.frame_onset_support_ms, hop_s) if support is not None else None
@@ -272,10 +279,13 @@ class NoteDecoder:
 
     def _step(self, k: int, f: np.ndarray, o: np.ndarray, v: np.ndarray, out: list, on_thr: np.float32,
               frame_on_thr: np.float32, off: np.ndarray | None) -> None:
-        trig = self._armed & (o >= on_thr) & (o > self._prev_onset)
+        sounding = self._sounding
+        # a sounding key triggers restrike_threshold - onset_threshold under on_thr where that is
+        # negative (so it moves with the noise-adaptive onset threshold), else at on_thr
+        trig_thr = np.where(sounding, on_thr + self._restrike_lower, on_thr)
+        trig = self._armed & (o >= trig_thr) & (o > self._prev_onset)
         gate = f >= self._gate_thr
         age = k - self._on_frame
-        sounding = self._sounding
         in_gap = trig & sounding & (age < self._gap_frames)
         restrike = trig & sounding & ~in_gap & gate & (o >= self._restrike_thr)
         rise = (f >= frame_on_thr) & (self._prev_frame < frame_on_thr)

@@ -139,6 +139,24 @@ def test_restrike_threshold_applies_to_sounding_keys_only():
     assert [e.frame for e in run(frame, onset, spec=spec)[0] if e.on] == [3]
 
 
+def test_restrike_threshold_under_the_onset_threshold_lets_a_held_key_restrike_lower():
+    """onset_threshold 0.5, restrike_threshold 0.3: a held note's second onset peak of 0.4
+    re-strikes it (the key was let go and struck again under its ringing), where without
+    the setting it would not; a silent key's onset of 0.4 still starts nothing."""
+    frame, onset, _ = blank(40)
+    onset[2, KEY] = 0.9
+    onset[12, KEY] = 0.4
+    frame[2:30, KEY] = 0.9
+    spec = DecoderSpec(**{**SPEC.__dict__, "restrike_threshold": 0.3})
+    assert [e.frame for e in run(frame, onset)[0] if e.on] == [2]
+    assert summary(run(frame, onset, spec=spec)[0])[:3] == [(2, C4, True, 114), (12, C4, False, 0),
+                                                            (12, C4, True, 51)]
+    frame, onset, _ = blank(20)
+    onset[3, KEY] = 0.4
+    frame[3:10, KEY] = 0.9
+    assert [e.frame for e in run(frame, onset, spec=spec)[0] if e.on] == []
+
+
 def test_frame_started_note_needs_onset_support_when_asked():
     """With frame_onset_support 0.2, a frame-started note needs the onset head at
     0.2 or more within the last 50 ms (5 frames): an onset too weak to trigger

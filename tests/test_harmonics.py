@@ -10,7 +10,7 @@ import pytest
 
 from helpers import stream_predictions
 from rtpitch.frontend import FrontendSpec, mel_band_centres
-from train.harmonics import HARMONICS, harmonic_matrix, key_hz
+from train.harmonics import HARMONICS, HARMONICS_16, harmonic_matrix, key_hz
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = FrontendSpec(sample_rate=16000, n_fft=2048, window_fall=256, hop_length=160, n_mels=229,
@@ -42,6 +42,22 @@ def test_a4_fundamental_is_read_from_the_band_nearest_440_hz():
     peak = int(np.argmax(m[:, a4]))
     centres = mel_band_centres(SPEC)
     assert abs(centres[peak] - 440.0) <= np.max(np.diff(centres)[max(peak - 1, 0):peak + 1])
+
+
+def test_sixteen_harmonics_keep_the_eight_first_and_resolve_bass_keys_better():
+    """stream-keys-h16's stack: the eight harmonics stream-keys reads come first in each
+    key's columns (so a stream-keys run grows into it); A1 and A#1 read bands at least
+    three apart at their 15th harmonic, where their 2nd and 3rd share a band or its neighbour."""
+    m8, m16 = harmonic_matrix(SPEC), harmonic_matrix(SPEC, HARMONICS_16)
+    assert HARMONICS_16[:len(HARMONICS)] == HARMONICS and len(HARMONICS_16) == 16
+    np.testing.assert_array_equal(m16.reshape(229, 88, 16)[:, :, :8], m8.reshape(229, 88, 8))
+
+    def band(key, h):  # the band a key's harmonic reads most
+        return int(np.argmax(m16[:, key * 16 + HARMONICS_16.index(h)]))
+
+    a1, a_sharp1 = 12, 13  # 55 Hz, 58.3 Hz
+    assert band(a_sharp1, 2) - band(a1, 2) <= 1 and band(a_sharp1, 3) - band(a1, 3) <= 1
+    assert band(a_sharp1, 15) - band(a1, 15) >= 3
 
 
 # -- a stream-hs / stream-keys(-pedal) run: train/export.py, then rtpitch's step graph ------------------------

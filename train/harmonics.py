@@ -20,6 +20,12 @@ from rtpitch.events import LOWEST_MIDI, N_KEYS
 from rtpitch.frontend import FrontendSpec, _hz_to_mel, mel_band_centres
 
 HARMONICS = (0.5, 1, 2, 3, 4, 5, 6, 7)
+# and harmonics 8 .. 15 after them: a bass key's low harmonics fall where the mel
+# bands are 13 Hz apart (linear below 1 kHz), wider than a semitone below 220 Hz,
+# so neighbouring bass keys read nearly the same bands; its 8th to 15th harmonics
+# lie where the bands are a semitone or less apart. Appended, so a model on
+# HARMONICS grows into one on these with its old input channels first.
+HARMONICS_16 = HARMONICS + (8, 9, 10, 11, 12, 13, 14, 15)
 
 
 def key_hz(n_keys: int = N_KEYS, lowest: int = LOWEST_MIDI) -> np.ndarray:

@@ -9,7 +9,7 @@ best of those, one setting at a time, in two passes: ``onset_threshold``
 again (with the rules below on, the best one moves), ``frame_onset_threshold``
 (frame-started notes; None = off), ``release_ratio`` (a note ends when its
 frame activation falls below that fraction of its peak; None = off),
-``restrike_threshold`` (the onset a held note's re-strike needs) and
+``restrike_threshold`` (the onset a held note's re-strike needs, over or under the onset threshold) and
 ``frame_onset_support`` (the onset a frame-started note needs within
 ``frame_onset_support_ms``): the setting with the best mean of note
 onset F1 and frame F1 (not note-with-offset F1: docs/RESULTS.md, "Decoder
@@ -201,7 +201,7 @@ def main(argv=None):
     single = {"onset_threshold": [0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9],
               "frame_onset_threshold": [None, 0.5, 0.6, 0.7, 0.8, 0.9],
               "release_ratio": [None, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4],
-              "restrike_threshold": [None, 0.7, 0.75, 0.8, 0.85, 0.9],
+              "restrike_threshold": [None, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9],
               "frame_onset_support": [None, 0.05, 0.1, 0.15, 0.2, 0.3],
               "frame_onset_support_ms": [30.0, 50.0, 100.0]}
     grid.update(single)
