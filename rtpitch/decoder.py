@@ -34,13 +34,14 @@ Rules for key ``p`` at frame ``k`` (thresholds from :class:`DecoderSpec`):
   that note's on, with ``frame[k] >= off_threshold`` and, when
   ``restrike_threshold`` is set, ``onset[k] >=`` it: note-off then note-on at
   frame ``k`` (off first).  A sounding key's trigger threshold is the lower of
-  ``onset_threshold`` and ``restrike_threshold`` (a lower one raised with the noise
-  floor by as much as the onset threshold), so a threshold under the onset threshold lets a
-  re-struck key's weaker onset through: the key was let go under a ringing
-  note, and the frame head, still high, hid it.  A trigger inside the gap is
-  ignored; one under ``restrike_threshold`` leaves the key armed (the onset
-  may still rise past it).  (A held note's onset head wobbles when other
-  notes start, so a threshold over the onset threshold guards against that.)
+  ``onset_threshold`` and ``restrike_threshold`` (a lower one raised with the
+  noise floor by as much as the onset threshold), so a threshold under the onset
+  threshold lets a re-struck key's weaker onset through: the key was let go
+  under a ringing note, and the frame head, still high, hid it.  A trigger
+  inside the gap is ignored; one under ``restrike_threshold`` leaves the key
+  armed (the onset may still rise past it).  (A held note's onset head wobbles
+  when other notes start, so a threshold over the onset threshold guards
+  against that.)
 * **Note-off** (hysteresis): a note is *latched* once its frame activation has
   reached ``frame_threshold``; a latched note ends at the first frame with
   ``frame < off_threshold`` or, with ``release_ratio`` set, below that
