@@ -114,19 +114,28 @@ def _roll(notes: np.ndarray, n_frames: int) -> np.ndarray:
     return roll
 
 
+def _hz(midi):
+    return 440.0 * 2 ** ((midi - 69) / 12)
+
+
+def onset_matches(ref: np.ndarray, est: np.ndarray) -> list[tuple[int, int]]:
+    """(reference, estimate) index pairs of notes (onset s, offset s, key, velocity rows)
+    whose keys agree and onsets lie within 50 ms: mir_eval's matching for note onset F1."""
+    if not len(ref) or not len(est):
+        return []
+    return mir_eval.transcription.match_notes(ref[:, :2], _hz(ref[:, 2]), est[:, :2], _hz(est[:, 2]),
+                                              onset_tolerance=0.05, offset_ratio=None)
+
+
 def score(ref: np.ndarray, est: np.ndarray) -> dict:
     """mir_eval figures for one recording (dict of floats)."""
-    def hz(p):
-        return 440.0 * 2 ** ((p - 69) / 12)
-
-    ri, rp, rv = ref[:, :2], hz(ref[:, 2]), ref[:, 3]
-    ei, ep, ev = (est[:, :2], hz(est[:, 2]), est[:, 3]) if len(est) else (np.zeros((0, 2)), np.zeros(0), np.zeros(0))
+    ri, rp, rv = ref[:, :2], _hz(ref[:, 2]), ref[:, 3]
+    ei, ep, ev = (est[:, :2], _hz(est[:, 2]), est[:, 3]) if len(est) else (np.zeros((0, 2)), np.zeros(0), np.zeros(0))
     out = {}
     # note onset F1 as mir_eval's precision_recall_f1_overlap computes it, from one matching
     # that also gives how late the note-ons come (audio time: what the decoder adds to the latency)
     mir_eval.transcription.validate(ri, rp, ei, ep)
-    matched = mir_eval.transcription.match_notes(ri, rp, ei, ep, onset_tolerance=0.05, offset_ratio=None) \
-        if len(est) else []
+    matched = onset_matches(ref, est)
     p, r = (len(matched) / len(est), len(matched) / len(ref)) if len(est) else (0.0, 0.0)
     out.update(note_precision=p, note_recall=r, note_f1=mir_eval.util.f_measure(p, r))
     if matched:

@@ -24,13 +24,12 @@ import json
 import os
 from collections import Counter
 
-import mir_eval
 import numpy as np
 
 from rtpitch.backends import make_backend
 from rtpitch.errors import ConfigError
 from rtpitch.model import load_model_spec
-from train.evaluate import read_tsv, real_pairs, rendered_pairs
+from train.evaluate import onset_matches, read_tsv, real_pairs, rendered_pairs
 from train.tune_decoder import activations, decode
 
 NEAR_S = 0.15  # a note this close to one of the same key is a timing error
@@ -39,16 +38,9 @@ OVERTONES = (12, 19, 24, 28, 31)
 UNDERTONES = (-12, -19, -24)
 
 
-def _hz(midi):
-    return 440.0 * 2.0 ** ((np.asarray(midi, np.float64) - 69) / 12)
-
-
 def match(ref: np.ndarray, est: np.ndarray) -> tuple[set, set]:
-    """Indices of the matched (reference, estimate) notes: onsets within 50 ms, mir_eval's matching."""
-    if not len(ref) or not len(est):
-        return set(), set()
-    pairs = mir_eval.transcription.match_notes(ref[:, :2], _hz(ref[:, 2]), est[:, :2], _hz(est[:, 2]),
-                                               onset_tolerance=0.05, offset_ratio=None)
+    """Indices of the matched reference and estimated notes (train.evaluate.onset_matches)."""
+    pairs = onset_matches(ref, est)
     return {i for i, _ in pairs}, {j for _, j in pairs}
 
 

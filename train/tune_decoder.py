@@ -9,9 +9,10 @@ best of those, one setting at a time, in two passes: ``onset_threshold``
 again (with the rules below on, the best one moves), ``frame_onset_threshold``
 (frame-started notes; None = off), ``release_ratio`` (a note ends when its
 frame activation falls below that fraction of its peak; None = off),
-``restrike_threshold`` (the onset a held note's re-strike needs, over or under the onset threshold) and
-``frame_onset_support`` (the onset a frame-started note needs within
-``frame_onset_support_ms``): the setting with the best mean of note
+``restrike_threshold`` (the onset a held note's re-strike needs, over or
+under the onset threshold) and ``frame_onset_support`` (the onset a
+frame-started note needs within ``frame_onset_support_ms``): the setting
+with the best mean of note
 onset F1 and frame F1 (not note-with-offset F1: docs/RESULTS.md, "Decoder
 rules", says what adding it cost), among the settings whose note-ons lag the
 labels by at most ``--max-onset-lag-ms`` (median over matched notes: an onset
