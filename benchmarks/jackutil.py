@@ -595,6 +595,37 @@ class LiveTake:
         """rtpitch audio time (s since its sample 0) of signal time ``t_rec``."""
         return (self.frame_of(t_rec) - self.capture_frame) / self.sr
 
+    def heard_time(self, t_rec: float, heard: np.ndarray, played: np.ndarray, *, width: int = 2048,
+                   search_s: float = 1.0) -> float | None:
+        """rtpitch audio time of signal time ``t_rec`` found in the audio rtpitch
+        recorded (``--record-audio``: ``heard``, sample ``i`` at audio time ``i / sr``)
+        instead of through JACK's clock, for takes in which JACK lost cycles: where
+        the ``width`` samples of ``played`` from ``t_rec`` (or, if JACK lost some of
+        those, the ``width`` before it) appear in ``heard`` sample for sample, the
+        match closest to :meth:`rt_time` within ``search_s``. None when neither
+        stretch was heard whole."""
+        i = int(round(t_rec * self.sr))
+        near = int(round(self.rt_time(t_rec) * self.sr))
+        reach = int(round(search_s * self.sr))
+        for start in (i, i - width):
+            if start < 0 or start + width > played.shape[0]:
+                continue
+            seg = played[start:start + width]
+            nonzero = np.flatnonzero(seg)
+            if nonzero.size == 0:
+                continue
+            k = int(nonzero[0])  # candidates: where heard has seg's first non-zero sample
+            expect = near + start - i
+            lo, hi = max(0, expect - reach), min(heard.shape[0] - width, expect + reach)
+            if hi < lo:
+                continue
+            found = [c for c in np.flatnonzero(heard[lo + k:hi + k + 1] == seg[k]) + lo
+                     if np.array_equal(heard[c:c + width], seg)]
+            if found:
+                c = min(found, key=lambda c: abs(c - expect))
+                return (c + i - start) / self.sr
+        return None
+
     def skipped_frames(self) -> int:
         """Frames JACK skipped between the player's playback cycles (0 normally)."""
         return sum(b[1] - a[1] - (b[0] - a[0]) for a, b in zip(self.blocks, self.blocks[1:]))

@@ -131,7 +131,12 @@ def test_overload_drops_whole_blocks_counts_them_and_keeps_time(jack_server):
     """A real JACK stream into a tiny ring (20 ms) read by an engine that needs
     60 ms per hop: the callback keeps storing what fits and drops whole blocks,
     counted; the run loop sees every gap it reads across (Engine.skip), so the
-    audio clock at the end still matches the wall time the stream ran."""
+    audio clock at the end counts every sample the callback was given, to the
+    sample, and (when JACK delivered every cycle) matches the wall time the
+    stream ran. On a stalled machine JACK skips whole cycles for late clients
+    (PortAudio reports input overflows, not how many frames): those never reach
+    the callback, so the audio clock cannot count them and the wall-time check
+    is printed, not asserted."""
     import threading
 
     from rtpitch.engine import Engine
@@ -152,4 +157,14 @@ def test_overload_drops_whole_blocks_counts_them_and_keeps_time(jack_server):
     assert summary.overrun_samples % src.blocksize == 0  # whole blocks
     # every gap the reader crossed was skipped explicitly; drops after the last block read are not crossed
     assert 0 < engine.dropped_samples <= summary.overrun_samples
-    assert abs(summary.audio_s - wall) < 0.25, (summary.audio_s, wall)
+    left = 0  # stored after the last read
+    while (b := src.read(0.0)) is not None:
+        left += b.samples.shape[0]
+    delivered = src.callbacks * src.blocksize
+    # delivered = read + left + dropped; the engine's clock = read + the gaps it crossed
+    assert delivered == engine.position + left + (summary.overrun_samples - engine.dropped_samples), (
+        delivered, engine.position, left, summary.overrun_samples, engine.dropped_samples)
+    print(f"audio clock {summary.audio_s:.3f} s, wall {wall:.3f} s, "
+          f"JACK input overflows (cycles lost before the callback): {summary.input_overflows}")
+    if summary.input_overflows == 0:
+        assert abs(summary.audio_s - wall) < 0.25, (summary.audio_s, wall)
