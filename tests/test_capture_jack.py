@@ -158,14 +158,16 @@ def test_capture_keeps_up_while_another_thread_holds_the_gil(jack_server):
     print(f"callbacks {calls1 - calls0} in {t1 - t0:.3f} s (expected {expected:.1f}), "
           f"input_overflows {src.input_overflows} of {src.callbacks} callbacks, blocksize {block}")
     assert t1 - t0 > 2.5, t1 - t0  # the hog did hold the GIL
-    # within 5 % (at least 10 cycles): on a loaded machine a JACK cycle may run tens of ms late
+    # within 25 % (at least 10 cycles): on a loaded machine a JACK cycle may run tens of ms late
     # just when we look, and the dummy driver loses cycles to xruns (740 of 756 with 18 input
     # overflows on a loaded CI machine); a callback that waited for the GIL got ~1 %
-    tol = max(10.0, 0.05 * expected)
+    # (the CI machine that once lost 15 % of JACK's cycles in another test is why the bound is
+    # 25 %, still far from the 1 % of a callback that needs the GIL)
+    tol = max(10.0, 0.25 * expected)
     assert abs((calls1 - calls0) - expected) <= tol, (calls1 - calls0, expected, tol)
     # PortAudio flags every JACK server xrun: on a loaded machine some come whatever the callback
     # does (18 of 779 callbacks on that CI machine; the GIL-waiting callback: 3 of ~5)
-    assert src.input_overflows <= src.callbacks // 20, (src.input_overflows, src.callbacks)
+    assert src.input_overflows <= src.callbacks // 4, (src.input_overflows, src.callbacks)
     positions = [b.position for b in blocks]
     lengths = [len(b.samples) for b in blocks]
     assert positions[0] == 0 and positions == list(np.cumsum([0] + lengths[:-1])), positions  # contiguous
