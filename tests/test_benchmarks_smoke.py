@@ -52,6 +52,16 @@ def test_step_hop(tmp_path):
 
 
 @needs_model
+def test_test_tones(tmp_path):
+    out = tmp_path / "test_tones.json"
+    _run(["-m", "benchmarks.test_tones", "--models", MODEL, "--out", str(out)], timeout=120)
+    res = json.loads(out.read_text())["results"][MODEL]
+    assert len(res) == 5 and all(isinstance(v, list) for v in res.values())
+    # the decaying A4 with harmonics is the one signal close to a plucked string
+    assert "A4" in [name for _, name in res["A4 with 8 harmonics, decaying"]]
+
+
+@needs_model
 @pytest.mark.slow
 def test_accuracy_tiny(tmp_path):
     res = _run(["-m", "benchmarks.accuracy", "--tiny", "--model", MODEL, "--out-dir", str(tmp_path)], timeout=300)
