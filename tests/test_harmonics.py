@@ -10,7 +10,7 @@ import pytest
 
 from helpers import stream_predictions
 from rtpitch.frontend import FrontendSpec, mel_band_centres
-from train.harmonics import HARMONICS, HARMONICS_16, harmonic_matrix, key_hz
+from train.harmonics import HARMONICS, HARMONICS_16, HARMONICS_18, harmonic_matrix, key_hz
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = FrontendSpec(sample_rate=16000, n_fft=2048, window_fall=256, hop_length=160, n_mels=229,
@@ -58,6 +58,22 @@ def test_sixteen_harmonics_keep_the_eight_first_and_resolve_bass_keys_better():
     a1, a_sharp1 = 12, 13  # 55 Hz, 58.3 Hz
     assert band(a_sharp1, 2) - band(a1, 2) <= 1 and band(a_sharp1, 3) - band(a1, 3) <= 1
     assert band(a_sharp1, 15) - band(a1, 15) >= 3
+
+
+def test_sub_harmonics_come_last_and_read_the_key_an_octave_and_a_fifth_or_two_octaves_below():
+    """stream-keys-h18's stack: stream-keys-h16's sixteen columns first in each key's
+    (a stream-keys-h16 run grows into it); its 1/3 column reads where the key 19
+    semitones below reads its fundamental, its 1/4 column the key 24 below; keys whose
+    sub-harmonic falls under fmin read nothing there."""
+    m16, m18 = harmonic_matrix(SPEC, HARMONICS_16), harmonic_matrix(SPEC, HARMONICS_18)
+    assert HARMONICS_18[:16] == HARMONICS_16 and len(HARMONICS_18) == 18
+    np.testing.assert_array_equal(m18.reshape(229, 88, 18)[:, :, :16], m16.reshape(229, 88, 16))
+    c6 = 63  # 1046.5 Hz; 19 and 24 keys below: F4 (349.2 Hz, 1046.5 / 3 = 348.8) and C4
+    for h, below in ((1 / 3, 19), (1 / 4, 24)):
+        col = m18[:, c6 * 18 + HARMONICS_18.index(h)]
+        fundamental = m18[:, (c6 - below) * 18 + HARMONICS_18.index(1)]
+        assert int(np.argmax(col)) == int(np.argmax(fundamental)), h
+    assert not m18[:, 0 * 18 + 17].any()  # A0 / 4 = 6.9 Hz: under fmin
 
 
 # -- a stream-hs / stream-keys(-pedal) run: train/export.py, then rtpitch's step graph ------------------------

@@ -52,14 +52,16 @@ def test_stream_architectures_have_the_declared_widths_and_a_20_frame_view():
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     causal = got.pop("gru_causal")
     keys, wide, pedal = got.pop("stream-keys"), got.pop("stream-keys-wide"), got.pop("stream-keys-pedal")
-    rec, h16 = got.pop("stream-keys-rec"), got.pop("stream-keys-h16")
+    rec, h16, h18 = got.pop("stream-keys-rec"), got.pop("stream-keys-h16"), got.pop("stream-keys-h18")
     assert keys["params"] < 0.1 * got["stream"]["params"] and wide["params"] > 2.5 * keys["params"]
     # the pedal head: 1x1 conv (2 x 48 -> 32) on the pooled features, one 1x1 conv (32 -> 1) per lookahead
     assert pedal["params"] == keys["params"] + (2 * 48 + 1) * 32 + 33
     notes = [[f"{h}_la2", [1, 11, 88]] for h in ("frame", "offset", "onset", "velocity")]
     # 16 harmonics per key instead of 8: the first 3x3 convolution's 16 filters read 8 more input channels
     assert h16["params"] == keys["params"] + 3 * 3 * 8 * 16 and h16["outputs"] == notes
-    for k in (keys, wide, pedal, rec, h16):
+    # and the 1/3 and 1/4 sub-harmonics: 2 input channels more
+    assert h18["params"] == h16["params"] + 3 * 3 * 2 * 16 and h18["outputs"] == notes
+    for k in (keys, wide, pedal, rec, h16, h18):
         assert k["described"] and k["moved_keys"][0] == 0 and k["moved_keys"][1] < 88 - 1 - 20, k
     assert keys["outputs"] == wide["outputs"] == notes
     assert pedal["outputs"] == rec["outputs"] == sorted(notes + [["pedal_la2", [1, 11, 1]]])

@@ -26,6 +26,11 @@ HARMONICS = (0.5, 1, 2, 3, 4, 5, 6, 7)
 # lie where the bands are a semitone or less apart. Appended, so a model on
 # HARMONICS grows into one on these with its old input channels first.
 HARMONICS_16 = HARMONICS + (8, 9, 10, 11, 12, 13, 14, 15)
+# and the 1/3 and 1/4 sub-harmonics after those: a false note an octave and a fifth
+# or two octaves above a played key (at the played note's 3rd or 4th harmonic)
+# reads the played key's fundamental there, 19 or 24 keys below it: beyond the
+# +-16 keys that the convolutions over keys see. Appended, as above.
+HARMONICS_18 = HARMONICS_16 + (1 / 3, 1 / 4)
 
 
 def key_hz(n_keys: int = N_KEYS, lowest: int = LOWEST_MIDI) -> np.ndarray:

@@ -68,6 +68,10 @@ train/harmonics.py HARMONICS_16): a bass key's low harmonics fall where the mel
 bands are wider than a semitone, its higher ones where they are not. The new
 harmonics come after the old in the input channels, so grown from a
 stream-keys run (train.py --init-from) it starts out computing what it did.
+``stream-keys-h18``: stream-keys-h16 reading the 1/3 and 1/4 sub-harmonics of
+each key too (HARMONICS_18), where a played key lies when this key is its 3rd
+or 4th harmonic (overtones are the largest kind of false note); grown from a
+stream-keys-h16 run the same way.
 """
 
 from __future__ import annotations
@@ -80,7 +84,7 @@ from tensorflow.keras import layers
 from rtpitch.events import N_KEYS
 from rtpitch.frontend import FrontendSpec
 from rtpitch.model import head_units
-from train.harmonics import HARMONICS, HARMONICS_16, harmonic_matrix
+from train.harmonics import HARMONICS, HARMONICS_16, HARMONICS_18, harmonic_matrix
 from train.min_gru import MinGRU
 
 
@@ -140,30 +144,35 @@ HEADS = {"seed": ("frame", "onset", "velocity"), "stream": ("frame", "onset", "o
          "stream-keys-wide": ("frame", "onset", "offset", "velocity"),
          "stream-keys-pedal": ("frame", "onset", "offset", "velocity", "pedal"),
          "stream-keys-rec": ("frame", "onset", "offset", "velocity", "pedal"),
-         "stream-keys-h16": ("frame", "onset", "offset", "velocity")}
+         "stream-keys-h16": ("frame", "onset", "offset", "velocity"),
+         "stream-keys-h18": ("frame", "onset", "offset", "velocity")}
 STREAM_WIDTHS = {"stream": ((12, 12, 24, 32), 256), "stream-wide": ((16, 16, 32, 48), 320),
                  "stream-gru": ((12, 12, 24, 32), 256), "stream-hs": ((16, 16, 24, 32), 256)}  # channels, hidden
 RECURRENT_UNITS = {"stream-gru": 256}  # GRU after the trunk
 HARMONIC_INPUT = {"stream-hs", "stream-keys", "stream-keys-wide", "stream-keys-pedal", "stream-keys-rec",
-                  "stream-keys-h16"}  # harmonic stack instead of the mel image
+                  "stream-keys-h16", "stream-keys-h18"}  # harmonic stack instead of the mel image
 KEY_WIDTHS = {"stream-keys": ((16, 16, 24, 32), 32, 48),  # per-key archs: channels, key context, temporal
               "stream-keys-wide": ((16, 16, 32, 48), 64, 96),
               "stream-keys-pedal": ((16, 16, 24, 32), 32, 48),
               "stream-keys-rec": ((16, 16, 24, 32), 32, 48),
-              "stream-keys-h16": ((16, 16, 24, 32), 32, 48)}
-KEY_HARMONICS = {"stream-keys-h16": HARMONICS_16}  # harmonics read per key where not HARMONICS
+              "stream-keys-h16": ((16, 16, 24, 32), 32, 48),
+              "stream-keys-h18": ((16, 16, 24, 32), 32, 48)}
+KEY_HARMONICS = {"stream-keys-h16": HARMONICS_16,  # harmonics read per key where not HARMONICS
+                 "stream-keys-h18": HARMONICS_18}
 KEY_RECURRENT_UNITS = {"stream-keys-rec": 24}  # a MinGRU state per key (train/min_gru.py)
 PEDAL_POOLED = 32  # per-key archs' pedal head: 1x1 conv on the features pooled over keys
 
 
-def _per_key_description(channels, context: int, hidden: int, top: int = 7) -> str:
-    return (f"streaming CNN per key on a harmonic stack: log-mel at harmonics 0.5, 1..{top} of the 88 keys (fixed "
+def _per_key_description(channels, context: int, hidden: int, harmonics=HARMONICS) -> str:
+    subs = "".join(f", 1/{round(1 / h)}" for h in harmonics if h < 0.5)
+    return (f"streaming CNN per key on a harmonic stack: log-mel at harmonics 0.5, 1..{max(harmonics)}{subs} of the "
+            f"88 keys (fixed "
             f"MatMul), 4 3x3 conv over (time, key) ({', '.join(map(str, channels))} ch), conv over keys (13 taps, "
             f"dilation 2, {context} ch), per-key temporal conv k4 then k5 dilation 2 ({hidden} ch), 1x1 conv heads "
             f"frame/onset/offset/velocity")
 
 
-ARCHITECTURES.update({arch: _per_key_description(*widths, top=max(KEY_HARMONICS.get(arch, HARMONICS)))
+ARCHITECTURES.update({arch: _per_key_description(*widths, KEY_HARMONICS.get(arch, HARMONICS))
                       for arch, widths in KEY_WIDTHS.items()})
 ARCHITECTURES["stream-keys-pedal"] += f", pedal: mean and max over keys of the temporal features, 1x1 conv " \
                                       f"({PEDAL_POOLED} ch), sigmoid"
