@@ -42,16 +42,13 @@ def signals() -> dict[str, np.ndarray]:
     return {k: np.concatenate([v, np.zeros(SR // 2, np.float32)]) for k, v in sigs.items()}
 
 
-def note_name(pitch: int) -> str:
-    return ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"][pitch % 12] + str(pitch // 12 - 1)
-
-
 def main(argv=None) -> int:
     import soundfile as sf
 
     from rtpitch.backends import make_backend
     from rtpitch.model import load_model_spec
     from rtpitch.runner import transcribe_file
+    from rtpitch.sinks.terminal import note_name
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="stream,stream-fast,seed-cnn")

@@ -166,8 +166,7 @@ PEDAL_POOLED = 32  # per-key archs' pedal head: 1x1 conv on the features pooled 
 def _per_key_description(channels, context: int, hidden: int, harmonics=HARMONICS) -> str:
     subs = "".join(f", 1/{round(1 / h)}" for h in harmonics if h < 0.5)
     return (f"streaming CNN per key on a harmonic stack: log-mel at harmonics 0.5, 1..{max(harmonics)}{subs} of the "
-            f"88 keys (fixed "
-            f"MatMul), 4 3x3 conv over (time, key) ({', '.join(map(str, channels))} ch), conv over keys (13 taps, "
+            f"88 keys (fixed MatMul), 4 3x3 conv over (time, key) ({', '.join(map(str, channels))} ch), conv over keys (13 taps, "
             f"dilation 2, {context} ch), per-key temporal conv k4 then k5 dilation 2 ({hidden} ch), 1x1 conv heads "
             f"frame/onset/offset/velocity")
 
