@@ -66,3 +66,55 @@ def test_a_narrow_run_grown_wide_computes_the_same(tmp_path):
     assert {"conv3", "conv4", "keyctx", "tconv1", "tconv2", "onset_la2_per_key"} <= widened
     assert got["params"][1] > 2 * got["params"][0]
     assert got["spread"] > 1e-3 and got["diff"] < 1e-5
+
+
+_FROZEN_PROBE = """
+import json, sys
+import numpy as np
+from train.train import latest_weights, model_of_run, restore_weights
+src, head = sys.argv[1], sys.argv[2]
+a = model_of_run(src, 229)
+restore_weights(a, latest_weights(src))
+b1, b3 = model_of_run(head, 229), model_of_run(head, 229)
+restore_weights(b1, head + "/ckpt/ckpt-1")
+restore_weights(b3, head + "/ckpt/ckpt-3")
+x = np.random.default_rng(1).normal(-4.0, 2.0, (2, 45, 229)).astype(np.float32)
+ya, yb = a(x, training=False), b3(x, training=False)
+def moved(layer):
+    return any(not np.array_equal(u, v) for u, v in zip(layer.get_weights(), b3.get_layer(layer.name).get_weights()))
+print(json.dumps({"note_diff": max(float(np.abs(ya[k] - yb[k]).max()) for k in ya),
+                  "heads": sorted(yb), "moved": sorted(l.name for l in b1.layers if l.weights and moved(l)),
+                  "same_as_source": all(np.array_equal(u, v) for l in a.layers
+                                        for u, v in zip(l.get_weights(), b3.get_layer(l.name).get_weights()))}))
+"""
+
+
+def test_a_head_trained_alone_leaves_the_notes_as_they_were(tmp_path):
+    """train.py --init-from a stream-keys-h16 run with --train-only pedal: the pedal head
+    learns, every other weight (BatchNormalization's statistics too) stays the source
+    run's, so the notes of the exported model are exactly the source's."""
+    pytest.importorskip("tensorflow")
+
+    def run(*args):
+        proc = subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+                              timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc.stdout
+
+    run("-m", "tests.tiny_run", tmp_path, "--arch", "stream-keys-h16", "--lookaheads", "0,2")
+    rng = np.random.default_rng(0)
+    t = 300
+    for split in ("train", "val"):  # one labelled segment: random features, the pedal down in its second half
+        (tmp_path / "data" / split).mkdir()
+        labels = {k: (rng.random((t, 88)) < 0.05).astype(np.uint8) for k in ("frame", "onset", "offset")}
+        np.savez(tmp_path / "data" / split / "a.npz", mel=rng.normal(-5, 2, (t, 229)).astype(np.float16),
+                 velocity=labels["onset"] * 64, pedal=(np.arange(t) >= t // 2).astype(np.uint8), **labels)
+    out = run("-m", "train.train", "--data", tmp_path / "data", "--run", tmp_path / "pedal",
+              "--arch", "stream-keys-h16-pedal", "--lookaheads", "0,2", "--init-from", tmp_path / "run",
+              "--train-only", "pedal", "--max-steps", "3", "--batch", "2", "--seq", "40", "--lr", "1e-2",
+              "--ckpt-every", "1", "--eval-every", "100")
+    assert "training only pedal_hidden, pedal_la0_pooled, pedal_la2_pooled" in out
+    got = json.loads(run("-c", _FROZEN_PROBE, tmp_path / "run", tmp_path / "pedal").splitlines()[-1])
+    assert {"pedal_la0", "pedal_la2", "onset_la2"} <= set(got["heads"])
+    assert got["note_diff"] == 0.0 and got["same_as_source"]
+    assert set(got["moved"]) == {"pedal_hidden", "pedal_la0_pooled", "pedal_la2_pooled"}

@@ -72,6 +72,10 @@ stream-keys run (train.py --init-from) it starts out computing what it did.
 each key too (HARMONICS_18), where a played key lies when this key is its 3rd
 or 4th harmonic (overtones are the largest kind of false note); grown from a
 stream-keys-h16 run the same way.
+``stream-keys-h16-pedal``: stream-keys-h16 with stream-keys-pedal's pedal head;
+its other layers are stream-keys-h16's, so the head can be trained alone on a
+finished stream-keys-h16 run (train.py --init-from, --train-only pedal) and
+the notes stay exactly what they were.
 """
 
 from __future__ import annotations
@@ -145,20 +149,23 @@ HEADS = {"seed": ("frame", "onset", "velocity"), "stream": ("frame", "onset", "o
          "stream-keys-pedal": ("frame", "onset", "offset", "velocity", "pedal"),
          "stream-keys-rec": ("frame", "onset", "offset", "velocity", "pedal"),
          "stream-keys-h16": ("frame", "onset", "offset", "velocity"),
-         "stream-keys-h18": ("frame", "onset", "offset", "velocity")}
+         "stream-keys-h18": ("frame", "onset", "offset", "velocity"),
+         "stream-keys-h16-pedal": ("frame", "onset", "offset", "velocity", "pedal")}
 STREAM_WIDTHS = {"stream": ((12, 12, 24, 32), 256), "stream-wide": ((16, 16, 32, 48), 320),
                  "stream-gru": ((12, 12, 24, 32), 256), "stream-hs": ((16, 16, 24, 32), 256)}  # channels, hidden
 RECURRENT_UNITS = {"stream-gru": 256}  # GRU after the trunk
 HARMONIC_INPUT = {"stream-hs", "stream-keys", "stream-keys-wide", "stream-keys-pedal", "stream-keys-rec",
-                  "stream-keys-h16", "stream-keys-h18"}  # harmonic stack instead of the mel image
+                  "stream-keys-h16", "stream-keys-h18", "stream-keys-h16-pedal"}  # harmonic stack instead of the mel image
 KEY_WIDTHS = {"stream-keys": ((16, 16, 24, 32), 32, 48),  # per-key archs: channels, key context, temporal
               "stream-keys-wide": ((16, 16, 32, 48), 64, 96),
               "stream-keys-pedal": ((16, 16, 24, 32), 32, 48),
               "stream-keys-rec": ((16, 16, 24, 32), 32, 48),
               "stream-keys-h16": ((16, 16, 24, 32), 32, 48),
-              "stream-keys-h18": ((16, 16, 24, 32), 32, 48)}
+              "stream-keys-h18": ((16, 16, 24, 32), 32, 48),
+              "stream-keys-h16-pedal": ((16, 16, 24, 32), 32, 48)}
 KEY_HARMONICS = {"stream-keys-h16": HARMONICS_16,  # harmonics read per key where not HARMONICS
-                 "stream-keys-h18": HARMONICS_18}
+                 "stream-keys-h18": HARMONICS_18,
+                 "stream-keys-h16-pedal": HARMONICS_16}
 KEY_RECURRENT_UNITS = {"stream-keys-rec": 24}  # a MinGRU state per key (train/min_gru.py)
 PEDAL_POOLED = 32  # per-key archs' pedal head: 1x1 conv on the features pooled over keys
 
@@ -175,6 +182,8 @@ ARCHITECTURES.update({arch: _per_key_description(*widths, KEY_HARMONICS.get(arch
                       for arch, widths in KEY_WIDTHS.items()})
 ARCHITECTURES["stream-keys-pedal"] += f", pedal: mean and max over keys of the temporal features, 1x1 conv " \
                                       f"({PEDAL_POOLED} ch), sigmoid"
+ARCHITECTURES["stream-keys-h16-pedal"] = ARCHITECTURES["stream-keys-h16"] + ARCHITECTURES["stream-keys-pedal"][
+    len(ARCHITECTURES["stream-keys"]):]
 ARCHITECTURES["stream-keys-rec"] += f", pedal as stream-keys-pedal; a minimal GRU per key " \
                                     f"({KEY_RECURRENT_UNITS['stream-keys-rec']} units, gates from the input) " \
                                     f"whose state the heads see too"

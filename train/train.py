@@ -212,6 +212,10 @@ def main(argv=None):
                          "stream-keys: it starts out computing the same), and its input statistics")
     ap.add_argument("--freeze-bn", action="store_true",
                     help="BatchNormalization in inference mode, not trained (a run restored by train/from_onnx.py)")
+    ap.add_argument("--train-only", default=None, metavar="PREFIXES",
+                    help="train only the layers whose names start with one of these (comma-separated); the "
+                         "others are frozen, BatchNormalization in inference mode (a head added to a finished "
+                         "run: --train-only pedal)")
     ap.add_argument("--arch", default="seed", choices=sorted(HEADS), help="model (train/model.py)")
     ap.add_argument("--lookaheads", default=None,
                     help="stream: comma-separated lookaheads trained at once on one trunk (replaces --lookahead)")
@@ -252,6 +256,8 @@ def main(argv=None):
         for layer in model.layers:
             if isinstance(layer, tf.keras.layers.BatchNormalization):
                 layer.trainable = False
+    if args.train_only:
+        freeze_except(model, args.train_only.split(","))
     heads = HEADS[args.arch]
     groups = [(la, la) for la in multi] if multi else [(args.lookahead, None)]  # (lookahead, name key)
     targets = [(output_name(h, key), h, la) for la, key in groups for h in heads]
@@ -355,6 +361,16 @@ def validate(model, ema, segments, window: int, lookaheads) -> dict:
     raw = frame_f1(model, segments, window, lookaheads)
     with ema.swapped_in():
         return {**frame_f1(model, segments, window, lookaheads), "raw": raw}
+
+
+def freeze_except(model, prefixes: list[str]) -> None:
+    """Freeze every layer of ``model`` whose name starts with none of ``prefixes``."""
+    kept = [layer.name for layer in model.layers if layer.name.startswith(tuple(prefixes)) and layer.weights]
+    if not kept:
+        raise SystemExit(f"--train-only {','.join(prefixes)}: no layer with weights has such a name")
+    for layer in model.layers:
+        layer.trainable = layer.name in kept or not layer.weights
+    print(f"training only {', '.join(kept)}", flush=True)
 
 
 def init_from_run(model, run: str, n_mels: int, window: int) -> list[str]:
