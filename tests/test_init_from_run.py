@@ -113,8 +113,8 @@ def test_a_head_trained_alone_leaves_the_notes_as_they_were(tmp_path):
               "--arch", "stream-keys-h16-pedal", "--lookaheads", "0,2", "--init-from", tmp_path / "run",
               "--train-only", "pedal", "--max-steps", "3", "--batch", "2", "--seq", "40", "--lr", "1e-2",
               "--ckpt-every", "1", "--eval-every", "100")
-    assert "training only pedal_hidden, pedal_la0_pooled, pedal_la2_pooled" in out
+    assert "training only pedal_tconv1, pedal_tconv2, pedal_hidden, pedal_la0_pooled, pedal_la2_pooled" in out
     got = json.loads(run("-c", _FROZEN_PROBE, tmp_path / "run", tmp_path / "pedal").splitlines()[-1])
     assert {"pedal_la0", "pedal_la2", "onset_la2"} <= set(got["heads"])
     assert got["note_diff"] == 0.0 and got["same_as_source"]
-    assert set(got["moved"]) == {"pedal_hidden", "pedal_la0_pooled", "pedal_la2_pooled"}
+    assert set(got["moved"]) == {"pedal_tconv1", "pedal_tconv2", "pedal_hidden", "pedal_la0_pooled", "pedal_la2_pooled"}

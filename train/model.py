@@ -72,8 +72,13 @@ stream-keys run (train.py --init-from) it starts out computing what it did.
 each key too (HARMONICS_18), where a played key lies when this key is its 3rd
 or 4th harmonic (overtones are the largest kind of false note); grown from a
 stream-keys-h16 run the same way.
-``stream-keys-h16-pedal``: stream-keys-h16 with stream-keys-pedal's pedal head;
-its other layers are stream-keys-h16's, so the head can be trained alone on a
+``stream-keys-h16-pedal``: stream-keys-h16 with a pedal head that has its own
+per-key temporal convolutions (16 channels, kernel 4, then 5 with dilation 2)
+on the 3x3 convolutions' features: how a key's sound decays after its release
+(damped, or held by the pedal) is the pedal's clearest trace, and the notes'
+temporal features are not made to keep it. Their mean and max over the keys,
+with those of the notes' features, go to stream-keys-pedal's pooled head. Its
+other layers are stream-keys-h16's, so the head can be trained alone on a
 finished stream-keys-h16 run (train.py --init-from, --train-only pedal) and
 the notes stay exactly what they were.
 """
@@ -167,6 +172,7 @@ KEY_HARMONICS = {"stream-keys-h16": HARMONICS_16,  # harmonics read per key wher
                  "stream-keys-h18": HARMONICS_18,
                  "stream-keys-h16-pedal": HARMONICS_16}
 KEY_RECURRENT_UNITS = {"stream-keys-rec": 24}  # a MinGRU state per key (train/min_gru.py)
+PEDAL_BRANCH = {"stream-keys-h16-pedal": 16}  # channels of the pedal's own per-key temporal convolutions
 PEDAL_POOLED = 32  # per-key archs' pedal head: 1x1 conv on the features pooled over keys
 
 
@@ -182,8 +188,9 @@ ARCHITECTURES.update({arch: _per_key_description(*widths, KEY_HARMONICS.get(arch
                       for arch, widths in KEY_WIDTHS.items()})
 ARCHITECTURES["stream-keys-pedal"] += f", pedal: mean and max over keys of the temporal features, 1x1 conv " \
                                       f"({PEDAL_POOLED} ch), sigmoid"
-ARCHITECTURES["stream-keys-h16-pedal"] = ARCHITECTURES["stream-keys-h16"] + ARCHITECTURES["stream-keys-pedal"][
-    len(ARCHITECTURES["stream-keys"]):]
+ARCHITECTURES["stream-keys-h16-pedal"] = ARCHITECTURES["stream-keys-h16"] + \
+    f", pedal: its own per-key temporal conv k4 then k5 dilation 2 ({PEDAL_BRANCH['stream-keys-h16-pedal']} ch) " \
+    f"on the 3x3 conv features, mean and max over keys of both temporal features, 1x1 conv ({PEDAL_POOLED} ch), sigmoid"
 ARCHITECTURES["stream-keys-rec"] += f", pedal as stream-keys-pedal; a minimal GRU per key " \
                                     f"({KEY_RECURRENT_UNITS['stream-keys-rec']} units, gates from the input) " \
                                     f"whose state the heads see too"
@@ -218,7 +225,7 @@ def build_model(n_mels: int, window: int = 20, mean=None, std=None, arch: str = 
         channels, context, hidden = KEY_WIDTHS[arch]
         return build_key_cnn(n_mels, window, harmonic, channels=channels, context=context, hidden=hidden,
                              mean=mean, std=std, lookaheads=lookaheads, heads=HEADS[arch],
-                             recurrent=KEY_RECURRENT_UNITS.get(arch, 0))
+                             recurrent=KEY_RECURRENT_UNITS.get(arch, 0), pedal_branch=PEDAL_BRANCH.get(arch, 0))
     if arch in STREAM_WIDTHS:
         channels, hidden = STREAM_WIDTHS[arch]
         return build_stream_cnn(n_mels, window, channels=channels, hidden=hidden, mean=mean, std=std,
@@ -300,11 +307,13 @@ def build_stream_cnn(n_mels: int, window: int = 20, channels=(12, 12, 24, 32), h
 
 def build_key_cnn(n_mels: int, window: int, harmonic, channels=(16, 16, 24, 32), context: int = 32,
                   hidden: int = 48, dropout: float = 0.2, mean=None, std=None, lookaheads=None,
-                  heads=HEADS["stream-keys"], recurrent: int = 0) -> keras.Model:
+                  heads=HEADS["stream-keys"], recurrent: int = 0, pedal_branch: int = 0) -> keras.Model:
     """``stream-keys`` (module docstring): every layer after the 3x3 convolutions runs per
     key, its weights shared across keys; ``window`` must be 20. ``harmonic``: (n_mels, 88 * H).
-    ``recurrent``: units of a MinGRU per key whose state the heads see too (0: none)."""
+    ``recurrent``: units of a MinGRU per key whose state the heads see too (0: none).
+    ``pedal_branch``: channels of the pedal's own per-key temporal convolutions (0: none)."""
     mel, x = _stream_convs(n_mels, window, channels, mean, std, harmonic)          # (B, T-8, 88, C)
+    conv_features = x
     x = layers.ZeroPadding2D(((0, 0), (12, 12)), name="keyctx_pad")(x)
     x = layers.Conv2D(context, (1, 13), dilation_rate=(1, 2), padding="valid", name="keyctx")(x)
     x = layers.ReLU(name="keyctx_relu")(x)
@@ -315,7 +324,10 @@ def build_key_cnn(n_mels: int, window: int, harmonic, channels=(16, 16, 24, 32),
     parts = [x]
     if recurrent:  # causal: frame k's state has seen frames <= k; zero at the first output
         parts.append(MinGRU(recurrent, name="key_gru")(x))                          # (B, T-19, 88, recurrent)
-    pooled = _pool_keys(parts) if "pedal" in heads else None                       # (B, T-19, 1, 32)
+    pooled = None
+    if "pedal" in heads:
+        branch = [_pedal_branch(conv_features, pedal_branch)] if pedal_branch else []
+        pooled = _pool_keys(parts + branch)                                         # (B, T-19, 1, 32)
     x = layers.Concatenate(name="trunk_and_state")(parts) if recurrent else x
     x = layers.Dropout(dropout, name="dropout")(x)
     outputs = {}
@@ -329,6 +341,15 @@ def build_key_cnn(n_mels: int, window: int, harmonic, channels=(16, 16, 24, 32),
                 y = layers.Conv2D(1, 1, activation="sigmoid", dtype="float32", name=f"{n}_per_key")(x)
                 outputs[n] = layers.Reshape((-1, N_KEYS), dtype="float32", name=n)(y)  # (B, T-19, 88)
     return keras.Model(mel, outputs, name="key_cnn")
+
+
+def _pedal_branch(x, channels: int):
+    """(B, T, 88, C) -> (B, T-11, 88, channels): the pedal's own per-key temporal
+    convolutions, the notes' temporal shape (kernel 4, then 5 with dilation 2)."""
+    y = layers.Conv2D(channels, (4, 1), padding="valid", name="pedal_tconv1")(x)
+    y = layers.ReLU(name="pedal_tconv1_relu")(y)
+    y = layers.Conv2D(channels, (5, 1), dilation_rate=(2, 1), padding="valid", name="pedal_tconv2")(y)
+    return layers.ReLU(name="pedal_tconv2_relu")(y)
 
 
 def _pool_keys(parts):
