@@ -160,7 +160,8 @@ STREAM_WIDTHS = {"stream": ((12, 12, 24, 32), 256), "stream-wide": ((16, 16, 32,
                  "stream-gru": ((12, 12, 24, 32), 256), "stream-hs": ((16, 16, 24, 32), 256)}  # channels, hidden
 RECURRENT_UNITS = {"stream-gru": 256}  # GRU after the trunk
 HARMONIC_INPUT = {"stream-hs", "stream-keys", "stream-keys-wide", "stream-keys-pedal", "stream-keys-rec",
-                  "stream-keys-h16", "stream-keys-h18", "stream-keys-h16-pedal"}  # harmonic stack instead of the mel image
+                  "stream-keys-h16", "stream-keys-h18",
+                  "stream-keys-h16-pedal"}  # harmonic stack instead of the mel image
 KEY_WIDTHS = {"stream-keys": ((16, 16, 24, 32), 32, 48),  # per-key archs: channels, key context, temporal
               "stream-keys-wide": ((16, 16, 32, 48), 64, 96),
               "stream-keys-pedal": ((16, 16, 24, 32), 32, 48),
