@@ -183,7 +183,7 @@ def test_recurrent_flag_and_step_graph_must_agree(tmp_path):
     assert load_model_spec("stream").recurrent is False
 
 
-# -- a stream-gru / stream-keys-rec run: train/export.py, then rtpitch ----------------------------------
+# -- a stream-gru / stream-keys-rec / stream-keys-h16-pedal-rec run: train/export.py, then rtpitch ---------
 
 
 def _run(*args):
@@ -192,7 +192,9 @@ def _run(*args):
     return proc
 
 
-STATE_SHAPES = {"stream-gru": [1, 1, 256], "stream-keys-rec": [1, 88, 24]}  # a GRU; a MinGRU per key
+# a GRU; a MinGRU per key; a MinGRU in the pedal head
+STATE_SHAPES = {"stream-gru": [1, 1, 256], "stream-keys-rec": [1, 88, 24], "stream-keys-h16-pedal-rec": [1, 1, 16]}
+STATEFUL_HEAD = {"stream-gru": "frame", "stream-keys-rec": "frame", "stream-keys-h16-pedal-rec": "pedal"}
 
 
 @pytest.fixture(scope="module", params=sorted(STATE_SHAPES))
@@ -218,7 +220,8 @@ def test_exported_gru_step_graph_equals_keras_over_the_whole_stream(gru_models, 
     path = gru_models / "models" / f"gru-la{lookahead}.json"
     meta = json.loads(path.read_text())
     assert meta["recurrent"] is True and meta["window"]["lookahead_frames"] == lookahead
-    shape = STATE_SHAPES[(gru_models / "arch").read_text()]
+    arch = (gru_models / "arch").read_text()
+    shape = STATE_SHAPES[arch]
     assert meta["streaming"]["caches"][-1] == {"input": "state0", "output": "state0_out", "shape": shape,
                                                "recurrent": True}
     assert meta["streaming"]["parity_max_abs_diff"] <= 1e-4
@@ -250,7 +253,8 @@ def test_exported_gru_step_graph_equals_keras_over_the_whole_stream(gru_models, 
     stepper = be.make_stepper()
     stepper.zero_recurrent = lambda: None
     stale = stream_predictions(StepPredictor(stepper, spec), chunks)
-    assert np.abs(stale["frame"] - want["frame"]).max() > 5e-3
+    head = STATEFUL_HEAD[arch]
+    assert np.abs(stale[head] - want[head]).max() > 5e-3
     with pytest.raises(ConfigError, match="recurrent"):
         make_predictor(be, spec, step=False)
 

@@ -68,6 +68,13 @@ def main(argv=None):
                 kernel = layer.kernel.numpy()
                 kernel[..., trunk:, :] *= 4.0
                 layer.kernel.assign(kernel)
+    if any(layer.name == "pedal_gru" for layer in model.layers):  # the same for the pedal's state
+        pooled = model.get_layer("pedal_gru").input.shape[-1]
+        for layer in model.layers:
+            if layer.name.startswith("pedal_la") and layer.name.endswith("_pooled"):
+                kernel = layer.kernel.numpy()
+                kernel[..., pooled:, :] *= 4.0
+                layer.kernel.assign(kernel)
     manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), str(run / "ckpt"), max_to_keep=1)
     manager.save()
     recipe = {"from_step": 0, "data": str(data), "window": window, "lookahead": lookaheads[-1],

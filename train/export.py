@@ -14,8 +14,9 @@ the frontend from the data it trained on; ``--lookahead`` picks the heads of a
 multi-lookahead run, and ``--frontend`` / ``--arch`` given anyway must match.
 
 A recurrent model (stream-gru: a GRU over the trunk's per-hop features;
-stream-keys-rec: a MinGRU per key) is written with an ONNX ``GRU`` node
-(:func:`export_recurrent_onnx`, :func:`export_key_recurrent_onnx`); its window
+stream-keys-rec: a MinGRU per key; stream-keys-h16-pedal-rec: a MinGRU in the
+pedal head) is written with an ONNX ``GRU`` node (:func:`export_recurrent_onnx`,
+:func:`export_key_recurrent_onnx`, :func:`export_pedal_recurrent_onnx`); its window
 graph runs a whole sequence (the state starts at zero at its first output), so
 rtpitch serves it only through its step graph, which carries the GRU's state
 from hop to hop: export makes that too (train/step_graph.py), and the JSON says
@@ -37,7 +38,8 @@ import tf2onnx
 from rtpitch.events import N_KEYS
 from rtpitch.latency import model_budget
 from rtpitch.model import MODELS_DIR, load_model_spec
-from train.model import ARCHITECTURES, HEADS, KEY_RECURRENT_UNITS, RECURRENT_UNITS, build_model, output_name
+from train.model import (ARCHITECTURES, HEADS, KEY_RECURRENT_UNITS, PEDAL_RECURRENT_UNITS, RECURRENT_UNITS, build_model,
+                         output_name)
 from train.run_info import run_frontend, run_parameters
 from train.train import latest_weights
 from train.step_graph import write_step_graph
@@ -88,9 +90,13 @@ def export_onnx(model, n_mels: int, path: str, heads: dict) -> None:
     """Only ``heads`` go in: ONNX output name -> the Keras output it is (the heads of
     one lookahead: train/model.py output_name).
     A model with a GRU (stream-gru) goes through :func:`export_recurrent_onnx`, one
-    with a MinGRU per key (stream-keys-rec) through :func:`export_key_recurrent_onnx`."""
+    with a MinGRU per key (stream-keys-rec) through :func:`export_key_recurrent_onnx`, one
+    with a MinGRU in the pedal head through :func:`export_pedal_recurrent_onnx`."""
     if any(layer.name == "key_gru" for layer in model.layers):
         export_key_recurrent_onnx(model, n_mels, path, heads)
+        return
+    if any(layer.name == "pedal_gru" for layer in model.layers):
+        export_pedal_recurrent_onnx(model, n_mels, path, heads)
         return
     if any(layer.name == "gru" for layer in model.layers):
         export_recurrent_onnx(model, n_mels, path, heads)
@@ -150,20 +156,13 @@ def export_key_recurrent_onnx(model, n_mels: int, path: str, heads: dict) -> Non
     (train/min_gru.py) as one ONNX ``GRU`` whose batch is the 88 keys of each row,
     with zero recurrent weights, and the heads as MatMul + Add + Sigmoid over
     [features, state] (the pedal's on their mean and max over the keys), from the
-    Keras weights. ONNX's GRU gates are z, r, h; the reset gate r has no recurrent
-    weights to act on, so its weights are zero too."""
+    Keras weights."""
     from onnx import TensorProto, helper
 
     rec = model.get_layer("key_gru")
     m, trunk = _trunk_onnx(model, rec, n_mels)
-    gate_kernel, gate_bias, kernel, bias = (w.astype(np.float32) for w in rec.get_weights())
-    c, units = kernel.shape
-    zero_w, zero_b = np.zeros((units, c), np.float32), np.zeros(units, np.float32)
+    c, units = rec.get_weights()[2].shape  # kernel (C, H)
     inits = {
-        "kgru_W": np.concatenate([gate_kernel.T, zero_w, kernel.T])[None],                   # (1, 3H, C)
-        "kgru_R": np.zeros((1, 3 * units, units), np.float32),
-        "kgru_B": np.concatenate([gate_bias, zero_b, bias, zero_b, zero_b, zero_b])[None],  # (1, 6H)
-        "kgru_axis1": np.array([1], np.int64),
         "kgru_rows": np.array([0, -1, c], np.int64),
         "kgru_keys": np.array([0, -1, N_KEYS, units], np.int64),
         "per_key": np.array([0, 0, N_KEYS], np.int64),
@@ -171,9 +170,9 @@ def export_key_recurrent_onnx(model, n_mels: int, path: str, heads: dict) -> Non
     nodes = [
         helper.make_node("Transpose", [trunk], ["kgru_tb"], perm=[1, 0, 2, 3], name="kgru_tb"),   # (T, B, 88, C)
         helper.make_node("Reshape", ["kgru_tb", "kgru_rows"], ["kgru_x"], name="kgru_x"),        # (T, B*88, C)
-        helper.make_node("GRU", ["kgru_x", "kgru_W", "kgru_R", "kgru_B"], ["kgru_y"], name="key_gru",
-                         hidden_size=int(units), linear_before_reset=1),                       # (T, 1, B*88, H)
-        helper.make_node("Squeeze", ["kgru_y", "kgru_axis1"], ["kgru_seq"], name="kgru_squeeze"),
+    ]
+    _min_gru_onnx(rec, "kgru_x", "kgru_seq", inits, nodes)                                      # (T, B*88, H)
+    nodes += [
         helper.make_node("Reshape", ["kgru_seq", "kgru_keys"], ["kgru_tbkh"], name="kgru_keys"),  # (T, B, 88, H)
         helper.make_node("Transpose", ["kgru_tbkh"], ["key_state"], perm=[1, 0, 2, 3], name="key_state"),
         # as train/model.py concatenates them (the check against Keras below catches any other order)
@@ -201,6 +200,64 @@ def export_key_recurrent_onnx(model, n_mels: int, path: str, heads: dict) -> Non
             nodes.append(helper.make_node("Reshape", [f"{h}_per_key", "per_key"], [h], name=f"{h}_reshape"))
             units_out = N_KEYS
         m.graph.output.append(helper.make_tensor_value_info(h, TensorProto.FLOAT, ["batch", "frames", units_out]))
+    _save_with(m, inits, nodes, path)
+
+
+def _min_gru_onnx(layer, x: str, out: str, inits: dict, nodes: list) -> None:
+    """A MinGRU (train/min_gru.py) over ``x`` (T, batch, C) as one ONNX ``GRU`` with zero
+    recurrent weights (ONNX's gates z, r, h; r has nothing to act on, so its weights are
+    zero too); ``out`` (T, batch, H). Appended to ``inits`` and ``nodes``."""
+    from onnx import helper
+
+    name = layer.name
+    gate_kernel, gate_bias, kernel, bias = (w.astype(np.float32) for w in layer.get_weights())
+    c, units = kernel.shape
+    zero_w, zero_b = np.zeros((units, c), np.float32), np.zeros(units, np.float32)
+    inits.update({
+        f"{name}_W": np.concatenate([gate_kernel.T, zero_w, kernel.T])[None],                   # (1, 3H, C)
+        f"{name}_R": np.zeros((1, 3 * units, units), np.float32),
+        f"{name}_B": np.concatenate([gate_bias, zero_b, bias, zero_b, zero_b, zero_b])[None],  # (1, 6H)
+        f"{name}_axis1": np.array([1], np.int64),
+    })
+    nodes += [helper.make_node("GRU", [x, f"{name}_W", f"{name}_R", f"{name}_B"], [f"{name}_y"], name=name,
+                               hidden_size=int(units), linear_before_reset=1),                 # (T, 1, batch, H)
+              helper.make_node("Squeeze", [f"{name}_y", f"{name}_axis1"], [out], name=f"{name}_squeeze")]
+
+
+def export_pedal_recurrent_onnx(model, n_mels: int, path: str, heads: dict) -> None:
+    """stream-keys-h16-pedal-rec: the note heads and the pooled pedal features
+    (B, T, 32) by tf2onnx, then the pedal's MinGRU as one ONNX ``GRU`` (batch: the
+    rows; :func:`_min_gru_onnx`) and the pedal head as MatMul + Add + Sigmoid over
+    [pooled, state], from the Keras weights."""
+    from onnx import TensorProto, helper
+
+    gru = model.get_layer("pedal_gru")
+    notes = {h: k for h, k in heads.items() if h != "pedal"}
+    inner = tf.keras.Model(model.input, {**{k: model.get_layer(k).output for k in notes.values()},
+                                         "pedal_pooled": gru.input})
+
+    @tf.function(input_signature=[tf.TensorSpec((None, None, n_mels), tf.float32, name="mel")])
+    def serve(mel):
+        out = inner(mel, training=False)
+        pooled = tf.cast(out["pedal_pooled"][:, :, 0, :], tf.float32)                  # (B, T, 32)
+        return {**{h: tf.identity(out[k], name=h) for h, k in notes.items()},
+                "pedal_pooled": tf.identity(pooled, name="pedal_pooled")}
+
+    m, _ = tf2onnx.convert.from_function(serve, input_signature=serve.input_signature, opset=17)
+    kept = [o for o in m.graph.output if o.name != "pedal_pooled"]
+    (pooled,) = [o.name for o in m.graph.output if o.name == "pedal_pooled"]
+    del m.graph.output[:]
+    m.graph.output.extend(kept)
+    inits, nodes = {}, [helper.make_node("Transpose", [pooled], ["pedal_gru_x"], perm=[1, 0, 2],
+                                         name="pedal_gru_x")]                                  # (T, B, 32)
+    _min_gru_onnx(gru, "pedal_gru_x", "pedal_gru_tbh", inits, nodes)
+    nodes += [helper.make_node("Transpose", ["pedal_gru_tbh"], ["pedal_state"], perm=[1, 0, 2], name="pedal_state"),
+              # as train/model.py concatenates them (the check against Keras catches any other order)
+              helper.make_node("Concat", [pooled, "pedal_state"], ["pedal_and_state"], axis=2,
+                               name="pedal_and_state")]
+    w, b = model.get_layer(f"{heads['pedal']}_pooled").get_weights()  # kernel (1, 1, in, 1)
+    _dense("pedal", "pedal_and_state", "pedal", w[0, 0], b, "Sigmoid", inits, nodes)
+    m.graph.output.append(helper.make_tensor_value_info("pedal", TensorProto.FLOAT, ["batch", "frames", 1]))
     _save_with(m, inits, nodes, path)
 
 
@@ -299,7 +356,7 @@ def main(argv=None):
     n_mels = frontend["n_mels"]
     key = lookahead if multi else None
     heads = {h: output_name(h, key) for h in HEADS[arch]}  # ONNX output -> Keras output
-    recurrent = arch in RECURRENT_UNITS or arch in KEY_RECURRENT_UNITS
+    recurrent = arch in RECURRENT_UNITS or arch in KEY_RECURRENT_UNITS or arch in PEDAL_RECURRENT_UNITS
     model, ckpt = restore(args.run, n_mels, window, arch, multi, frontend)
     os.makedirs(args.models, exist_ok=True)
     onnx_path = os.path.join(args.models, f"{args.name}.onnx")

@@ -81,6 +81,13 @@ with those of the notes' features, go to stream-keys-pedal's pooled head. Its
 other layers are stream-keys-h16's, so the head can be trained alone on a
 finished stream-keys-h16 run (train.py --init-from, --train-only pedal) and
 the notes stay exactly what they were.
+``stream-keys-h16-pedal-rec``: stream-keys-h16-pedal whose pedal head carries a
+state from hop to hop: a minimal GRU (16 units, train/min_gru.py) over the
+pooled pedal features, the head seeing both. Whether the pedal is down while
+no key is released (nothing damped or held to hear) is known only from the
+last evidence, often older than the 20-frame window. Started from a
+stream-keys-h16-pedal run, the head's kernel widens with zeros for the state
+(train.py --init-from); served only through its step graph.
 """
 
 from __future__ import annotations
@@ -155,25 +162,30 @@ HEADS = {"seed": ("frame", "onset", "velocity"), "stream": ("frame", "onset", "o
          "stream-keys-rec": ("frame", "onset", "offset", "velocity", "pedal"),
          "stream-keys-h16": ("frame", "onset", "offset", "velocity"),
          "stream-keys-h18": ("frame", "onset", "offset", "velocity"),
-         "stream-keys-h16-pedal": ("frame", "onset", "offset", "velocity", "pedal")}
+         "stream-keys-h16-pedal": ("frame", "onset", "offset", "velocity", "pedal"),
+         "stream-keys-h16-pedal-rec": ("frame", "onset", "offset", "velocity", "pedal")}
 STREAM_WIDTHS = {"stream": ((12, 12, 24, 32), 256), "stream-wide": ((16, 16, 32, 48), 320),
                  "stream-gru": ((12, 12, 24, 32), 256), "stream-hs": ((16, 16, 24, 32), 256)}  # channels, hidden
 RECURRENT_UNITS = {"stream-gru": 256}  # GRU after the trunk
 HARMONIC_INPUT = {"stream-hs", "stream-keys", "stream-keys-wide", "stream-keys-pedal", "stream-keys-rec",
                   "stream-keys-h16", "stream-keys-h18",
-                  "stream-keys-h16-pedal"}  # harmonic stack instead of the mel image
+                  "stream-keys-h16-pedal", "stream-keys-h16-pedal-rec"}  # harmonic stack instead of the mel image
 KEY_WIDTHS = {"stream-keys": ((16, 16, 24, 32), 32, 48),  # per-key archs: channels, key context, temporal
               "stream-keys-wide": ((16, 16, 32, 48), 64, 96),
               "stream-keys-pedal": ((16, 16, 24, 32), 32, 48),
               "stream-keys-rec": ((16, 16, 24, 32), 32, 48),
               "stream-keys-h16": ((16, 16, 24, 32), 32, 48),
               "stream-keys-h18": ((16, 16, 24, 32), 32, 48),
-              "stream-keys-h16-pedal": ((16, 16, 24, 32), 32, 48)}
+              "stream-keys-h16-pedal": ((16, 16, 24, 32), 32, 48),
+              "stream-keys-h16-pedal-rec": ((16, 16, 24, 32), 32, 48)}
 KEY_HARMONICS = {"stream-keys-h16": HARMONICS_16,  # harmonics read per key where not HARMONICS
                  "stream-keys-h18": HARMONICS_18,
-                 "stream-keys-h16-pedal": HARMONICS_16}
+                 "stream-keys-h16-pedal": HARMONICS_16,
+                 "stream-keys-h16-pedal-rec": HARMONICS_16}
 KEY_RECURRENT_UNITS = {"stream-keys-rec": 24}  # a MinGRU state per key (train/min_gru.py)
-PEDAL_BRANCH = {"stream-keys-h16-pedal": 16}  # channels of the pedal's own per-key temporal convolutions
+PEDAL_BRANCH = {"stream-keys-h16-pedal": 16,  # channels of the pedal's own per-key temporal convolutions
+                "stream-keys-h16-pedal-rec": 16}
+PEDAL_RECURRENT_UNITS = {"stream-keys-h16-pedal-rec": 16}  # a MinGRU over the pooled pedal features
 PEDAL_POOLED = 32  # per-key archs' pedal head: 1x1 conv on the features pooled over keys
 
 
@@ -192,6 +204,9 @@ ARCHITECTURES["stream-keys-pedal"] += f", pedal: mean and max over keys of the t
 ARCHITECTURES["stream-keys-h16-pedal"] = ARCHITECTURES["stream-keys-h16"] + \
     f", pedal: its own per-key temporal conv k4 then k5 dilation 2 ({PEDAL_BRANCH['stream-keys-h16-pedal']} ch) " \
     f"on the 3x3 conv features, mean and max over keys of both temporal features, 1x1 conv ({PEDAL_POOLED} ch), sigmoid"
+ARCHITECTURES["stream-keys-h16-pedal-rec"] = ARCHITECTURES["stream-keys-h16-pedal"].removesuffix(", sigmoid") + \
+    f", a minimal GRU ({PEDAL_RECURRENT_UNITS['stream-keys-h16-pedal-rec']} units, gates from the input) over it, " \
+    f"sigmoid over both"
 ARCHITECTURES["stream-keys-rec"] += f", pedal as stream-keys-pedal; a minimal GRU per key " \
                                     f"({KEY_RECURRENT_UNITS['stream-keys-rec']} units, gates from the input) " \
                                     f"whose state the heads see too"
@@ -226,7 +241,8 @@ def build_model(n_mels: int, window: int = 20, mean=None, std=None, arch: str = 
         channels, context, hidden = KEY_WIDTHS[arch]
         return build_key_cnn(n_mels, window, harmonic, channels=channels, context=context, hidden=hidden,
                              mean=mean, std=std, lookaheads=lookaheads, heads=HEADS[arch],
-                             recurrent=KEY_RECURRENT_UNITS.get(arch, 0), pedal_branch=PEDAL_BRANCH.get(arch, 0))
+                             recurrent=KEY_RECURRENT_UNITS.get(arch, 0), pedal_branch=PEDAL_BRANCH.get(arch, 0),
+                             pedal_recurrent=PEDAL_RECURRENT_UNITS.get(arch, 0))
     if arch in STREAM_WIDTHS:
         channels, hidden = STREAM_WIDTHS[arch]
         return build_stream_cnn(n_mels, window, channels=channels, hidden=hidden, mean=mean, std=std,
@@ -308,11 +324,13 @@ def build_stream_cnn(n_mels: int, window: int = 20, channels=(12, 12, 24, 32), h
 
 def build_key_cnn(n_mels: int, window: int, harmonic, channels=(16, 16, 24, 32), context: int = 32,
                   hidden: int = 48, dropout: float = 0.2, mean=None, std=None, lookaheads=None,
-                  heads=HEADS["stream-keys"], recurrent: int = 0, pedal_branch: int = 0) -> keras.Model:
+                  heads=HEADS["stream-keys"], recurrent: int = 0, pedal_branch: int = 0,
+                  pedal_recurrent: int = 0) -> keras.Model:
     """``stream-keys`` (module docstring): every layer after the 3x3 convolutions runs per
     key, its weights shared across keys; ``window`` must be 20. ``harmonic``: (n_mels, 88 * H).
     ``recurrent``: units of a MinGRU per key whose state the heads see too (0: none).
-    ``pedal_branch``: channels of the pedal's own per-key temporal convolutions (0: none)."""
+    ``pedal_branch``: channels of the pedal's own per-key temporal convolutions (0: none).
+    ``pedal_recurrent``: units of a MinGRU over the pooled pedal features (0: none)."""
     mel, x = _stream_convs(n_mels, window, channels, mean, std, harmonic)          # (B, T-8, 88, C)
     conv_features = x
     x = layers.ZeroPadding2D(((0, 0), (12, 12)), name="keyctx_pad")(x)
@@ -329,6 +347,9 @@ def build_key_cnn(n_mels: int, window: int, harmonic, channels=(16, 16, 24, 32),
     if "pedal" in heads:
         branch = [_pedal_branch(conv_features, pedal_branch)] if pedal_branch else []
         pooled = _pool_keys(parts + branch)                                         # (B, T-19, 1, 32)
+        if pedal_recurrent:  # causal, zero at the first output, as the per-key state
+            state = MinGRU(pedal_recurrent, name="pedal_gru")(pooled)                 # (B, T-19, 1, units)
+            pooled = layers.Concatenate(name="pedal_and_state")([pooled, state])
     x = layers.Concatenate(name="trunk_and_state")(parts) if recurrent else x
     x = layers.Dropout(dropout, name="dropout")(x)
     outputs = {}
