@@ -53,6 +53,7 @@ def test_stream_architectures_have_the_declared_widths_and_a_20_frame_view():
     causal = got.pop("gru_causal")
     keys, wide, pedal = got.pop("stream-keys"), got.pop("stream-keys-wide"), got.pop("stream-keys-pedal")
     rec, h16, h18 = got.pop("stream-keys-rec"), got.pop("stream-keys-h16"), got.pop("stream-keys-h18")
+    h16_pedal, h16_pedal_rec = got.pop("stream-keys-h16-pedal"), got.pop("stream-keys-h16-pedal-rec")
     assert keys["params"] < 0.1 * got["stream"]["params"] and wide["params"] > 2.5 * keys["params"]
     # the pedal head: 1x1 conv (2 x 48 -> 32) on the pooled features, one 1x1 conv (32 -> 1) per lookahead
     assert pedal["params"] == keys["params"] + (2 * 48 + 1) * 32 + 33
@@ -61,10 +62,16 @@ def test_stream_architectures_have_the_declared_widths_and_a_20_frame_view():
     assert h16["params"] == keys["params"] + 3 * 3 * 8 * 16 and h16["outputs"] == notes
     # and the 1/3 and 1/4 sub-harmonics: 2 input channels more
     assert h18["params"] == h16["params"] + 3 * 3 * 2 * 16 and h18["outputs"] == notes
-    for k in (keys, wide, pedal, rec, h16, h18):
+    # the pedal's own temporal convolutions (32 -> 16, k4; 16 -> 16, k5), pooled with the notes' features
+    branch = 4 * 32 * 16 + 16 + 5 * 16 * 16 + 16
+    assert h16_pedal["params"] == h16["params"] + branch + (2 * 48 + 2 * 16 + 1) * 32 + 33
+    # and a MinGRU over the pooled features (32 -> 16: two kernels and biases), which the head sees too
+    assert h16_pedal_rec["params"] == h16_pedal["params"] + 2 * (32 * 16 + 16) + 16
+    for k in (keys, wide, pedal, rec, h16, h18, h16_pedal, h16_pedal_rec):
         assert k["described"] and k["moved_keys"][0] == 0 and k["moved_keys"][1] < 88 - 1 - 20, k
     assert keys["outputs"] == wide["outputs"] == notes
-    assert pedal["outputs"] == rec["outputs"] == sorted(notes + [["pedal_la2", [1, 11, 1]]])
+    assert pedal["outputs"] == rec["outputs"] == h16_pedal["outputs"] == h16_pedal_rec["outputs"] == \
+        sorted(notes + [["pedal_la2", [1, 11, 1]]])
     # the MinGRU (48 -> 24: two kernels and biases); each per-key head and the pedal's pooling see its state too
     assert rec["params"] == pedal["params"] + 2 * (48 * 24 + 24) + 4 * 24 + 2 * 24 * 32
     assert set(got) == {"stream", "stream-wide", "stream-gru", "stream-hs"}
