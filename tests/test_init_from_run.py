@@ -114,6 +114,9 @@ def test_a_head_trained_alone_leaves_the_notes_as_they_were(tmp_path):
               "--train-only", "pedal", "--max-steps", "3", "--batch", "2", "--seq", "40", "--lr", "1e-2",
               "--ckpt-every", "1", "--eval-every", "100")
     assert "training only pedal_tconv1, pedal_tconv2, pedal_hidden, pedal_la0_pooled, pedal_la2_pooled" in out
+    val = json.loads(next(line for line in out.splitlines() if line.startswith("val "))[4:])
+    assert set(val["la2"]) == {"frame_f1", "onset_frame_f1", "pedal_f1"}
+    assert val["pedal_f1_always_down"] == pytest.approx(2 / 3, abs=1e-4)  # down in half the frames
     got = json.loads(run("-c", _FROZEN_PROBE, tmp_path / "run", tmp_path / "pedal").splitlines()[-1])
     assert {"pedal_la0", "pedal_la2", "onset_la2"} <= set(got["heads"])
     assert got["note_diff"] == 0.0 and got["same_as_source"]

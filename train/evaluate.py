@@ -16,7 +16,8 @@ note held on by the pedal until it is released (or the key is struck again),
 the reference by its pedal track, the transcription by its own pedal events (a
 model without a pedal head: none); and for a model with a pedal head,
 ``pedal_f1``: frame-level F1 of "pedal down" between the labels and the pedal
-events rtpitch sends (CC64).
+events rtpitch sends (CC64), beside ``pedal_f1_always_down``, that of a pedal
+held down throughout (the pedal is down most of the time: the bar to pass).
 ``--write-json`` stores them in the model's JSON under "evaluation".
 """
 
@@ -175,6 +176,8 @@ def evaluate_folder(spec, backend, pairs: list[tuple[str, str]], label: str) -> 
             s["note_offset_f1_sustained"] = heard["note_offset_f1"]
             if "pedal" in spec.outputs and (f := pedal_frame_f1(*rendered["pedal"], said)) is not None:
                 s["pedal_f1"] = f  # the CC64 rtpitch sends, frame by frame
+                # the bar to pass: a pedal held down throughout (it is down most of the time)
+                s["pedal_f1_always_down"] = pedal_frame_f1(*rendered["pedal"], np.array([[0.0, summary.audio_s]]))
         rows.append({"file": os.path.basename(audio), **({"timbre": rendered["timbre"]} if rendered else {}), **s})
         print(f"{label} {os.path.basename(audio)[:40]:40s} note F1 {s['note_f1']:.3f}  frame F1 {s['frame_f1']:.3f}  "
               f"offset F1 {s['note_offset_f1']:.3f}", flush=True)

@@ -147,9 +147,12 @@ def losses(outputs: dict, labels: dict, *, frame_pos_weight: float, onset_pos_we
 
 def frame_f1(model, segments, window: int, lookaheads, max_frames: int = 60000) -> dict:
     """Frame and onset-frame F1 at threshold 0.5 on validation segments, per
-    lookahead (``lookaheads``: list of (lookahead, output-name suffix lookahead or None))."""
+    lookahead (``lookaheads``: list of (lookahead, output-name suffix lookahead or None)).
+    A model with a pedal head: its pedal F1 too, and ``pedal_f1_always_down``, the F1 of
+    a pedal held down throughout (the pedal is down most of the time: the bar to pass)."""
     counts = {la: np.zeros(6) for la, _ in lookaheads}
     pedal = {la: np.zeros(3) for la, _ in lookaheads}
+    pedal_known = np.zeros(2)  # frames with the pedal down, up
     has_pedal = any(k.startswith("pedal") for k in model.output_names)
     used = 0
     for s in segments:
@@ -158,6 +161,7 @@ def frame_f1(model, segments, window: int, lookaheads, max_frames: int = 60000) 
         pad = np.full((window - 1, mel.shape[1]), mel.min(), np.float32)
         out = model(np.concatenate([pad, mel, pad])[None], training=False)  # output k + la predicts frame k
         g, go = s["frame"] > 0, s["onset"] > 0
+        pedal_known += [np.sum(s["pedal"] == 1), np.sum(s["pedal"] == 0)]
         for la, key in lookaheads:
             f = out[output_name("frame", key)].numpy()[0, la : la + T] >= 0.5
             o = out[output_name("onset", key)].numpy()[0, la : la + T] >= 0.5
@@ -179,9 +183,10 @@ def frame_f1(model, segments, window: int, lookaheads, max_frames: int = 60000) 
             out["pedal_f1"] = round(float(f1(*pedal[la])), 4)
         return out
 
-    if len(counts) == 1:
-        return figures(next(iter(counts)))
-    return {f"la{la}": figures(la) for la in counts}
+    result = figures(next(iter(counts))) if len(counts) == 1 else {f"la{la}": figures(la) for la in counts}
+    if has_pedal:
+        result["pedal_f1_always_down"] = round(float(f1(pedal_known[0], pedal_known[1], 0)), 4)
+    return result
 
 
 def main(argv=None):
