@@ -16,7 +16,8 @@
 # SESSION_DATA (the dataset folders, comma-separated: an earlier session's list, to rerun its phases),
 # NICE (default 19: the foreground work and tests come first; live-timing tests fail beside
 # a trainer that gets more), MAX_STEPS (train.py --max-steps; train/reproduce.sh),
-# TRAIN_ARGS (more train.py options, e.g. "--onset-width 2"; an ablation's own setting).
+# TRAIN_ARGS (more train.py options, e.g. "--onset-width 2"; an ablation's own setting),
+# TRAINER_GB (default 8: memory a trainer holds; start refuses one more than the machine holds).
 # Everything except train/runs/RUN is rebuilt by this script (deterministic seeds):
 # the datasets under work/ and the Salamander samples under cache/.
 # Log: work/session-RUN.log; pid: work/session-RUN.pid. The trainer appends one line
@@ -93,6 +94,20 @@ keep() {  # one checkpoint (the newest) and the run's logs into train/runs/RUN
     echo "kept $KEPT at $src/$prefix"
 }
 
+room_for_another_trainer() {  # each trainer holds the session data in memory (about 8 GB, TRAINER_GB); the
+    # kernel's OOM killer ends one that does not fit, without its checkpoint or session line
+    local running=0 f total_gb
+    for f in work/session-*.pid; do
+        [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && running=$((running + 1))
+    done
+    total_gb=$(awk '/^MemTotal:/ {print int($2 / 1048576)}' /proc/meminfo 2>/dev/null || echo 0)
+    if [ "$total_gb" -gt 0 ] && [ $(( (running + 1) * ${TRAINER_GB:-8} )) -gt "$total_gb" ]; then
+        echo "not starting $RUN: $running trainer(s) running and $total_gb GB of memory; each needs about" \
+             "${TRAINER_GB:-8} GB (TRAINER_GB). Stop one first (train/session.sh stop)." >&2
+        exit 1
+    fi
+}
+
 running_pid() {
     [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null && cat "$PIDFILE"
 }
@@ -101,6 +116,7 @@ case "${1:-}" in
 start)
     MINUTES=${2:-120}
     if pid=$(running_pid); then echo "trainer already running (pid $pid); log $LOG"; exit 0; fi
+    room_for_another_trainer
     mkdir -p work
     nohup "$0" run "$MINUTES" > "$LOG" 2>&1 &
     echo $! > "$PIDFILE"
