@@ -40,6 +40,16 @@ def read_annotations(path: Path = ANNOTATIONS) -> list[tuple[float, int]]:
     return sorted(notes)
 
 
+def run_python(*args, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``python ARGS`` (each str()-ed) in the repository root, output captured; asserts
+    it succeeded (its stderr's tail in the message). TensorFlow work runs this way, so
+    that it stays out of the pytest process."""
+    proc = subprocess.run([sys.executable, *map(str, args)], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
 def transcribe(audio: Path, out: Path, model: str = MODEL) -> subprocess.CompletedProcess:
     """``rtpitch transcribe AUDIO -o OUT --model MODEL`` as a user runs it."""
     return subprocess.run([sys.executable, "-m", "rtpitch", "transcribe", str(audio), "-o", str(out), "--model", model],

@@ -1,18 +1,14 @@
 """The harmonic stack's read-out matrix (train/harmonics.py): where each key's harmonics are read."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import stream_predictions
+from helpers import run_python, stream_predictions
 from rtpitch.frontend import FrontendSpec, mel_band_centres
 from train.harmonics import HARMONICS, HARMONICS_16, HARMONICS_18, harmonic_matrix, key_hz
 
-ROOT = Path(__file__).resolve().parent.parent
 SPEC = FrontendSpec(sample_rate=16000, n_fft=2048, window_fall=256, hop_length=160, n_mels=229,
                     fmin=30.0, fmax=8000.0, log_offset=1e-4, htk=False)
 
@@ -91,16 +87,11 @@ def test_exported_harmonic_model_steps_as_keras_runs_the_stream(tmp_path, arch):
     from rtpitch.model import load_model_spec
     from rtpitch.predictor import StepPredictor, make_predictor
 
-    def run(*args):
-        proc = subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
-                              timeout=600)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-
-    run("-m", "tests.tiny_run", tmp_path, "--arch", arch, "--lookaheads", "0,2", "--reference", "120")
-    run("-m", "train.export", "--run", tmp_path / "run", "--name", "hs-la2", "--models", tmp_path / "models",
-        "--lookahead", 2)
+    run_python("-m", "tests.tiny_run", tmp_path, "--arch", arch, "--lookaheads", "0,2", "--reference", "120")
+    run_python("-m", "train.export", "--run", tmp_path / "run", "--name", "hs-la2", "--models",
+               tmp_path / "models", "--lookahead", 2)
     path = tmp_path / "models" / "hs-la2.json"
-    run("-m", "train.step_graph", "--model", path)  # as train/reproduce.sh does after export
+    run_python("-m", "train.step_graph", "--model", path)  # as train/reproduce.sh does after export
     meta = json.loads(path.read_text())
     assert meta["window"]["lookahead_frames"] == 2 and meta["streaming"]["parity_max_abs_diff"] <= 1e-4
     spec = load_model_spec(str(path))

@@ -4,16 +4,12 @@ one got to instead of from scratch. The Keras check runs in a subprocess: Tensor
 stays out of the pytest process."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from helpers import run_python
 from train.grow import grow_weights
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_grow_weights_puts_the_old_weights_first_and_zeroes_new_inputs():
@@ -54,14 +50,8 @@ print(json.dumps({"copied": copied, "diff": max(float(np.abs(a[k] - b[k]).max())
 def test_a_narrow_run_grown_wide_computes_the_same(tmp_path):
     pytest.importorskip("tensorflow")
 
-    def run(*args):
-        proc = subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
-                              timeout=600)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        return proc.stdout
-
-    run("-m", "tests.tiny_run", tmp_path, "--arch", "stream-keys", "--lookaheads", "0,2")
-    got = json.loads(run("-c", _PROBE, tmp_path / "run").splitlines()[-1])
+    run_python("-m", "tests.tiny_run", tmp_path, "--arch", "stream-keys", "--lookaheads", "0,2")
+    got = json.loads(run_python("-c", _PROBE, tmp_path / "run").stdout.splitlines()[-1])
     widened = {name.split(" ")[0] for name in got["copied"] if name.endswith("(widened)")}
     assert {"conv3", "conv4", "keyctx", "tconv1", "tconv2", "onset_la2_per_key"} <= widened
     assert got["params"][1] > 2 * got["params"][0]
@@ -95,13 +85,7 @@ def test_a_head_trained_alone_leaves_the_notes_as_they_were(tmp_path):
     run's, so the notes of the exported model are exactly the source's."""
     pytest.importorskip("tensorflow")
 
-    def run(*args):
-        proc = subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
-                              timeout=600)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        return proc.stdout
-
-    run("-m", "tests.tiny_run", tmp_path, "--arch", "stream-keys-h16", "--lookaheads", "0,2")
+    run_python("-m", "tests.tiny_run", tmp_path, "--arch", "stream-keys-h16", "--lookaheads", "0,2")
     rng = np.random.default_rng(0)
     t = 300
     for split in ("train", "val"):  # one labelled segment: random features, the pedal down in its second half
@@ -109,15 +93,16 @@ def test_a_head_trained_alone_leaves_the_notes_as_they_were(tmp_path):
         labels = {k: (rng.random((t, 88)) < 0.05).astype(np.uint8) for k in ("frame", "onset", "offset")}
         np.savez(tmp_path / "data" / split / "a.npz", mel=rng.normal(-5, 2, (t, 229)).astype(np.float16),
                  velocity=labels["onset"] * 64, pedal=(np.arange(t) >= t // 2).astype(np.uint8), **labels)
-    out = run("-m", "train.train", "--data", tmp_path / "data", "--run", tmp_path / "pedal",
+    out = run_python("-m", "train.train", "--data", tmp_path / "data", "--run", tmp_path / "pedal",
               "--arch", "stream-keys-h16-pedal", "--lookaheads", "0,2", "--init-from", tmp_path / "run",
               "--train-only", "pedal", "--max-steps", "3", "--batch", "2", "--seq", "40", "--lr", "1e-2",
-              "--ckpt-every", "1", "--eval-every", "100")
+              "--ckpt-every", "1", "--eval-every", "100").stdout
     assert "training only pedal_tconv1, pedal_tconv2, pedal_hidden, pedal_la0_pooled, pedal_la2_pooled" in out
     val = json.loads(next(line for line in out.splitlines() if line.startswith("val "))[4:])
     assert set(val["la2"]) == {"frame_f1", "onset_frame_f1", "pedal_f1"}
     assert val["pedal_f1_always_down"] == pytest.approx(2 / 3, abs=1e-4)  # down in half the frames
-    got = json.loads(run("-c", _FROZEN_PROBE, tmp_path / "run", tmp_path / "pedal").splitlines()[-1])
+    probe = run_python("-c", _FROZEN_PROBE, tmp_path / "run", tmp_path / "pedal")
+    got = json.loads(probe.stdout.splitlines()[-1])
     assert {"pedal_la0", "pedal_la2", "onset_la2"} <= set(got["heads"])
     assert got["note_diff"] == 0.0 and got["same_as_source"]
     assert set(got["moved"]) == {"pedal_tconv1", "pedal_tconv2", "pedal_hidden", "pedal_la0_pooled", "pedal_la2_pooled"}

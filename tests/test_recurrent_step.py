@@ -12,14 +12,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import stream_predictions
+from helpers import run_python, stream_predictions
 from rtpitch.atomic_file import umask
 from rtpitch.backends.base import Stepper, TensorInfo, check_io
 from rtpitch.errors import ConfigError, ModelError
@@ -27,8 +25,6 @@ from rtpitch.events import N_KEYS
 from rtpitch.model import MODELS_DIR, StepGraphSpec, load_model_spec
 from rtpitch.predictor import StepPredictor, make_predictor
 from tests.fakes import make_spec
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 # -- a fake recurrent model --------------------------------------------------------
@@ -186,12 +182,6 @@ def test_recurrent_flag_and_step_graph_must_agree(tmp_path):
 # -- a stream-gru / stream-keys-rec / stream-keys-h16-pedal-rec run: train/export.py, then rtpitch ---------
 
 
-def _run(*args):
-    proc = subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
-
-
 # a GRU; a MinGRU per key; a MinGRU in the pedal head
 STATE_SHAPES = {"stream-gru": [1, 1, 256], "stream-keys-rec": [1, 88, 24], "stream-keys-h16-pedal-rec": [1, 1, 16]}
 STATEFUL_HEAD = {"stream-gru": "frame", "stream-keys-rec": "frame", "stream-keys-h16-pedal-rec": "pedal"}
@@ -204,10 +194,10 @@ def gru_models(tmp_path_factory, request):
     pytest.importorskip("tf2onnx")
     out = tmp_path_factory.mktemp("gru")
     arch = request.param
-    _run("-m", "tests.tiny_run", out, "--arch", arch, "--lookaheads", "0,2", "--reference", "150")
+    run_python("-m", "tests.tiny_run", out, "--arch", arch, "--lookaheads", "0,2", "--reference", "150")
     for la in (0, 2):
-        _run("-m", "train.export", "--run", out / "run", "--name", f"gru-la{la}", "--models", out / "models",
-             "--lookahead", la, "--arch", arch)
+        run_python("-m", "train.export", "--run", out / "run", "--name", f"gru-la{la}", "--models",
+                   out / "models", "--lookahead", la, "--arch", arch)
     (out / "arch").write_text(arch)
     return out
 
@@ -268,7 +258,7 @@ def test_gru_model_transcribes_and_its_step_graph_rebuilds(gru_models, tmp_path)
         shutil.copy(f, tmp_path / f.name)
     path = tmp_path / "gru-la2.json"
     made = json.loads(path.read_text())["streaming"]
-    _run("-m", "train.step_graph", "--model", path)  # as reproduce.sh runs it after export
+    run_python("-m", "train.step_graph", "--model", path)  # as reproduce.sh runs it after export
     assert json.loads(path.read_text())["streaming"]["caches"] == made["caches"]
     spec = load_model_spec(str(path))
     be = make_backend("onnxruntime", spec)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import run_python
 from rtpitch.model import MODELS_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,10 +22,8 @@ SHARED = Path(os.environ.get("RTPITCH_SHARED_DATA", ROOT.parent / "shared" / "da
 pytestmark = [pytest.mark.slow, pytest.mark.shared]
 
 
-def _run(*args, cwd=ROOT):
-    proc = subprocess.run([sys.executable, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
+def _run(*args):
+    return run_python(*args, timeout=900)  # a render or a TensorFlow start takes longer than the default
 
 
 def _need_training_tools():

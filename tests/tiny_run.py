@@ -26,6 +26,16 @@ from train.model import HEADS, build_model, output_name
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _lean_on_state(heads, recurrent) -> None:
+    """x4 the rows of each head's kernel that read ``recurrent``'s state: the inputs after
+    the recurrent layer's own (the heads see [its input, its state], in that order)."""
+    first = recurrent.input.shape[-1]
+    for layer in heads:
+        kernel = layer.kernel.numpy()
+        kernel[..., first:, :] *= 4.0
+        layer.kernel.assign(kernel)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
@@ -54,29 +64,16 @@ def main(argv=None):
         if isinstance(layer, tf.keras.layers.BatchNormalization):
             layer.moving_mean.assign(rng.normal(0, 0.1, layer.moving_mean.shape).astype(np.float32))
             layer.moving_variance.assign(rng.uniform(0.5, 1.5, layer.moving_variance.shape).astype(np.float32))
-    if any(layer.name == "gru" for layer in model.layers):  # the heads lean on the state: a test that drops it fails
-        trunk = model.get_layer("gru").input.shape[-1]
-        for name in model.output_names:
-            dense = model.get_layer(name)
-            kernel = dense.kernel.numpy()
-            kernel[trunk:] *= 4.0
-            dense.kernel.assign(kernel)
-    if any(layer.name == "key_gru" for layer in model.layers):  # the same for the per-key state
-        trunk = model.get_layer("key_gru").input.shape[-1]
-        for layer in model.layers:
-            if layer.name.endswith("_per_key"):
-                kernel = layer.kernel.numpy()
-                kernel[..., trunk:, :] *= 4.0
-                layer.kernel.assign(kernel)
-    if any(layer.name == "pedal_gru" for layer in model.layers):  # the same for the pedal's state,
-        gru = model.get_layer("pedal_gru")  # which also lasts longer (z ~ 0.95): one state, easily swamped
+    names = {layer.name for layer in model.layers}
+    if "gru" in names:  # the heads lean on the state: a test that drops it fails
+        _lean_on_state([model.get_layer(name) for name in model.output_names], model.get_layer("gru"))
+    if "key_gru" in names:  # the same for the per-key state
+        _lean_on_state([la for la in model.layers if la.name.endswith("_per_key")], model.get_layer("key_gru"))
+    if "pedal_gru" in names:  # the same for the pedal's state, which also lasts longer (z ~ 0.95): one state,
+        gru = model.get_layer("pedal_gru")  # easily swamped
         gru.gate_bias.assign(gru.gate_bias.numpy() + 2.0)
-        pooled = gru.input.shape[-1]
-        for layer in model.layers:
-            if layer.name.startswith("pedal_la") and layer.name.endswith("_pooled"):
-                kernel = layer.kernel.numpy()
-                kernel[..., pooled:, :] *= 4.0
-                layer.kernel.assign(kernel)
+        _lean_on_state([la for la in model.layers if la.name.startswith("pedal_la") and la.name.endswith("_pooled")],
+                       gru)
     manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), str(run / "ckpt"), max_to_keep=1)
     manager.save()
     recipe = {"from_step": 0, "data": str(data), "window": window, "lookahead": lookaheads[-1],

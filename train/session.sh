@@ -98,7 +98,7 @@ room_for_another_trainer() {  # each trainer holds the session data in memory (a
     # kernel's OOM killer ends one that does not fit, without its checkpoint or session line
     local running=0 f total_gb
     for f in work/session-*.pid; do
-        [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && running=$((running + 1))
+        running_pid "$f" > /dev/null && running=$((running + 1))
     done
     total_gb=$(awk '/^MemTotal:/ {print int($2 / 1048576)}' /proc/meminfo 2>/dev/null || echo 0)
     if [ "$total_gb" -gt 0 ] && [ $(( (running + 1) * ${TRAINER_GB:-8} )) -gt "$total_gb" ]; then
@@ -108,8 +108,9 @@ room_for_another_trainer() {  # each trainer holds the session data in memory (a
     fi
 }
 
-running_pid() {
-    [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null && cat "$PIDFILE"
+running_pid() {  # [PIDFILE]: the pid it names, if that process is alive (default: this run's)
+    local f=${1:-$PIDFILE}
+    [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && cat "$f"
 }
 
 case "${1:-}" in
