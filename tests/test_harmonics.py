@@ -76,7 +76,7 @@ def test_sub_harmonics_come_last_and_read_the_key_an_octave_and_a_fifth_or_two_o
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch", ["stream-hs", "stream-keys", "stream-keys-pedal"])
+@pytest.mark.parametrize("arch", ["stream-hs", "stream-keys", "stream-keys-pedal", "stream-keys-h16-kx"])
 def test_exported_harmonic_model_steps_as_keras_runs_the_stream(tmp_path, arch):
     """A random-weight run (tests/tiny_run.py) exported at lookahead 2: the harmonic
     stack is one more constant MatMul in the graph, and the step graph (one frame

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 _PROBE = """
 import json
 import numpy as np
-from train.model import ARCHITECTURES, HEADS, KEY_WIDTHS, STREAM_WIDTHS, build_model
+from train.model import ARCHITECTURES, HEADS, KEY_ARCHS, STREAM_WIDTHS, build_model
 frontend = json.load(open("train/frontend-lowlat.json"))
 out = {}
 for arch in STREAM_WIDTHS:
@@ -25,9 +25,13 @@ for arch in STREAM_WIDTHS:
                  "hidden": m.get_layer("tconv2").filters, "params": m.count_params(),
                  "described": arch in ARCHITECTURES, "heads": list(HEADS[arch])}
 # per key: a key's outputs depend on keys within reach of its convolutions only (+-4 for the
-# four 3x3, +-12 for the key context), so a change in the lowest band reaches no high key
-for arch in KEY_WIDTHS:
+# four 3x3, +-12 for the key context, +-24 for its key offsets), so a change in the lowest band
+# reaches no high key
+for arch in KEY_ARCHS:
     m = build_model(229, arch=arch, lookaheads=[2], frontend=frontend)
+    for layer in m.layers:  # the key offsets' kernels start at zero (a grown run starts as its source)
+        if layer.name.startswith("keyoff") and layer.weights:
+            layer.kernel.assign(np.random.default_rng(2).normal(0, 0.1, layer.kernel.shape).astype(np.float32))
     x = np.random.default_rng(1).normal(size=(1, 30, 229)).astype(np.float32)
     x2 = x.copy(); x2[:, :, :3] += 5.0
     a, b = m(x)["frame_la2"].numpy(), m(x2)["frame_la2"].numpy()
@@ -54,6 +58,7 @@ def test_stream_architectures_have_the_declared_widths_and_a_20_frame_view():
     keys, wide, pedal = got.pop("stream-keys"), got.pop("stream-keys-wide"), got.pop("stream-keys-pedal")
     rec, h16, h18 = got.pop("stream-keys-rec"), got.pop("stream-keys-h16"), got.pop("stream-keys-h18")
     h16_pedal, h16_pedal_rec = got.pop("stream-keys-h16-pedal"), got.pop("stream-keys-h16-pedal-rec")
+    kx = got.pop("stream-keys-h16-kx")
     assert keys["params"] < 0.1 * got["stream"]["params"] and wide["params"] > 2.5 * keys["params"]
     # the pedal head: 1x1 conv (2 x 48 -> 32) on the pooled features, one 1x1 conv (32 -> 1) per lookahead
     assert pedal["params"] == keys["params"] + (2 * 48 + 1) * 32 + 33
@@ -67,7 +72,11 @@ def test_stream_architectures_have_the_declared_widths_and_a_20_frame_view():
     assert h16_pedal["params"] == h16["params"] + branch + (2 * 48 + 2 * 16 + 1) * 32 + 33
     # and a MinGRU over the pooled features (32 -> 16: two kernels and biases), which the head sees too
     assert h16_pedal_rec["params"] == h16_pedal["params"] + 2 * (32 * 16 + 16) + 16
-    for k in (keys, wide, pedal, rec, h16, h18, h16_pedal, h16_pedal_rec):
+    # the key offsets: for each of 19 and 24, a 2-tap kernel over keys (32 -> 32 ch, no bias),
+    # so a change reaches 12 keys further than the key context's +-12
+    assert kx["params"] == h16["params"] + 2 * (2 * 32 * 32) and kx["outputs"] == notes
+    assert kx["moved_keys"][1] == h16["moved_keys"][1] + 12, (kx, h16)
+    for k in (keys, wide, pedal, rec, h16, h18, h16_pedal, h16_pedal_rec, kx):
         assert k["described"] and k["moved_keys"][0] == 0 and k["moved_keys"][1] < 88 - 1 - 20, k
     assert keys["outputs"] == wide["outputs"] == notes
     assert pedal["outputs"] == rec["outputs"] == h16_pedal["outputs"] == h16_pedal_rec["outputs"] == \

@@ -38,8 +38,7 @@ import tf2onnx
 from rtpitch.events import N_KEYS
 from rtpitch.latency import model_budget
 from rtpitch.model import MODELS_DIR, load_model_spec
-from train.model import (ARCHITECTURES, HEADS, KEY_RECURRENT_UNITS, PEDAL_RECURRENT_UNITS, RECURRENT_UNITS, build_model,
-                         output_name)
+from train.model import ARCHITECTURES, HEADS, build_model, is_recurrent, output_name
 from train.run_info import run_frontend, run_parameters
 from train.train import latest_weights
 from train.step_graph import write_step_graph
@@ -356,7 +355,7 @@ def main(argv=None):
     n_mels = frontend["n_mels"]
     key = lookahead if multi else None
     heads = {h: output_name(h, key) for h in HEADS[arch]}  # ONNX output -> Keras output
-    recurrent = arch in RECURRENT_UNITS or arch in KEY_RECURRENT_UNITS or arch in PEDAL_RECURRENT_UNITS
+    recurrent = is_recurrent(arch)
     model, ckpt = restore(args.run, n_mels, window, arch, multi, frontend)
     os.makedirs(args.models, exist_ok=True)
     onnx_path = os.path.join(args.models, f"{args.name}.onnx")

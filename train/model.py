@@ -88,9 +88,18 @@ no key is released (nothing damped or held to hear) is known only from the
 last evidence, often older than the 20-frame window. Started from a
 stream-keys-h16-pedal run, the head's kernel widens with zeros for the state
 (train.py --init-from); served only through its step graph.
+``stream-keys-h16-kx``: stream-keys-h16 whose key context also sees the 3x3
+convolutions' features of the keys 19 and 24 below and above (a 1x1
+convolution of each pair, added before the context's ReLU): the key context
+reaches +-12 in even steps, and a note's 3rd and 4th harmonics, a twelfth and
+two octaves up, are where most overtone false notes lie. The new kernels start
+at zero, so grown from a stream-keys-h16 run (train.py --init-from) it starts
+out computing what that run did.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
@@ -152,64 +161,82 @@ ARCHITECTURES["stream-hs"] = "streaming CNN on a harmonic stack: log-mel at harm
                               "keys (fixed MatMul), 4 3x3 conv over (time, key) (16, 16, 24, 32 ch, no pooling), " \
                               "per-frame dense 256, temporal conv k4 then k5 dilation 2 (256 ch), heads " \
                               "frame/onset/offset/velocity"
-HEADS = {"seed": ("frame", "onset", "velocity"), "stream": ("frame", "onset", "offset", "velocity"),
-         "stream-wide": ("frame", "onset", "offset", "velocity"),
-         "stream-gru": ("frame", "onset", "offset", "velocity", "pedal"),
-         "stream-hs": ("frame", "onset", "offset", "velocity"),
-         "stream-keys": ("frame", "onset", "offset", "velocity"),
-         "stream-keys-wide": ("frame", "onset", "offset", "velocity"),
-         "stream-keys-pedal": ("frame", "onset", "offset", "velocity", "pedal"),
-         "stream-keys-rec": ("frame", "onset", "offset", "velocity", "pedal"),
-         "stream-keys-h16": ("frame", "onset", "offset", "velocity"),
-         "stream-keys-h18": ("frame", "onset", "offset", "velocity"),
-         "stream-keys-h16-pedal": ("frame", "onset", "offset", "velocity", "pedal"),
-         "stream-keys-h16-pedal-rec": ("frame", "onset", "offset", "velocity", "pedal")}
+NOTE_HEADS = ("frame", "onset", "offset", "velocity")
+HEADS = {"seed": ("frame", "onset", "velocity"), "stream": NOTE_HEADS, "stream-wide": NOTE_HEADS,
+         "stream-gru": NOTE_HEADS + ("pedal",), "stream-hs": NOTE_HEADS}
 STREAM_WIDTHS = {"stream": ((12, 12, 24, 32), 256), "stream-wide": ((16, 16, 32, 48), 320),
                  "stream-gru": ((12, 12, 24, 32), 256), "stream-hs": ((16, 16, 24, 32), 256)}  # channels, hidden
 RECURRENT_UNITS = {"stream-gru": 256}  # GRU after the trunk
-HARMONIC_INPUT = {"stream-hs", "stream-keys", "stream-keys-wide", "stream-keys-pedal", "stream-keys-rec",
-                  "stream-keys-h16", "stream-keys-h18",
-                  "stream-keys-h16-pedal", "stream-keys-h16-pedal-rec"}  # harmonic stack instead of the mel image
-KEY_WIDTHS = {"stream-keys": ((16, 16, 24, 32), 32, 48),  # per-key archs: channels, key context, temporal
-              "stream-keys-wide": ((16, 16, 32, 48), 64, 96),
-              "stream-keys-pedal": ((16, 16, 24, 32), 32, 48),
-              "stream-keys-rec": ((16, 16, 24, 32), 32, 48),
-              "stream-keys-h16": ((16, 16, 24, 32), 32, 48),
-              "stream-keys-h18": ((16, 16, 24, 32), 32, 48),
-              "stream-keys-h16-pedal": ((16, 16, 24, 32), 32, 48),
-              "stream-keys-h16-pedal-rec": ((16, 16, 24, 32), 32, 48)}
-KEY_HARMONICS = {"stream-keys-h16": HARMONICS_16,  # harmonics read per key where not HARMONICS
-                 "stream-keys-h18": HARMONICS_18,
-                 "stream-keys-h16-pedal": HARMONICS_16,
-                 "stream-keys-h16-pedal-rec": HARMONICS_16}
-KEY_RECURRENT_UNITS = {"stream-keys-rec": 24}  # a MinGRU state per key (train/min_gru.py)
-PEDAL_BRANCH = {"stream-keys-h16-pedal": 16,  # channels of the pedal's own per-key temporal convolutions
-                "stream-keys-h16-pedal-rec": 16}
-PEDAL_RECURRENT_UNITS = {"stream-keys-h16-pedal-rec": 16}  # a MinGRU over the pooled pedal features
 PEDAL_POOLED = 32  # per-key archs' pedal head: 1x1 conv on the features pooled over keys
 
 
-def _per_key_description(channels, context: int, hidden: int, harmonics=HARMONICS) -> str:
-    subs = "".join(f", 1/{round(1 / h)}" for h in harmonics if h < 0.5)
-    return (f"streaming CNN per key on a harmonic stack: log-mel at harmonics 0.5, 1..{max(harmonics)}{subs} of the "
-            f"88 keys (fixed MatMul), 4 3x3 conv over (time, key) ({', '.join(map(str, channels))} ch), conv over keys (13 taps, "
-            f"dilation 2, {context} ch), per-key temporal conv k4 then k5 dilation 2 ({hidden} ch), 1x1 conv heads "
-            f"frame/onset/offset/velocity")
+@dataclass(frozen=True)
+class KeyArch:
+    """A per-key architecture (:func:`build_key_cnn`): the 3x3 convolutions' ``channels``,
+    the key context's channels, the per-key temporal convolutions' (``hidden``), the
+    ``harmonics`` read per key; ``key_offsets``: keys (+-) whose 3x3 convolution features a
+    key also sees (() none); ``recurrent``: a MinGRU per key (units, 0 none); a ``pedal``
+    head, with ``pedal_branch`` channels of its own temporal convolutions (0 none) and
+    ``pedal_recurrent`` units of a MinGRU over the pooled features (0 none)."""
+
+    channels: tuple = (16, 16, 24, 32)
+    context: int = 32
+    hidden: int = 48
+    harmonics: tuple = HARMONICS
+    key_offsets: tuple = ()
+    recurrent: int = 0
+    pedal: bool = False
+    pedal_branch: int = 0
+    pedal_recurrent: int = 0
+
+    @property
+    def heads(self) -> tuple:
+        return NOTE_HEADS + ("pedal",) * self.pedal
+
+    def describe(self) -> str:
+        subs = "".join(f", 1/{round(1 / h)}" for h in self.harmonics if h < 0.5)
+        s = (f"streaming CNN per key on a harmonic stack: log-mel at harmonics 0.5, 1..{max(self.harmonics)}{subs} "
+             f"of the 88 keys (fixed MatMul), 4 3x3 conv over (time, key) ({', '.join(map(str, self.channels))} ch), "
+             f"conv over keys (13 taps, dilation 2, {self.context} ch)")
+        if self.key_offsets:
+            s += f" plus the 3x3 conv features of the keys {', '.join(f'+-{d}' for d in self.key_offsets)} away"
+        s += (f", per-key temporal conv k4 then k5 dilation 2 ({self.hidden} ch), 1x1 conv heads "
+              f"frame/onset/offset/velocity")
+        if self.recurrent:
+            return s + (f", pedal as stream-keys-pedal; a minimal GRU per key ({self.recurrent} units, gates "
+                        f"from the input) whose state the heads see too")
+        if not self.pedal:
+            return s
+        if self.pedal_branch:
+            s += (f", pedal: its own per-key temporal conv k4 then k5 dilation 2 ({self.pedal_branch} ch) on the "
+                  f"3x3 conv features, mean and max over keys of both temporal features, 1x1 conv ({PEDAL_POOLED} ch)")
+        else:
+            s += f", pedal: mean and max over keys of the temporal features, 1x1 conv ({PEDAL_POOLED} ch)"
+        if self.pedal_recurrent:
+            return s + (f", a minimal GRU ({self.pedal_recurrent} units, gates from the input) over it, "
+                        f"sigmoid over both")
+        return s + ", sigmoid"
 
 
-ARCHITECTURES.update({arch: _per_key_description(*widths, KEY_HARMONICS.get(arch, HARMONICS))
-                      for arch, widths in KEY_WIDTHS.items()})
-ARCHITECTURES["stream-keys-pedal"] += f", pedal: mean and max over keys of the temporal features, 1x1 conv " \
-                                      f"({PEDAL_POOLED} ch), sigmoid"
-ARCHITECTURES["stream-keys-h16-pedal"] = ARCHITECTURES["stream-keys-h16"] + \
-    f", pedal: its own per-key temporal conv k4 then k5 dilation 2 ({PEDAL_BRANCH['stream-keys-h16-pedal']} ch) " \
-    f"on the 3x3 conv features, mean and max over keys of both temporal features, 1x1 conv ({PEDAL_POOLED} ch), sigmoid"
-ARCHITECTURES["stream-keys-h16-pedal-rec"] = ARCHITECTURES["stream-keys-h16-pedal"].removesuffix(", sigmoid") + \
-    f", a minimal GRU ({PEDAL_RECURRENT_UNITS['stream-keys-h16-pedal-rec']} units, gates from the input) over it, " \
-    f"sigmoid over both"
-ARCHITECTURES["stream-keys-rec"] += f", pedal as stream-keys-pedal; a minimal GRU per key " \
-                                    f"({KEY_RECURRENT_UNITS['stream-keys-rec']} units, gates from the input) " \
-                                    f"whose state the heads see too"
+KEY_ARCHS = {"stream-keys": KeyArch(),
+             "stream-keys-wide": KeyArch((16, 16, 32, 48), 64, 96),
+             "stream-keys-pedal": KeyArch(pedal=True),
+             "stream-keys-rec": KeyArch(recurrent=24, pedal=True),
+             "stream-keys-h16": KeyArch(harmonics=HARMONICS_16),
+             "stream-keys-h18": KeyArch(harmonics=HARMONICS_18),
+             "stream-keys-h16-pedal": KeyArch(harmonics=HARMONICS_16, pedal=True, pedal_branch=16),
+             "stream-keys-h16-pedal-rec": KeyArch(harmonics=HARMONICS_16, pedal=True, pedal_branch=16,
+                                                  pedal_recurrent=16),
+             "stream-keys-h16-kx": KeyArch(harmonics=HARMONICS_16, key_offsets=(19, 24))}
+HEADS.update({arch: spec.heads for arch, spec in KEY_ARCHS.items()})
+ARCHITECTURES.update({arch: spec.describe() for arch, spec in KEY_ARCHS.items()})
+HARMONIC_INPUT = {"stream-hs"} | set(KEY_ARCHS)  # harmonic stack instead of the mel image
+
+
+def is_recurrent(arch: str) -> bool:
+    """Whether ``arch`` carries a state from hop to hop (served only through its step graph)."""
+    spec = KEY_ARCHS.get(arch)
+    return arch in RECURRENT_UNITS or spec is not None and bool(spec.recurrent or spec.pedal_recurrent)
 
 
 def output_name(head: str, lookahead: int | None) -> str:
@@ -235,14 +262,9 @@ def build_model(n_mels: int, window: int = 20, mean=None, std=None, arch: str = 
         spec = FrontendSpec(**frontend)
         if spec.n_mels != n_mels:
             raise ValueError(f"the frontend has {spec.n_mels} mel bands, the input {n_mels}")
-        harmonic = harmonic_matrix(spec, KEY_HARMONICS.get(arch, HARMONICS))
-    if arch in KEY_WIDTHS:
-        assert harmonic is not None, f"{arch} runs per key: it needs the harmonic stack (HARMONIC_INPUT)"
-        channels, context, hidden = KEY_WIDTHS[arch]
-        return build_key_cnn(n_mels, window, harmonic, channels=channels, context=context, hidden=hidden,
-                             mean=mean, std=std, lookaheads=lookaheads, heads=HEADS[arch],
-                             recurrent=KEY_RECURRENT_UNITS.get(arch, 0), pedal_branch=PEDAL_BRANCH.get(arch, 0),
-                             pedal_recurrent=PEDAL_RECURRENT_UNITS.get(arch, 0))
+        harmonic = harmonic_matrix(spec, KEY_ARCHS[arch].harmonics if arch in KEY_ARCHS else HARMONICS)
+    if arch in KEY_ARCHS:
+        return build_key_cnn(n_mels, window, harmonic, KEY_ARCHS[arch], mean=mean, std=std, lookaheads=lookaheads)
     if arch in STREAM_WIDTHS:
         channels, hidden = STREAM_WIDTHS[arch]
         return build_stream_cnn(n_mels, window, channels=channels, hidden=hidden, mean=mean, std=std,
@@ -322,35 +344,35 @@ def build_stream_cnn(n_mels: int, window: int = 20, channels=(12, 12, 24, 32), h
     return keras.Model(mel, outputs, name=name)
 
 
-def build_key_cnn(n_mels: int, window: int, harmonic, channels=(16, 16, 24, 32), context: int = 32,
-                  hidden: int = 48, dropout: float = 0.2, mean=None, std=None, lookaheads=None,
-                  heads=HEADS["stream-keys"], recurrent: int = 0, pedal_branch: int = 0,
-                  pedal_recurrent: int = 0) -> keras.Model:
-    """``stream-keys`` (module docstring): every layer after the 3x3 convolutions runs per
-    key, its weights shared across keys; ``window`` must be 20. ``harmonic``: (n_mels, 88 * H).
-    ``recurrent``: units of a MinGRU per key whose state the heads see too (0: none).
-    ``pedal_branch``: channels of the pedal's own per-key temporal convolutions (0: none).
-    ``pedal_recurrent``: units of a MinGRU over the pooled pedal features (0: none)."""
-    mel, x = _stream_convs(n_mels, window, channels, mean, std, harmonic)          # (B, T-8, 88, C)
+def build_key_cnn(n_mels: int, window: int, harmonic, spec: KeyArch, dropout: float = 0.2, mean=None, std=None,
+                  lookaheads=None) -> keras.Model:
+    """A per-key architecture (module docstring, :class:`KeyArch`): every layer after
+    the 3x3 convolutions runs per key, its weights shared across keys; ``window``
+    must be 20. ``harmonic``: (n_mels, 88 * H)."""
+    heads = spec.heads
+    mel, x = _stream_convs(n_mels, window, spec.channels, mean, std, harmonic)     # (B, T-8, 88, C)
     conv_features = x
     x = layers.ZeroPadding2D(((0, 0), (12, 12)), name="keyctx_pad")(x)
-    x = layers.Conv2D(context, (1, 13), dilation_rate=(1, 2), padding="valid", name="keyctx")(x)
+    x = layers.Conv2D(spec.context, (1, 13), dilation_rate=(1, 2), padding="valid", name="keyctx")(x)
+    if spec.key_offsets:
+        x = layers.Add(name="keyctx_and_offsets")([x] + [_key_offsets(conv_features, d, spec.context)
+                                                          for d in spec.key_offsets])
     x = layers.ReLU(name="keyctx_relu")(x)
-    x = layers.Conv2D(hidden, (4, 1), padding="valid", name="tconv1")(x)            # T-11
+    x = layers.Conv2D(spec.hidden, (4, 1), padding="valid", name="tconv1")(x)       # T-11
     x = layers.ReLU(name="tconv1_relu")(x)
-    x = layers.Conv2D(hidden, (5, 1), dilation_rate=(2, 1), padding="valid", name="tconv2")(x)  # T-19
+    x = layers.Conv2D(spec.hidden, (5, 1), dilation_rate=(2, 1), padding="valid", name="tconv2")(x)  # T-19
     x = layers.ReLU(name="tconv2_relu")(x)                                           # (B, T-19, 88, hidden)
     parts = [x]
-    if recurrent:  # causal: frame k's state has seen frames <= k; zero at the first output
-        parts.append(MinGRU(recurrent, name="key_gru")(x))                          # (B, T-19, 88, recurrent)
+    if spec.recurrent:  # causal: frame k's state has seen frames <= k; zero at the first output
+        parts.append(MinGRU(spec.recurrent, name="key_gru")(x))                          # (B, T-19, 88, recurrent)
     pooled = None
     if "pedal" in heads:
-        branch = [_pedal_branch(conv_features, pedal_branch)] if pedal_branch else []
+        branch = [_pedal_branch(conv_features, spec.pedal_branch)] if spec.pedal_branch else []
         pooled = _pool_keys(parts + branch)                                         # (B, T-19, 1, 32)
-        if pedal_recurrent:  # causal, zero at the first output, as the per-key state
-            state = MinGRU(pedal_recurrent, name="pedal_gru")(pooled)                 # (B, T-19, 1, units)
+        if spec.pedal_recurrent:  # causal, zero at the first output, as the per-key state
+            state = MinGRU(spec.pedal_recurrent, name="pedal_gru")(pooled)                 # (B, T-19, 1, units)
             pooled = layers.Concatenate(name="pedal_and_state")([pooled, state])
-    x = layers.Concatenate(name="trunk_and_state")(parts) if recurrent else x
+    x = layers.Concatenate(name="trunk_and_state")(parts) if spec.recurrent else x
     x = layers.Dropout(dropout, name="dropout")(x)
     outputs = {}
     for la in lookaheads or [None]:
@@ -363,6 +385,16 @@ def build_key_cnn(n_mels: int, window: int, harmonic, channels=(16, 16, 24, 32),
                 y = layers.Conv2D(1, 1, activation="sigmoid", dtype="float32", name=f"{n}_per_key")(x)
                 outputs[n] = layers.Reshape((-1, N_KEYS), dtype="float32", name=n)(y)  # (B, T-19, 88)
     return keras.Model(mel, outputs, name="key_cnn")
+
+
+def _key_offsets(x, d: int, channels: int):
+    """(B, T, 88, C) -> (B, T, 88, channels): a 1x1 convolution of the features of the
+    keys ``d`` below and ``d`` above each key (zeros past the keyboard's ends): a kernel
+    of 2 taps dilated 2d over the keys padded by d. No bias, kernel zero at the start,
+    so a run grown from one without it starts out computing what that one did."""
+    y = layers.ZeroPadding2D(((0, 0), (d, d)), name=f"keyoff{d}_pad")(x)
+    return layers.Conv2D(channels, (1, 2), dilation_rate=(1, 2 * d), padding="valid", use_bias=False,
+                         kernel_initializer="zeros", name=f"keyoff{d}")(y)
 
 
 def _pedal_branch(x, channels: int):
