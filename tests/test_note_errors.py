@@ -42,3 +42,6 @@ def test_breakdown_counts_every_note_once():
     # C4, E4 found (octave 3: keys 57-68, which holds G4 too); E2 and the two D3s missed
     assert got["notes_by_octave"][:4] == [0, 1, 2, 3] and got["recall_by_octave"][3] == round(2 / 3, 3)
     assert got["recall_by_octave"][1] == 0.0 and got["recall_by_octave"][0] is None
+    # by velocity: the three at 80 (band 80-95) hold both found notes; 50, 60, 60 (band 48-63) none
+    assert got["notes_by_velocity"] == [0, 0, 3, 0, 3, 0] and got["recall_by_velocity"][4] == round(2 / 3, 3)
+    assert got["recall_by_velocity"][2] == 0.0 and got["recall_by_velocity"][0] is None

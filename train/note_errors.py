@@ -1,4 +1,4 @@
-"""Where a model's note errors are: missed and false notes sorted by kind, and recall per octave.
+"""Where a model's note errors are: missed and false notes sorted by kind, recall per octave and per loudness.
 
     python -m train.note_errors --model stream --real ../shared/data/real/maps-enstdkcl \\
         --rendered work/data-lowlat/val --out benchmarks/results/note_errors-stream.json
@@ -13,7 +13,8 @@ again under it), else ``chord of N`` (notes starting within 30 ms).  False
 notes: a labelled onset of the key within 150 ms (``timing``), the key sounding
 (``double``), an overtone (12, 19, 24, 28, 31 semitones) or undertone (12, 19,
 24) of a sounding note, a neighbour (1 or 2 semitones), the key released under
-1 s before, else ``other``.
+1 s before, else ``other``.  Recall is also given per band of the labels' MIDI
+velocity (``VELOCITY_BANDS``): MAPS is played softer than the MIDI collections.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ NEAR_S = 0.15  # a note this close to one of the same key is a timing error
 CHORD_S = 0.03
 OVERTONES = (12, 19, 24, 28, 31)
 UNDERTONES = (-12, -19, -24)
+VELOCITY_BANDS = (1, 32, 48, 64, 80, 96, 128)  # band i: velocities VELOCITY_BANDS[i] .. VELOCITY_BANDS[i + 1] - 1
 
 
 def match(ref: np.ndarray, est: np.ndarray) -> tuple[set, set]:
@@ -79,15 +81,21 @@ def false_kind(note: np.ndarray, ref: np.ndarray) -> str:
 
 def breakdown(pieces: list[tuple[np.ndarray, np.ndarray]]) -> dict:
     """Counts over (reference, transcribed) note arrays: missed and false notes by kind,
-    and per octave from A0 (keys 21-32, 33-44, ...) the reference notes and the share found."""
+    and per octave from A0 (keys 21-32, 33-44, ...) and per velocity band the reference
+    notes and the share found."""
     missed, false = Counter(), Counter()
     total, found = np.zeros(8), np.zeros(8)
+    n_bands = len(VELOCITY_BANDS) - 1
+    v_total, v_found = np.zeros(n_bands), np.zeros(n_bands)
     for ref, est in pieces:
         mr, me = match(ref, est)
         for i, note in enumerate(ref):
             octave = min(7, int((note[2] - 21) // 12))
             total[octave] += 1
             found[octave] += i in mr
+            band = min(n_bands - 1, max(0, int(np.searchsorted(VELOCITY_BANDS, note[3], side="right")) - 1))
+            v_total[band] += 1
+            v_found[band] += i in mr
             if i not in mr:
                 missed[missed_kind(note, ref, est)] += 1
         for j, note in enumerate(est):
@@ -96,7 +104,9 @@ def breakdown(pieces: list[tuple[np.ndarray, np.ndarray]]) -> dict:
     return {"notes": int(total.sum()), "transcribed": int(sum(len(e) for _, e in pieces)),
             "missed": dict(missed.most_common()), "false": dict(false.most_common()),
             "recall_by_octave": [round(float(f / t), 3) if t else None for f, t in zip(found, total)],
-            "notes_by_octave": [int(t) for t in total]}
+            "notes_by_octave": [int(t) for t in total],
+            "recall_by_velocity": [round(float(f / t), 3) if t else None for f, t in zip(v_found, v_total)],
+            "notes_by_velocity": [int(t) for t in v_total]}
 
 
 def _setting(text: str) -> tuple[str, float | None]:
