@@ -54,6 +54,11 @@ build_data() {
         --jobs 2 --frontend $FRONTEND
     $PY -m train.build_dataset --data "$DATA" --out work/data-render-s4 --hours-train 8 --hours-val 0.5 --seed 4 \
         --jobs 2 --frontend $FRONTEND --timbres salamander,fluid-r3,musescore,timgm6mb,headroom-c3,splendid-grand
+    # from 2026-12-06f: 6.5 h played softer (MAPS's median velocity is 47, the collections' 70), chords' notes
+    # differing in loudness; in SESSION_DATA of the runs that use it (stream-keys-h16-soft)
+    $PY -m train.build_dataset --data "$DATA" --out work/data-render-s5-soft --hours-train 6 --hours-val 0.5 --seed 5 \
+        --jobs 2 --frontend $FRONTEND --timbres salamander,fluid-r3,musescore,timgm6mb,headroom-c3,splendid-grand \
+        --velocity-scale 0.45,1.0 --velocity-spread 0.15
 }
 
 resume_from_repo() {  # a machine without the run starts from the kept checkpoint
