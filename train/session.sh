@@ -44,6 +44,8 @@ D=${SESSION_DATA:-work/data-lowlat,work/data-render-s2,work/data-maps-synth,work
 ARGS=(--arch "$ARCH" --lookaheads 0,1,2,4,6,9 --lookahead 2 --seq 400 --batch 8 --eval-every 500
       --precision mixed_bfloat16)
 
+SIX_PIANOS=salamander,fluid-r3,musescore,timgm6mb,headroom-c3,splendid-grand  # every timbre build_dataset has
+
 build_data() {
     train/fetch_samples.sh cache/salamander
     $PY -m train.build_dataset --data "$DATA" --out work/data-lowlat --hours-train 0 --hours-val 0.5 --seed 0 \
@@ -53,11 +55,11 @@ build_data() {
     $PY -m train.build_dataset --data "$DATA" --out work/data-render-s2 --hours-train 6 --hours-val 0 --seed 2 \
         --jobs 2 --frontend $FRONTEND
     $PY -m train.build_dataset --data "$DATA" --out work/data-render-s4 --hours-train 8 --hours-val 0.5 --seed 4 \
-        --jobs 2 --frontend $FRONTEND --timbres salamander,fluid-r3,musescore,timgm6mb,headroom-c3,splendid-grand
+        --jobs 2 --frontend $FRONTEND --timbres $SIX_PIANOS
     # from 2026-12-06f: 6.5 h played softer (MAPS's median velocity is 47, the collections' 70), chords' notes
     # differing in loudness; in SESSION_DATA of the runs that use it (stream-keys-h16-soft)
     $PY -m train.build_dataset --data "$DATA" --out work/data-render-s5-soft --hours-train 6 --hours-val 0.5 --seed 5 \
-        --jobs 2 --frontend $FRONTEND --timbres salamander,fluid-r3,musescore,timgm6mb,headroom-c3,splendid-grand \
+        --jobs 2 --frontend $FRONTEND --timbres $SIX_PIANOS \
         --velocity-scale 0.45,1.0 --velocity-spread 0.15
 }
 
