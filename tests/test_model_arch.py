@@ -15,6 +15,7 @@ _PROBE = """
 import json
 import numpy as np
 from train.model import ARCHITECTURES, HEADS, KEY_ARCHS, STREAM_WIDTHS, build_model
+from tests.tiny_run import random_key_offsets
 frontend = json.load(open("train/frontend-lowlat.json"))
 out = {}
 for arch in STREAM_WIDTHS:
@@ -29,9 +30,7 @@ for arch in STREAM_WIDTHS:
 # reaches no high key
 for arch in KEY_ARCHS:
     m = build_model(229, arch=arch, lookaheads=[2], frontend=frontend)
-    for layer in m.layers:  # the key offsets' kernels start at zero (a grown run starts as its source)
-        if layer.name.startswith("keyoff") and layer.weights:
-            layer.kernel.assign(np.random.default_rng(2).normal(0, 0.1, layer.kernel.shape).astype(np.float32))
+    random_key_offsets(m, np.random.default_rng(2))
     x = np.random.default_rng(1).normal(size=(1, 30, 229)).astype(np.float32)
     x2 = x.copy(); x2[:, :, :3] += 5.0
     a, b = m(x)["frame_la2"].numpy(), m(x2)["frame_la2"].numpy()

@@ -36,6 +36,14 @@ def _lean_on_state(heads, recurrent) -> None:
         layer.kernel.assign(kernel)
 
 
+def random_key_offsets(model, rng: np.random.Generator) -> None:
+    """Random kernels for the key offsets (train/model.py ``_key_offsets``), which start at
+    zero so that a grown run starts as its source: a test of them must see them act."""
+    for layer in model.layers:
+        if layer.name.startswith("keyoff") and layer.weights:
+            layer.kernel.assign(rng.normal(0, 0.1, layer.kernel.shape).astype(np.float32))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
@@ -64,9 +72,7 @@ def main(argv=None):
         if isinstance(layer, tf.keras.layers.BatchNormalization):
             layer.moving_mean.assign(rng.normal(0, 0.1, layer.moving_mean.shape).astype(np.float32))
             layer.moving_variance.assign(rng.uniform(0.5, 1.5, layer.moving_variance.shape).astype(np.float32))
-    for layer in model.layers:  # the key offsets' kernels start at zero: random here, so the export must carry them
-        if layer.name.startswith("keyoff") and layer.weights:
-            layer.kernel.assign(rng.normal(0, 0.1, layer.kernel.shape).astype(np.float32))
+    random_key_offsets(model, rng)  # so the export must carry them
     names = {layer.name for layer in model.layers}
     if "gru" in names:  # the heads lean on the state: a test that drops it fails
         _lean_on_state([model.get_layer(name) for name in model.output_names], model.get_layer("gru"))

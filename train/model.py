@@ -366,7 +366,7 @@ def build_key_cnn(n_mels: int, window: int, harmonic, spec: KeyArch, dropout: fl
     if spec.recurrent:  # causal: frame k's state has seen frames <= k; zero at the first output
         parts.append(MinGRU(spec.recurrent, name="key_gru")(x))                          # (B, T-19, 88, recurrent)
     pooled = None
-    if "pedal" in heads:
+    if spec.pedal:
         branch = [_pedal_branch(conv_features, spec.pedal_branch)] if spec.pedal_branch else []
         pooled = _pool_keys(parts + branch)                                         # (B, T-19, 1, 32)
         if spec.pedal_recurrent:  # causal, zero at the first output, as the per-key state

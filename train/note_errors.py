@@ -103,10 +103,13 @@ def breakdown(pieces: list[tuple[np.ndarray, np.ndarray]]) -> dict:
                 false[false_kind(note, ref)] += 1
     return {"notes": int(total.sum()), "transcribed": int(sum(len(e) for _, e in pieces)),
             "missed": dict(missed.most_common()), "false": dict(false.most_common()),
-            "recall_by_octave": [round(float(f / t), 3) if t else None for f, t in zip(found, total)],
-            "notes_by_octave": [int(t) for t in total],
-            "recall_by_velocity": [round(float(f / t), 3) if t else None for f, t in zip(v_found, v_total)],
-            "notes_by_velocity": [int(t) for t in v_total]}
+            "recall_by_octave": _shares(found, total), "notes_by_octave": [int(t) for t in total],
+            "recall_by_velocity": _shares(v_found, v_total), "notes_by_velocity": [int(t) for t in v_total]}
+
+
+def _shares(found: np.ndarray, total: np.ndarray) -> list:
+    """found / total per bin, 3 decimals; None where a bin holds no note."""
+    return [round(float(f / t), 3) if t else None for f, t in zip(found, total)]
 
 
 def _setting(text: str) -> tuple[str, float | None]:
