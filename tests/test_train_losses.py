@@ -43,3 +43,29 @@ def test_soft_targets_change_the_onset_loss_only():
     assert float(soft["frame"]) == float(hard["frame"])
     assert float(soft["velocity"]) == float(hard["velocity"])  # velocity stays on the onset frames
     assert float(soft["onset"]) > float(hard["onset"])  # more positive targets, each weighted 20
+
+
+def test_quiet_onsets_weigh_more_and_loud_ones_as_before():
+    from train.train import quiet_weight
+    vel = tf.constant(np.array([0, 32, 48, 64, 100], np.float32).reshape(1, 5, 1) / 127.0)
+    got = quiet_weight(vel, 3.0, 64.0).numpy().ravel()
+    np.testing.assert_allclose(got, [4.0, 2.5, 1.75, 1.0, 1.0], atol=1e-5)
+
+
+def test_quiet_onset_weight_changes_the_onset_loss_of_quiet_onsets_only():
+    shape = (1, 4, 2)
+    onset = np.zeros(shape, np.float32)
+    onset[0, 1, 0] = 1.0  # a quiet onset (velocity 20) and a loud one (velocity 100)
+    onset[0, 2, 1] = 1.0
+    velocity = onset * np.array([20, 100], np.float32) / 127.0
+    labels = {"frame": tf.constant(onset), "onset": tf.constant(onset), "velocity": tf.constant(velocity)}
+    outputs = {h: tf.constant(np.full(shape, 0.3, np.float32)) for h in ("frame", "onset", "velocity")}
+    kw = dict(frame_pos_weight=2.0, onset_pos_weight=20.0)
+    plain = losses(outputs, labels, **kw)
+    weighted = losses(outputs, labels, quiet_onset_weight=3.0, **kw)
+    # positives' term: 20 * -log(0.3) each; the quiet one weighs 1 + 3 * (1 - 20 / 64) = 3.0625
+    per_positive = -20.0 * np.log(0.3) / 8
+    np.testing.assert_allclose(float(weighted["onset"]) - float(plain["onset"]), 2.0625 * per_positive, rtol=1e-5)
+    assert float(weighted["frame"]) == float(plain["frame"])
+    with pytest.raises(ValueError, match="onset_width"):
+        losses(outputs, labels, quiet_onset_weight=3.0, onset_width=1, **kw)

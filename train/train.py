@@ -106,8 +106,9 @@ WEIGHTS_DIR = "weights"  # a run's weights-only checkpoint (train/slim_checkpoin
 KNOWN = "/known"  # label key suffix: the mask of a head whose labels may be missing (pedal)
 
 
-def weighted_bce(y, p, pos_weight: float):
-    """Binary cross-entropy with positives weighted ``pos_weight`` times (mean)."""
+def weighted_bce(y, p, pos_weight):
+    """Binary cross-entropy with positives weighted ``pos_weight`` times (mean); ``pos_weight``
+    a number or a tensor broadcast against ``y`` (a weight per positive)."""
     p = tf.clip_by_value(p, 1e-7, 1.0 - 1e-7)
     return -tf.reduce_mean(pos_weight * y * tf.math.log(p) + (1.0 - y) * tf.math.log(1.0 - p))
 
@@ -124,14 +125,29 @@ def soft_onsets(onset, width: int):
     return out
 
 
+def quiet_weight(velocity, quiet_onset_weight: float, quiet_velocity: float):
+    """Per-onset weight (batch, T, 88) from the velocity labels (MIDI velocity / 127):
+    ``1 + quiet_onset_weight`` at velocity 0, falling linearly to 1 at ``quiet_velocity``
+    and above (MIDI units)."""
+    quiet = tf.clip_by_value(1.0 - velocity * (127.0 / quiet_velocity), 0.0, 1.0)
+    return 1.0 + quiet_onset_weight * quiet
+
+
 def losses(outputs: dict, labels: dict, *, frame_pos_weight: float, onset_pos_weight: float,
-           onset_width: int = 0) -> dict:
+           onset_width: int = 0, quiet_onset_weight: float = 0.0, quiet_velocity: float = 64.0) -> dict:
     """Frame, onset and (when the model has it) offset BCE (positives up-weighted:
     onsets are ~0.15 % of key-frames; offsets weighted like onsets), velocity MSE
-    on onset frames only. ``onset_width``: the onset target as soft_onsets."""
+    on onset frames only. ``onset_width``: the onset target as soft_onsets.
+    ``quiet_onset_weight``: quiet onsets' positives weigh more (quiet_weight; needs
+    the velocity labels and one-frame onsets)."""
     onset_target = soft_onsets(labels["onset"], onset_width)
+    onset_weight = onset_pos_weight
+    if quiet_onset_weight:
+        if onset_width:
+            raise ValueError("quiet_onset_weight weighs one-frame onsets: onset_width must be 0")
+        onset_weight = onset_pos_weight * quiet_weight(labels["velocity"], quiet_onset_weight, quiet_velocity)
     out = {"frame": weighted_bce(labels["frame"], outputs["frame"], frame_pos_weight),
-           "onset": weighted_bce(onset_target, outputs["onset"], onset_pos_weight)}
+           "onset": weighted_bce(onset_target, outputs["onset"], onset_weight)}
     if "offset" in outputs:
         out["offset"] = weighted_bce(labels["offset"], outputs["offset"], onset_pos_weight)
     if "pedal" in outputs:  # plain BCE over the frames whose pedal label is known
@@ -204,6 +220,10 @@ def main(argv=None):
     ap.add_argument("--onset-pos-weight", type=float, default=20.0)
     ap.add_argument("--onset-width", type=int, default=0,
                     help="soft onset targets: frames either side of an onset with a triangle target (0: one frame)")
+    ap.add_argument("--quiet-onset-weight", type=float, default=0.0, metavar="Q",
+                    help="onsets softer than --quiet-velocity weigh up to 1 + Q times more (Q at velocity 0, "
+                         "falling linearly to none at --quiet-velocity; 0: off; needs --onset-width 0)")
+    ap.add_argument("--quiet-velocity", type=float, default=64.0, help="MIDI velocity --quiet-onset-weight ends at")
     ap.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
                     help="keep an exponential moving average of the weights (e.g. 0.999) in the checkpoint; "
                          "validation, exports and --init-from use it (0: none)")
@@ -228,6 +248,8 @@ def main(argv=None):
                     help="mixed_bfloat16: bfloat16 compute, float32 weights (seed CNN 2.5x, stream CNN 1.4x "
                          "faster a step on an AVX512-BF16 CPU)")
     args = ap.parse_args(argv)
+    if args.quiet_onset_weight and (args.onset_width or "velocity" not in HEADS[args.arch]):
+        ap.error("--quiet-onset-weight needs one-frame onsets (--onset-width 0) and a velocity head")
 
     tf.keras.mixed_precision.set_global_policy(args.precision)
     tf.random.set_seed(args.seed)
@@ -313,7 +335,8 @@ def main(argv=None):
                     lab["pedal" + KNOWN] = y[output_name("pedal", key) + KNOWN]
                 part = losses({h: out[output_name(h, key)] for h in heads}, lab,
                               frame_pos_weight=args.frame_pos_weight, onset_pos_weight=args.onset_pos_weight,
-                              onset_width=args.onset_width)
+                              onset_width=args.onset_width, quiet_onset_weight=args.quiet_onset_weight,
+                              quiet_velocity=args.quiet_velocity)
                 ls = {k: ls.get(k, 0.0) + v for k, v in part.items()}
         grads = tape.gradient(ls["total"], model.trainable_variables)
         opt.apply_gradients(zip(grads, model.trainable_variables))
