@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Rebuild a shipped model end to end (resumable: rerun the same command).
 #   train/reproduce.sh seed-cnn        # the seed's CNN (issue 2); SEED_FROM_SCRATCH=1: from step 0
-#   train/reproduce.sh stream          # the per-key streaming CNN reading 16 harmonics (lookahead 2)
-#   train/reproduce.sh stream-fast     # the per-key streaming CNN at step 9 806 (lookahead 1)
+#   train/reproduce.sh stream          # the per-key streaming CNN reading 16 harmonics: stream (lookahead 2)
+#                                      # and stream-fast (lookahead 1)
+#   train/reproduce.sh stream-fast     # stream-fast only
 #   train/reproduce.sh stream-cnn      # the former default's streaming CNN (an experiment now)
 #   train/reproduce.sh stream-wide     # the wider streaming CNN (an experiment): its curve only
 #   train/reproduce.sh stream-gru      # stream + GRU + pedal head (an experiment): the session runs
@@ -95,20 +96,21 @@ seed-cnn)
     ship $RUN $D train/frontend.json seed-cnn 9 int8
     ;;
 stream | stream-fast)
-    # Two runs. stream-keys: the per-key CNN on the harmonic stack (train/model.py), from scratch at lr
-    # 1e-3 on train/session.sh's data of 2026-12-05 to step 6 868, then at 3e-4 with the seed-4 render
-    # of all six pianos added, the weights' moving average (--ema 0.999) from 7 018, at 1e-4 from
-    # 12 500; its sessions stopped at 3 561, 4 087, 6 868, 7 018, 9 806, 12 500, 14 075 and 14 260
-    # (as phases here the crops come in the same order). stream-fast is its step-9 806 export
-    # (the moving average), lookahead 1. stream-keys-h16: the same network reading harmonics 8..15
-    # of each key too, grown from stream-keys at 14 260 (the new input channels' kernel rows start
-    # at zero: the same function at its step 0), lr 3e-4, its own moving average; stream is its
-    # step-1 841 export, lookahead 2 (its lookahead 1 scored under stream-fast's: RESULTS.md).
-    # The kept checkpoints move on in later sessions, so first restore the one the model comes
-    # from: git checkout 14df04f -- train/runs/stream-keys (9 806) for stream-fast, git checkout
-    # 9958399 -- train/runs/stream-keys-h16 (1 841) for stream; a new machine then only exports
-    # (a phase whose MAX_STEPS a kept run has passed does nothing). From scratch: remove both runs
-    # from train/runs first.
+    # Three runs, each grown from the one before. stream-keys: the per-key CNN on the harmonic stack
+    # (train/model.py), from scratch at lr 1e-3 on train/session.sh's data of 2026-12-05 to step
+    # 6 868, then at 3e-4 with the seed-4 render of all six pianos added, the weights' moving average
+    # (--ema 0.999) from 7 018, at 1e-4 from 12 500; its sessions stopped at 3 561, 4 087, 6 868,
+    # 7 018, 9 806, 12 500, 14 075 and 14 260 (as phases here the crops come in the same order).
+    # stream-keys-h16: the same network reading harmonics 8..15 of each key too, grown from
+    # stream-keys at 14 260 (the new input channels' kernel rows start at zero: the same function at
+    # its step 0), lr 3e-4 to 3 327 then 1e-4, its own moving average; its sessions stopped at 1 841,
+    # 2 235, 3 327, 5 157 and 5 179. stream-keys-h16-soft: that network at 5 179 trained on at lr 1e-4
+    # with 6 h more rendered softer (work/data-render-s5-soft: velocities scaled 0.45-1.0, a chord's
+    # notes differing), its own moving average; stream and stream-fast are its step-1 500 exports at
+    # lookahead 2 and 1. The kept checkpoints move on in later sessions, so first restore the one the
+    # models come from: git checkout 352d6ea -- train/runs/stream-keys-h16-soft (1 500); a new machine
+    # then only exports (a phase whose MAX_STEPS a kept run has passed does nothing). From scratch:
+    # remove the three runs from train/runs first.
     D=work/data-lowlat,work/data-render-s2,work/data-maps-synth,work/data-noise
     for steps in 3561 4087 6868; do
         PYTHON=$PY RUN=stream-keys LR=1e-3 MAX_STEPS=$steps SESSION_DATA=$D RTPITCH_SESSION=reproduce \
@@ -117,20 +119,23 @@ stream | stream-fast)
     D=$D,work/data-render-s4
     PYTHON=$PY RUN=stream-keys LR=3e-4 MAX_STEPS=7018 SESSION_DATA=$D RTPITCH_SESSION=reproduce \
         train/session.sh run 100000
-    PYTHON=$PY RUN=stream-keys LR=3e-4 MAX_STEPS=9806 SESSION_DATA=$D RTPITCH_SESSION=reproduce \
-        TRAIN_ARGS="--ema 0.999" train/session.sh run 100000
-    if [ "$NAME" = stream-fast ]; then
-        ship work/runs/stream-keys $D train/frontend-lowlat.json stream-fast 1 float32 --arch stream-keys
-        exit 0
-    fi
-    for phase in 3e-4:12500 1e-4:14075 1e-4:14260; do
-        PYTHON=$PY RUN=stream-keys LR=${phase%%:*} MAX_STEPS=${phase##*:} SESSION_DATA=$D RTPITCH_SESSION=reproduce \
-            TRAIN_ARGS="--ema 0.999" train/session.sh run 100000
+    for phase in 3e-4:9806 3e-4:12500 1e-4:14075 1e-4:14260; do
+        PYTHON=$PY RUN=stream-keys LR=${phase%%:*} MAX_STEPS=${phase##*:} SESSION_DATA=$D \
+            RTPITCH_SESSION=reproduce TRAIN_ARGS="--ema 0.999" train/session.sh run 100000
     done
-    PYTHON=$PY RUN=stream-keys-h16 ARCH=stream-keys-h16 INIT=work/runs/stream-keys LR=3e-4 MAX_STEPS=1841 \
-        SESSION_DATA=$D RTPITCH_SESSION=reproduce TRAIN_ARGS="--ema 0.999 --eval-every 250" \
-        train/session.sh run 100000
-    ship work/runs/stream-keys-h16 $D train/frontend-lowlat.json stream 2 float32 --arch stream-keys-h16
+    for phase in 3e-4:1841 3e-4:2235 3e-4:3327 1e-4:5157 1e-4:5179; do
+        PYTHON=$PY RUN=stream-keys-h16 ARCH=stream-keys-h16 INIT=work/runs/stream-keys LR=${phase%%:*} \
+            MAX_STEPS=${phase##*:} SESSION_DATA=$D RTPITCH_SESSION=reproduce \
+            TRAIN_ARGS="--ema 0.999 --eval-every 250" train/session.sh run 100000
+    done
+    D=$D,work/data-render-s5-soft
+    PYTHON=$PY RUN=stream-keys-h16-soft ARCH=stream-keys-h16 INIT=work/runs/stream-keys-h16 LR=1e-4 \
+        MAX_STEPS=1500 SESSION_DATA=$D RTPITCH_SESSION=reproduce \
+        TRAIN_ARGS="--ema 0.999 --eval-every 250" train/session.sh run 100000
+    if [ "$NAME" = stream ]; then
+        ship work/runs/stream-keys-h16-soft $D train/frontend-lowlat.json stream 2 float32 --arch stream-keys-h16
+    fi
+    ship work/runs/stream-keys-h16-soft $D train/frontend-lowlat.json stream-fast 1 float32 --arch stream-keys-h16
     ;;
 stream-cnn)
     # the former default (train/model.py stream: the mel image, a dense trunk), shipped as
