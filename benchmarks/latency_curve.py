@@ -13,6 +13,14 @@ samples at 48 kHz + window alignment + lookahead x hop), with the median lag of
 the note-ons the decoder places (audio time, on MAPS). Resumable: a lookahead
 whose model JSON already has MAPS figures from the same checkpoint is not redone.
 
+``--checkpoint`` scores an earlier checkpoint than the run's newest (one that
+``train.train --keep-every`` kept in RUN/kept/); with ``--lookaheads 2`` and
+``--out`` elsewhere, that is how an ablation's step is scored through the engine:
+
+    python -m benchmarks.latency_curve --run work/runs/R --arch A --data D \
+        --checkpoint work/runs/R/kept/ckpt-1300 --lookaheads 2 --prefix R-1300 \
+        --models work/scored --out work/scored/R-1300
+
 Writes benchmarks/results/latency_curve.json and .png.
 """
 
@@ -43,14 +51,15 @@ def build_point(args, la: int) -> dict:
     """Export, tune and evaluate lookahead ``la``; returns its row of the table."""
     name = f"{args.prefix}-la{la}"
     path = Path(args.models) / f"{name}.json"
-    ckpt = _latest_checkpoint(Path(args.run))
+    ckpt = Path(args.checkpoint).name if args.checkpoint else _latest_checkpoint(Path(args.run))
     meta = json.loads(path.read_text()) if path.exists() else {}
     done = (meta.get("training", {}).get("checkpoint") == ckpt
             and "real_maps_enstdkcl" in meta.get("evaluation", {}))
     val = f"{args.data.split(',')[0]}/val"  # as train.py: validation from the first folder
     if not done:
         _run("-m", "train.export", "--run", args.run, "--name", name, "--models", args.models, "--data", args.data,
-             "--frontend", args.frontend, "--arch", args.arch, "--lookahead", str(la))
+             "--frontend", args.frontend, "--arch", args.arch, "--lookahead", str(la),
+             *(["--checkpoint", args.checkpoint] if args.checkpoint else []))
         _run("-m", "train.step_graph", "--model", str(path))  # as shipped: the engine runs the step graph
         _run("-m", "train.tune_decoder", "--model", str(path), "--rendered", val,
              "--limit", str(args.tune_limit))
@@ -103,6 +112,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", default="work/runs/stream")
     ap.add_argument("--lookaheads", default="0,1,2,4,6,9")
+    ap.add_argument("--checkpoint", default=None,
+                    help="a checkpoint prefix other than the run's newest (e.g. RUN/kept/ckpt-1300)")
     ap.add_argument("--arch", default="stream")
     ap.add_argument("--data", default="work/data-lowlat,work/data-lowlat-s1,work/data-noise",
                     help="dataset folder(s) of the run, comma-separated (default: the stream run's, reproduce.sh)")

@@ -12,6 +12,9 @@ parameters come from the run itself, never from defaults here: architecture,
 window and lookahead from its recipe.jsonl (train.py's arguments, per phase),
 the frontend from the data it trained on; ``--lookahead`` picks the heads of a
 multi-lookahead run, and ``--frontend`` / ``--arch`` given anyway must match.
+``--checkpoint`` exports an earlier checkpoint than the run's newest (a copy of
+``RUN/ckpt/ckpt-N`` taken while it trained on): the JSON then records that
+checkpoint's step and the recipe phases that made it.
 
 A recurrent model (stream-gru: a GRU over the trunk's per-hop features;
 stream-keys-rec: a MinGRU per key; stream-keys-h16-pedal-rec: a MinGRU in the
@@ -45,17 +48,40 @@ from train.step_graph import write_step_graph
 from train.weight_average import restore_weights
 
 
-def restore(run: str, n_mels: int, window: int, arch: str, lookaheads=None, frontend: dict | None = None):
+def restore(run: str, n_mels: int, window: int, arch: str, lookaheads=None, frontend: dict | None = None,
+            checkpoint: str | None = None):
+    """The run's model holding the weights of ``checkpoint`` (a prefix; default: the run's newest)."""
     with np.load(os.path.join(run, "mel_stats.npz")) as z:
         mean, std = z["mean"], z["std"]
     model = build_model(n_mels, window=window, mean=mean, std=std, arch=arch, lookaheads=lookaheads,
                         frontend=frontend)
-    latest = latest_weights(run)
-    if latest is None:
+    prefix = checkpoint or latest_weights(run)
+    if prefix is None:
         sys.exit(f"no checkpoint in {run}/ckpt or {run}/weights")
-    if restore_weights(model, latest):
-        print(f"{latest}: the weights' moving average (train.py --ema)", flush=True)
-    return model, latest
+    if restore_weights(model, prefix):
+        print(f"{prefix}: the weights' moving average (train.py --ema)", flush=True)
+    return model, prefix
+
+
+def checkpoint_step(prefix: str) -> int:
+    """The training step a train.py checkpoint was written at (its ``step`` variable)."""
+    return int(tf.train.load_variable(prefix, "step/.ATTRIBUTES/VARIABLE_VALUE"))
+
+
+def provenance(run: str, recipe: list[dict], checkpoint: str | None) -> tuple[dict, list[dict]]:
+    """The run's state.json and recipe phases as of ``checkpoint`` (None: the newest, as kept):
+    an earlier checkpoint's step, batch and frames seen, and the phases begun before it."""
+    state = json.load(open(os.path.join(run, "state.json")))
+    if checkpoint is None:
+        return state, recipe
+    step = checkpoint_step(checkpoint)
+    phases = [p for p in recipe if p.get("from_step", 0) < step] or recipe[:1]
+    if step == state.get("steps"):
+        return state, phases
+    batch, seq = phases[-1]["batch"], phases[-1]["seq"]
+    # as train.py counts them; its training seconds are not recorded
+    earlier = {"steps": step, "batch": batch, "seq": seq, "labelled_frames_seen": step * batch * seq}
+    return earlier, phases
 
 
 def data_summary(manifests: list[str]) -> dict:
@@ -340,9 +366,14 @@ def main(argv=None):
                          "otherwise an optional check against the run's --lookahead")
     ap.add_argument("--arch", default=None, choices=sorted(HEADS),
                     help="optional check: the architecture the run must have trained")
+    ap.add_argument("--checkpoint", default=None,
+                    help="a checkpoint prefix other than the run's newest (e.g. a copy of RUN/ckpt/ckpt-1300)")
     args = ap.parse_args(argv)
 
-    recipe = [json.loads(line) for line in open(os.path.join(args.run, "recipe.jsonl"))]
+    if args.checkpoint and not os.path.exists(args.checkpoint + ".index"):
+        sys.exit(f"--checkpoint {args.checkpoint}: no such checkpoint ({args.checkpoint}.index)")
+    state, recipe = provenance(args.run, [json.loads(line) for line in open(os.path.join(args.run, "recipe.jsonl"))],
+                               args.checkpoint)
     try:
         trained = run_parameters(recipe, lookahead=args.lookahead)
         frontend = run_frontend(recipe, check=args.frontend)
@@ -356,7 +387,7 @@ def main(argv=None):
     key = lookahead if multi else None
     heads = {h: output_name(h, key) for h in HEADS[arch]}  # ONNX output -> Keras output
     recurrent = is_recurrent(arch)
-    model, ckpt = restore(args.run, n_mels, window, arch, multi, frontend)
+    model, ckpt = restore(args.run, n_mels, window, arch, multi, frontend, args.checkpoint)
     os.makedirs(args.models, exist_ok=True)
     onnx_path = os.path.join(args.models, f"{args.name}.onnx")
     export_onnx(model, n_mels, onnx_path, heads)
@@ -377,7 +408,6 @@ def main(argv=None):
 
     json_path = os.path.join(args.models, f"{args.name}.json")
     old = json.load(open(json_path)) if os.path.exists(json_path) else {}
-    state = json.load(open(os.path.join(args.run, "state.json")))
     data_info = data_summary([os.path.join(d, "manifest.jsonl") for d in data.split(",")])
     meta = {
         "name": args.name,

@@ -41,8 +41,10 @@ FRONTEND=train/frontend-lowlat.json
 # rendered with all six pianos (seed 4: the Yamaha C3 and Steinway samples too; its
 # 0.5 h val/ scores every timbre)
 D=${SESSION_DATA:-work/data-lowlat,work/data-render-s2,work/data-maps-synth,work/data-noise,work/data-render-s4}
+# --keep-every: the checkpoints at every 250 steps stay in work/runs/RUN/kept/, so runs compare at equal
+# steps through the engine (benchmarks/latency_curve.py --checkpoint)
 ARGS=(--arch "$ARCH" --lookaheads 0,1,2,4,6,9 --lookahead 2 --seq 400 --batch 8 --eval-every 500
-      --precision mixed_bfloat16)
+      --precision mixed_bfloat16 --keep-every 250)
 
 SIX_PIANOS=salamander,fluid-r3,musescore,timgm6mb,headroom-c3,splendid-grand  # every timbre build_dataset has
 

@@ -228,6 +228,9 @@ def main(argv=None):
                     help="keep an exponential moving average of the weights (e.g. 0.999) in the checkpoint; "
                          "validation, exports and --init-from use it (0: none)")
     ap.add_argument("--ckpt-every", type=int, default=100)
+    ap.add_argument("--keep-every", type=int, default=0, metavar="STEPS",
+                    help="also copy the checkpoints at multiples of STEPS to RUN/kept/ (the newest 3 alone stay "
+                         "in RUN/ckpt/), to export and score later: train.export --checkpoint; 0: none")
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--max-files", type=int, default=None, help="smoke runs: use only this many files")
     ap.add_argument("--seed", type=int, default=0)
@@ -479,7 +482,12 @@ def _stop_on_signals() -> list:
 
 
 def _save(manager, state, state_path, t0, s, args):
-    manager.save(checkpoint_number=s)
+    prefix = manager.save(checkpoint_number=s)
+    if args.keep_every and s % args.keep_every == 0:
+        kept = os.path.join(args.run, "kept")
+        os.makedirs(kept, exist_ok=True)
+        for path in glob.glob(prefix + ".*"):
+            shutil.copy2(path, kept)
     done = {"train_seconds": state["train_seconds"] + (time.time() - t0), "steps": s,
             "batch": args.batch, "seq": args.seq, "labelled_frames_seen": s * args.batch * args.seq}
     with open(state_path + ".tmp", "w") as f:
