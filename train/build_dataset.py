@@ -8,8 +8,9 @@ Performances (ASAP, batik, vienna4x22, POP909) are split by piece (hash of the p
 random timbre (``TIMBRE_WEIGHTS``; ``--timbres`` naming any of the sampled grands
 headroom-c3 / splendid-grand draws from ``EXTENDED_TIMBRE_WEIGHTS`` instead, e.g.
 ``--timbres salamander,fluid-r3,musescore,timgm6mb,headroom-c3,splendid-grand``; their
-samples come from ``--samples-data``, default ``<--data>/samples``) (velocities optionally scaled per segment, ``--velocity-scale``, and spread
-per note, ``--velocity-spread``), passed
+samples come from ``--samples-data``, default ``<--data>/samples``) (velocities optionally bent per
+segment, ``--velocity-curve``: soft notes softer, loud ones as loud; scaled per segment,
+``--velocity-scale``; and spread per note, ``--velocity-spread``), passed
 through ``microphone_in_room``, and stored as
 ``OUT/<split>/<id>.npz`` (mel float16 (T, n_mels); frame/onset/offset/velocity uint8
 (T, 88); pedal uint8 (T,); metadata). Val segments also get ``<id>.flac`` (the audio the
@@ -188,8 +189,10 @@ def make_segment(seg: dict, out: str, spec_d: dict, samples_dir, region_samples=
     sr = spec.sample_rate
     rng = np.random.default_rng(seg["seed"])
     perf = _perf(seg["source"]).segment(seg["start_s"], seg["dur_s"])
-    if "velocity_scale" in seg or "velocity_spread" in seg:  # softer, uneven playing; labels follow
+    if {"velocity_curve", "velocity_scale", "velocity_spread"} & set(seg):  # softer, uneven playing; labels follow
         v = perf.velocity * seg.get("velocity_scale", 1.0)
+        if "velocity_curve" in seg:  # wider dynamics: soft notes sink, loud ones stay
+            v = 127.0 * (v / 127.0) ** seg["velocity_curve"]
         if seg.get("velocity_spread"):  # per note: soft notes under loud ones in a chord
             v = v * np.exp(np.random.default_rng([seg["seed"], 3]).normal(0.0, seg["velocity_spread"], len(v)))
         perf.velocity = np.clip(np.round(v), 1, 127).astype(np.int64)
@@ -231,11 +234,13 @@ def make_segment(seg: dict, out: str, spec_d: dict, samples_dir, region_samples=
     return meta
 
 
-def draw_velocity_scales(plan: list[dict], lo: float, hi: float) -> None:
-    """Give each segment a velocity factor, uniform in [lo, hi], drawn from its own seed
-    (so adding the option leaves every other draw of the build unchanged)."""
+def draw_velocity_scales(plan: list[dict], lo: float, hi: float, key: str = "velocity_scale") -> None:
+    """Give each segment a velocity factor (``key``: velocity_scale) or exponent (velocity_curve),
+    uniform in [lo, hi], drawn from its own seed (so adding the option leaves every other draw of
+    the build unchanged)."""
+    stream = {"velocity_scale": 2, "velocity_curve": 4}[key]
     for seg in plan:
-        seg["velocity_scale"] = round(float(np.random.default_rng([seg["seed"], 2]).uniform(lo, hi)), 3)
+        seg[key] = round(float(np.random.default_rng([seg["seed"], stream]).uniform(lo, hi)), 3)
 
 
 def _work(args):
@@ -277,6 +282,9 @@ def main(argv=None):
     ap.add_argument("--velocity-scale", default=None, metavar="LO,HI",
                     help="multiply each segment's MIDI velocities by a factor drawn in [LO, HI] "
                          "(the MIDI collections play louder than the real validation: median 70 vs 47)")
+    ap.add_argument("--velocity-curve", default=None, metavar="LO,HI",
+                    help="bend each segment's MIDI velocities v to 127 (v / 127) ** G, G drawn in [LO, HI] (>= 1: "
+                         "soft notes sink further under loud ones, as in the real recordings' wider dynamics)")
     ap.add_argument("--velocity-spread", type=float, default=0.0, metavar="SIGMA",
                     help="also multiply each note's velocity by exp(N(0, SIGMA)), drawn from the segment's seed "
                          "(chords whose notes differ in loudness; 0 = off)")
@@ -291,6 +299,14 @@ def main(argv=None):
                 raise ValueError
         except ValueError:
             ap.error("--velocity-scale: LO,HI with 0 < LO <= HI <= 2, e.g. 0.45,1.0")
+    vcurve = None
+    if a.velocity_curve:
+        try:
+            vcurve = tuple(float(v) for v in a.velocity_curve.split(","))
+            if len(vcurve) != 2 or not 0.25 <= vcurve[0] <= vcurve[1] <= 4:
+                raise ValueError
+        except ValueError:
+            ap.error("--velocity-curve: LO,HI with 0.25 <= LO <= HI <= 4, e.g. 1.0,2.0")
     timbres = a.timbres.split(",") if a.timbres else None
     if timbres and not set(timbres) <= set(EXTENDED_TIMBRE_WEIGHTS):
         ap.error(f"--timbres: choose from {', '.join(EXTENDED_TIMBRE_WEIGHTS)}")
@@ -314,6 +330,8 @@ def main(argv=None):
     durs.save()
     if vscale:
         draw_velocity_scales(plan, *vscale)
+    if vcurve:
+        draw_velocity_scales(plan, *vcurve, key="velocity_curve")
     if a.velocity_spread:
         for seg in plan:
             seg["velocity_spread"] = a.velocity_spread

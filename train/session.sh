@@ -63,6 +63,12 @@ build_data() {
     $PY -m train.build_dataset --data "$DATA" --out work/data-render-s5-soft --hours-train 6 --hours-val 0.5 --seed 5 \
         --jobs 2 --frontend $FRONTEND --timbres $SIX_PIANOS \
         --velocity-scale 0.45,1.0 --velocity-spread 0.15
+    # from 2026-12-06h: 6 h with wider dynamics (soft notes sink under loud ones as in MAPS: onsets' level in
+    # their recording, 10th percentile, -30.5 dB against MAPS's -35.7 and the other renders' -27.4 to -29.3;
+    # benchmarks/results/onset_levels.json); in SESSION_DATA of stream-keys-h16-dyn, in place of data-render-s2
+    $PY -m train.build_dataset --data "$DATA" --out work/data-render-s6-dyn --hours-train 6 --hours-val 0.5 --seed 6 \
+        --jobs 2 --frontend $FRONTEND --timbres $SIX_PIANOS \
+        --velocity-curve 1.0,2.0 --velocity-spread 0.15
 }
 
 resume_from_repo() {  # a machine without the run starts from the kept checkpoint
