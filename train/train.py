@@ -364,7 +364,7 @@ def main(argv=None):
             rec.update(step=s, elapsed_s=round(time.time() - t0, 1))
             print(json.dumps(rec), flush=True)
             acc = {}
-        if s % args.ckpt_every == 0:
+        if s % args.ckpt_every == 0 or (args.keep_every and s % args.keep_every == 0):
             _save(manager, state, state_path, t0, s, args)
         if val and s % args.eval_every == 0:
             rec = {"step": s, **validate(model, ema, val, args.window, groups)}
