@@ -30,7 +30,9 @@ def test_velocity_scales_are_drawn_per_segment_and_change_nothing_else():
     assert [s["velocity_scale"] for s in again] == scales.tolist()  # a resumed build draws the same
 
 
-def test_velocity_scale_lowers_rendered_velocities_and_their_labels(tmp_path):
+def _render_plain_and(tmp_path, **change):
+    """One 8 s POP909 segment rendered with FluidR3 as is and with ``change`` in its plan entry
+    (skips without ../shared/data or the soundfont). Returns (plain npz, changed npz, changed meta)."""
     if not (SHARED / "midi").is_dir():
         pytest.skip(f"../shared/data absent ({SHARED})")
     if not Path("/usr/share/sounds/sf2/FluidR3_GM.sf2").exists():
@@ -41,13 +43,22 @@ def test_velocity_scale_lowers_rendered_velocities_and_their_labels(tmp_path):
     seg = dict(id="train_00000", split="train", collection="pop909", piece=perf["piece"], source=perf["path"],
                start_s=0.0, dur_s=8.0, timbre="fluid-r3", seed=7)
     make_segment(seg, str(tmp_path / "plain"), DEFAULT_FRONTEND, None)
-    meta = make_segment(dict(seg, velocity_scale=0.5), str(tmp_path / "soft"), DEFAULT_FRONTEND, None)
+    meta = make_segment(dict(seg, **change), str(tmp_path / "changed"), DEFAULT_FRONTEND, None)
+    npz = Path("train") / "train_00000.npz"
+    return np.load(tmp_path / "plain" / npz), np.load(tmp_path / "changed" / npz), meta
+
+
+def _same_timing(a, b) -> None:
+    for head in ("frame", "onset", "offset"):
+        assert np.array_equal(a[head], b[head])
+
+
+def test_velocity_scale_lowers_rendered_velocities_and_their_labels(tmp_path):
+    a, b, meta = _render_plain_and(tmp_path, velocity_scale=0.5)
     assert meta["velocity_scale"] == 0.5
-    with np.load(tmp_path / "plain" / "train" / "train_00000.npz") as a, \
-            np.load(tmp_path / "soft" / "train" / "train_00000.npz") as b:
+    with a, b:
         assert json.loads(str(b["meta"]))["velocity_scale"] == 0.5
-        for head in ("frame", "onset", "offset"):
-            assert np.array_equal(a[head], b[head])
+        _same_timing(a, b)
         on = a["onset"] > 0
         assert on.sum() > 10
         want = np.clip(np.round(a["velocity"][on].astype(float) * 0.5), 1, 127)
@@ -56,50 +67,30 @@ def test_velocity_scale_lowers_rendered_velocities_and_their_labels(tmp_path):
 
 
 def test_velocity_spread_varies_notes_within_a_segment_and_keeps_the_timing(tmp_path):
-    if not (SHARED / "midi").is_dir():
-        pytest.skip(f"../shared/data absent ({SHARED})")
-    if not Path("/usr/share/sounds/sf2/FluidR3_GM.sf2").exists():
-        pytest.skip("FluidR3 soundfont not installed (apt fluid-soundfont-gm)")
-    from train.build_dataset import DEFAULT_FRONTEND, list_performances, make_segment
-
-    perf = next(p for p in list_performances(SHARED) if p["collection"] == "pop909")
-    seg = dict(id="train_00000", split="train", collection="pop909", piece=perf["piece"], source=perf["path"],
-               start_s=0.0, dur_s=8.0, timbre="fluid-r3", seed=7)
-    make_segment(seg, str(tmp_path / "plain"), DEFAULT_FRONTEND, None)
-    make_segment(dict(seg, velocity_spread=0.35), str(tmp_path / "spread"), DEFAULT_FRONTEND, None)
-    with np.load(tmp_path / "plain" / "train" / "train_00000.npz") as a, \
-            np.load(tmp_path / "spread" / "train" / "train_00000.npz") as b:
-        for head in ("frame", "onset", "offset"):
-            assert np.array_equal(a[head], b[head])
+    a, b, _ = _render_plain_and(tmp_path, velocity_spread=0.35)
+    with a, b:
+        _same_timing(a, b)
         on = a["onset"] > 0
         ratio = np.log(b["velocity"][on].astype(float) / a["velocity"][on])
         assert 0.2 < ratio.std() < 0.5  # per note, about exp(N(0, 0.35)); not one factor for all
         assert abs(np.median(ratio)) < 0.15
 
 
-def test_velocity_curve_sinks_soft_notes_more_than_loud_ones(tmp_path):
-    if not (SHARED / "midi").is_dir():
-        pytest.skip(f"../shared/data absent ({SHARED})")
-    if not Path("/usr/share/sounds/sf2/FluidR3_GM.sf2").exists():
-        pytest.skip("FluidR3 soundfont not installed (apt fluid-soundfont-gm)")
-    from train.build_dataset import DEFAULT_FRONTEND, draw_velocity_scales, list_performances, make_segment
+def test_velocity_curves_are_drawn_apart_from_the_scales():
+    from train.build_dataset import draw_velocity_scales
 
     plan = [dict(id=f"train_{i:05d}", seed=1000 + i) for i in range(100)]
     draw_velocity_scales(plan, 0.45, 1.0)
     draw_velocity_scales(plan, 1.0, 2.0, key="velocity_curve")
     curves = np.array([s["velocity_curve"] for s in plan])
     assert curves.min() >= 1.0 and curves.max() <= 2.0
-    assert abs(np.corrcoef(curves, [s["velocity_scale"] for s in plan])[0, 1]) < 0.3  # drawn apart
+    assert abs(np.corrcoef(curves, [s["velocity_scale"] for s in plan])[0, 1]) < 0.3
 
-    perf = next(p for p in list_performances(SHARED) if p["collection"] == "pop909")
-    seg = dict(id="train_00000", split="train", collection="pop909", piece=perf["piece"], source=perf["path"],
-               start_s=0.0, dur_s=8.0, timbre="fluid-r3", seed=7)
-    make_segment(seg, str(tmp_path / "plain"), DEFAULT_FRONTEND, None)
-    make_segment(dict(seg, velocity_curve=2.0), str(tmp_path / "bent"), DEFAULT_FRONTEND, None)
-    with np.load(tmp_path / "plain" / "train" / "train_00000.npz") as a, \
-            np.load(tmp_path / "bent" / "train" / "train_00000.npz") as b:
-        for head in ("frame", "onset", "offset"):
-            assert np.array_equal(a[head], b[head])
+
+def test_velocity_curve_sinks_soft_notes_more_than_loud_ones(tmp_path):
+    a, b, _ = _render_plain_and(tmp_path, velocity_curve=2.0)
+    with a, b:
+        _same_timing(a, b)
         on = a["onset"] > 0
         v = a["velocity"][on].astype(float)
         assert np.array_equal(b["velocity"][on], np.clip(np.round(127 * (v / 127) ** 2), 1, 127))
