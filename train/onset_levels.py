@@ -28,6 +28,7 @@ import soundfile as sf
 from rtpitch.frontend import FrontendSpec, logmel, mel_band_centres
 from rtpitch.resample import StreamResampler
 from train.evaluate import read_tsv, real_pairs
+from train.harmonics import key_hz
 from train.note_errors import VELOCITY_BANDS
 
 DB = 20.0 / np.log(10.0)  # natural log of a magnitude -> dB
@@ -39,8 +40,7 @@ def harmonic_bands(spec: FrontendSpec) -> list[np.ndarray]:
     """Per key (88), the mel band indices nearest to its first HARMONICS harmonics below fmax."""
     centres = mel_band_centres(spec)
     bands = []
-    for key in range(88):
-        f0 = 440.0 * 2.0 ** ((key + 21 - 69) / 12)
+    for f0 in key_hz():
         fs = [f0 * h for h in range(1, HARMONICS + 1) if f0 * h < spec.fmax]
         bands.append(np.unique([int(np.argmin(np.abs(centres - f))) for f in fs]))
     return bands
