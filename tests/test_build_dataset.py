@@ -1,4 +1,5 @@
-"""train/build_dataset.py: --velocity-scale softens what is rendered and what is labelled.
+"""train/build_dataset.py: --velocity-scale, -curve and -spread soften what is rendered and what is labelled;
+--noise-snr moves the room noise alone.
 
 Renders one short segment with FluidR3 (apt fluid-soundfont-gm) from ../shared/data.
 """
@@ -30,9 +31,9 @@ def test_velocity_scales_are_drawn_per_segment_and_change_nothing_else():
     assert [s["velocity_scale"] for s in again] == scales.tolist()  # a resumed build draws the same
 
 
-def _render_plain_and(tmp_path, **change):
-    """One 8 s POP909 segment rendered with FluidR3 as is and with ``change`` in its plan entry
-    (skips without ../shared/data or the soundfont). Returns (plain npz, changed npz, changed meta)."""
+def _render_plain_and(tmp_path, seed=7, **change):
+    """One 8 s POP909 segment rendered with FluidR3 (from ``seed``) as is and with ``change`` in its
+    plan entry (skips without ../shared/data or the soundfont). Returns (plain npz, changed npz, changed meta)."""
     if not (SHARED / "midi").is_dir():
         pytest.skip(f"../shared/data absent ({SHARED})")
     if not Path("/usr/share/sounds/sf2/FluidR3_GM.sf2").exists():
@@ -41,7 +42,7 @@ def _render_plain_and(tmp_path, **change):
 
     perf = next(p for p in list_performances(SHARED) if p["collection"] == "pop909")
     seg = dict(id="train_00000", split="train", collection="pop909", piece=perf["piece"], source=perf["path"],
-               start_s=0.0, dur_s=8.0, timbre="fluid-r3", seed=7)
+               start_s=0.0, dur_s=8.0, timbre="fluid-r3", seed=seed)
     make_segment(seg, str(tmp_path / "plain"), DEFAULT_FRONTEND, None)
     meta = make_segment(dict(seg, **change), str(tmp_path / "changed"), DEFAULT_FRONTEND, None)
     npz = Path("train") / "train_00000.npz"
@@ -95,3 +96,17 @@ def test_velocity_curve_sinks_soft_notes_more_than_loud_ones(tmp_path):
         v = a["velocity"][on].astype(float)
         assert np.array_equal(b["velocity"][on], np.clip(np.round(127 * (v / 127) ** 2), 1, 127))
         assert not np.array_equal(a["mel"], b["mel"])
+
+
+SEED_WITH_NOISE = 9  # a segment seed whose room draws background noise (7's and 8's do not)
+
+
+def test_noise_snr_moves_only_the_room_noise(tmp_path):
+    a, b, meta = _render_plain_and(tmp_path, seed=SEED_WITH_NOISE, noise_snr_db=[70.0, 75.0])
+    with a, b:
+        _same_timing(a, b)
+        assert np.array_equal(a["velocity"], b["velocity"])
+        plain = json.loads(str(a["augment"]))
+        assert 70 <= meta["augment"]["noise"]["snr_db"] <= 75 and plain["noise"]["snr_db"] < 60
+        assert {k: v for k, v in plain.items() if k != "noise"} == \
+               {k: v for k, v in meta["augment"].items() if k != "noise"}

@@ -95,10 +95,11 @@ def _rms(x):
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)) + 1e-20))
 
 
-def microphone_in_room(audio: np.ndarray, sr: int, rng, return_params: bool = False):
-    """Room reverb, mic EQ + high-pass, background noise, mains hum, gain, soft clipping.
-    Returns float32 in [-1, 1] of the same length (and a dict of the drawn parameters
-    when ``return_params``)."""
+def microphone_in_room(audio: np.ndarray, sr: int, rng, return_params: bool = False,
+                       noise_snr_db: tuple = (25.0, 60.0)):
+    """Room reverb, mic EQ + high-pass, background noise (its level under the signal's RMS drawn
+    in ``noise_snr_db``, dB), mains hum, gain, soft clipping. Returns float32 in [-1, 1] of the
+    same length (and a dict of the drawn parameters when ``return_params``)."""
     x = np.asarray(audio, dtype=np.float64)
     n = len(x)
     P: dict = {}
@@ -147,7 +148,7 @@ def microphone_in_room(audio: np.ndarray, sr: int, rng, return_params: bool = Fa
     sig_rms = _rms(x) if _rms(x) > 0 else sig_rms
     if rng.random() < 0.7:
         color = str(rng.choice(["white", "pink", "brown"]))
-        snr = float(rng.uniform(25, 60))
+        snr = float(rng.uniform(*noise_snr_db))
         nz = colored_noise(n, rng, color)
         x = x + nz * (sig_rms / _rms(nz) * 10 ** (-snr / 20))
         P["noise"] = {"color": color, "snr_db": round(snr, 1)}

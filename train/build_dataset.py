@@ -11,7 +11,7 @@ headroom-c3 / splendid-grand draws from ``EXTENDED_TIMBRE_WEIGHTS`` instead, e.g
 samples come from ``--samples-data``, default ``<--data>/samples``) (velocities optionally bent per
 segment, ``--velocity-curve``: soft notes softer, loud ones as loud; scaled per segment,
 ``--velocity-scale``; and spread per note, ``--velocity-spread``), passed
-through ``microphone_in_room``, and stored as
+through ``microphone_in_room`` (its noise's level under the signal, ``--noise-snr``), and stored as
 ``OUT/<split>/<id>.npz`` (mel float16 (T, n_mels); frame/onset/offset/velocity uint8
 (T, 88); pedal uint8 (T,); metadata). Val segments also get ``<id>.flac`` (the audio the
 features came from) and ``<id>.tsv`` (onset, key release, pitch, velocity; segment time).
@@ -210,7 +210,8 @@ def make_segment(seg: dict, out: str, spec_d: dict, samples_dir, region_samples=
         timbre = "salamander"
         audio = TIMBRES[timbre](perf, sr, rng, samples_dir=samples_dir)
     audio = np.pad(audio, (0, max(0, n - len(audio))))[:n]
-    audio, aug = microphone_in_room(audio, sr, rng, return_params=True)
+    audio, aug = microphone_in_room(audio, sr, rng, return_params=True,
+                                    noise_snr_db=tuple(seg.get("noise_snr_db", (25.0, 60.0))))
     mel = logmel(audio, spec)
     T = len(mel)
     lab = frame_labels(perf, T, spec.hop_s)
@@ -288,6 +289,9 @@ def main(argv=None):
     ap.add_argument("--velocity-spread", type=float, default=0.0, metavar="SIGMA",
                     help="also multiply each note's velocity by exp(N(0, SIGMA)), drawn from the segment's seed "
                          "(chords whose notes differ in loudness; 0 = off)")
+    ap.add_argument("--noise-snr", default=None, metavar="LO,HI",
+                    help="background noise's level under the signal's RMS, dB, drawn per segment in [LO, HI] "
+                         "(default 25,60; the real recordings' floor lies lower: e.g. 35,75)")
     a = ap.parse_args(argv)
     if not 0 <= a.velocity_spread <= 1:
         ap.error("--velocity-spread: SIGMA in [0, 1], e.g. 0.35")
@@ -307,6 +311,14 @@ def main(argv=None):
                 raise ValueError
         except ValueError:
             ap.error("--velocity-curve: LO,HI with 0.25 <= LO <= HI <= 4, e.g. 1.0,2.0")
+    noise_snr = None
+    if a.noise_snr:
+        try:
+            noise_snr = [float(v) for v in a.noise_snr.split(",")]
+            if len(noise_snr) != 2 or not 0 <= noise_snr[0] <= noise_snr[1] <= 100:
+                raise ValueError
+        except ValueError:
+            ap.error("--noise-snr: LO,HI in dB with 0 <= LO <= HI <= 100, e.g. 35,75")
     timbres = a.timbres.split(",") if a.timbres else None
     if timbres and not set(timbres) <= set(EXTENDED_TIMBRE_WEIGHTS):
         ap.error(f"--timbres: choose from {', '.join(EXTENDED_TIMBRE_WEIGHTS)}")
@@ -332,9 +344,11 @@ def main(argv=None):
         draw_velocity_scales(plan, *vscale)
     if vcurve:
         draw_velocity_scales(plan, *vcurve, key="velocity_curve")
-    if a.velocity_spread:
-        for seg in plan:
+    for seg in plan:
+        if a.velocity_spread:
             seg["velocity_spread"] = a.velocity_spread
+        if noise_snr:
+            seg["noise_snr_db"] = noise_snr
     print(f"planned {len(plan)} segments ({sum(s['dur_s'] for s in plan) / 3600:.2f} h) in {time.time() - t:.1f}s", flush=True)
 
     man_path = out / "manifest.jsonl"

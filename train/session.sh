@@ -69,6 +69,12 @@ build_data() {
     $PY -m train.build_dataset --data "$DATA" --out work/data-render-s6-dyn --hours-train 6 --hours-val 0.5 --seed 6 \
         --jobs 2 --frontend $FRONTEND --timbres $SIX_PIANOS \
         --velocity-curve 1.0,2.0 --velocity-spread 0.15
+    # from 2026-12-07: 6 h as deep as MAPS (onsets' level, 10th percentile / median, -34.4 / -20.3 dB in a 0.4 h
+    # probe against MAPS's -35.7 / -19.4) over a quieter room (noise 30-70 dB under the signal); in SESSION_DATA
+    # of stream-keys-h16-deep, in place of data-render-s6-dyn
+    $PY -m train.build_dataset --data "$DATA" --out work/data-render-s7-deep --hours-train 6 --hours-val 0.5 --seed 7 \
+        --jobs 2 --frontend $FRONTEND --timbres $SIX_PIANOS \
+        --velocity-curve 1.5,3.0 --velocity-spread 0.15 --noise-snr 30,70
 }
 
 resume_from_repo() {  # a machine without the run starts from the kept checkpoint
