@@ -106,3 +106,35 @@ def test_a_head_trained_alone_leaves_the_notes_as_they_were(tmp_path):
     assert {"pedal_la0", "pedal_la2", "onset_la2"} <= set(got["heads"])
     assert got["note_diff"] == 0.0 and got["same_as_source"]
     assert set(got["moved"]) == {"pedal_tconv1", "pedal_tconv2", "pedal_hidden", "pedal_la0_pooled", "pedal_la2_pooled"}
+
+
+_BETWEEN_PROBE = """
+import json, sys
+import numpy as np
+from train.model import build_model
+from train.train import init_from_run, latest_weights, model_of_run, restore_weights
+run = sys.argv[1]
+src = model_of_run(run, 229)
+restore_weights(src, latest_weights(run))
+with np.load(run + "/mel_stats.npz") as z:
+    more = build_model(229, mean=z["mean"], std=z["std"], arch="stream-keys", lookaheads=[0, 1, 3],
+                       frontend=json.load(open("train/frontend-lowlat.json")))
+copied = init_from_run(more, run, 229, 20)
+w = lambda m, n: m.get_layer(n).get_weights()
+want = [(2 * a + b) / 3 for a, b in zip(w(src, "onset_la0_per_key"), w(src, "onset_la3_per_key"))]
+print(json.dumps({"copied": copied, "diff": max(float(np.abs(g - h).max()) for g, h in
+                                               zip(w(more, "onset_la1_per_key"), want)),
+                  "apart": float(np.abs(want[0] - w(src, "onset_la0_per_key")[0]).max())}))
+"""
+
+
+def test_a_new_lookahead_starts_between_its_neighbours(tmp_path):
+    """--init-from a run trained for lookaheads 0 and 3 into one for 0, 1 and 3: the lookahead-1
+    heads start a third of the way from the lookahead-0 heads to the lookahead-3 ones."""
+    pytest.importorskip("tensorflow")
+
+    run_python("-m", "tests.tiny_run", tmp_path, "--arch", "stream-keys", "--lookaheads", "0,3")
+    got = json.loads(run_python("-c", _BETWEEN_PROBE, tmp_path / "run").stdout.splitlines()[-1])
+    assert "onset_la1_per_key (between lookaheads 0 and 3)" in got["copied"]
+    assert "frame_la1_per_key (between lookaheads 0 and 3)" in got["copied"]
+    assert got["apart"] > 1e-4 and got["diff"] < 1e-6

@@ -26,3 +26,9 @@ def grow_weights(theirs: list[np.ndarray], ours: list[np.ndarray]) -> list[np.nd
         w[tuple(slice(0, n) for n in t.shape)] = t
         grown.append(w)
     return grown
+
+
+def between(lo: list[np.ndarray], hi: list[np.ndarray], t: float) -> list[np.ndarray]:
+    """Weights a fraction ``t`` (0..1) of the way from ``lo`` to ``hi`` (same shapes): a head for a
+    lookahead between two trained ones (train.train's init_from_run) starts between their outputs."""
+    return [(1.0 - t) * a + t * b for a, b in zip(lo, hi)]

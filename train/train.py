@@ -18,6 +18,7 @@ import argparse
 import glob
 import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -28,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from rtpitch.model import head_units
-from train.grow import grow_weights
+from train.grow import between, grow_weights
 from train.labels import PEDAL_UNKNOWN
 from train.model import HARMONIC_INPUT, HEADS, build_model, output_name
 from train.run_info import run_frontend
@@ -413,7 +414,8 @@ def init_from_run(model, run: str, n_mels: int, window: int) -> list[str]:
     the old one did: the old weights go in the first entries of every axis, a
     kernel's rows for new input channels are zero, and new output channels keep
     their fresh initial values (their consumers' rows for them being zero). This
-    assumes the new channels are the last of every widened input."""
+    assumes the new channels are the last of every widened input. A head for a lookahead
+    the run lacks starts between the heads of its nearest lookaheads below and above."""
     src = model_of_run(run, n_mels, window)
     latest = latest_weights(run)
     if latest is None:
@@ -423,16 +425,40 @@ def init_from_run(model, run: str, n_mels: int, window: int) -> list[str]:
     copied = []
     for layer in model.layers:
         other = by_name.get(layer.name)
-        if not layer.weights or other is None:
+        if not layer.weights:
             continue
-        theirs, ours = other.get_weights(), layer.get_weights()
-        if [w.shape for w in theirs] == [w.shape for w in ours]:
-            layer.set_weights(theirs)
-            copied.append(layer.name)
-        elif (grown := grow_weights(theirs, ours)) is not None:
-            layer.set_weights(grown)
-            copied.append(layer.name + " (widened)")
+        if other is not None:
+            theirs, ours = other.get_weights(), layer.get_weights()
+            if [w.shape for w in theirs] == [w.shape for w in ours]:
+                layer.set_weights(theirs)
+                copied.append(layer.name)
+            elif (grown := grow_weights(theirs, ours)) is not None:
+                layer.set_weights(grown)
+                copied.append(layer.name + " (widened)")
+        elif (near := _neighbour_heads(layer.name, by_name)) is not None:
+            (la_lo, lo), (la_hi, hi) = near
+            la = int(_LOOKAHEAD_HEAD.match(layer.name)["la"])
+            layer.set_weights(between(lo.get_weights(), hi.get_weights(), (la - la_lo) / (la_hi - la_lo)))
+            copied.append(f"{layer.name} (between lookaheads {la_lo} and {la_hi})")
     return copied
+
+
+_LOOKAHEAD_HEAD = re.compile(r"^(?P<head>\w+?)_la(?P<la>\d+)_(?P<kind>per_key|pooled)$")
+
+
+def _neighbour_heads(name: str, layers: dict):
+    """For a head of a lookahead the source run lacks (``frame_la3_per_key``): its nearest
+    lower and higher lookaheads' heads there, as ((lookahead, layer), (lookahead, layer)), or None."""
+    m = _LOOKAHEAD_HEAD.match(name)
+    if not m:
+        return None
+    la, found = int(m["la"]), {}
+    for other in layers:
+        o = _LOOKAHEAD_HEAD.match(other)
+        if o and (o["head"], o["kind"]) == (m["head"], m["kind"]):
+            found[int(o["la"])] = layers[other]
+    lo, hi = [k for k in found if k < la], [k for k in found if k > la]
+    return ((max(lo), found[max(lo)]), (min(hi), found[min(hi)])) if lo and hi else None
 
 
 def _model_frontend(arch: str, phases: list[dict]) -> dict | None:
