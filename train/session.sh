@@ -5,6 +5,7 @@
 #
 #   train/session.sh start [MINUTES]  # build missing data, resume RUN from train/runs/RUN,
 #                                     # train in the background for MINUTES (default 120)
+#   train/session.sh build            # build the missing data alone (start does it first)
 #   train/session.sh status           # the trainer's pid and last log lines
 #   train/session.sh stop             # SIGTERM: the trainer checkpoints and exits; then keep
 #   train/session.sh keep             # copy the newest checkpoint + logs to train/runs/RUN
@@ -13,7 +14,9 @@
 # Environment: RUN (default stream), ARCH (default: RUN's name), INIT (a kept run a new
 # RUN starts from: train.py --init-from), LR (default 1e-4), DATA (../shared/data),
 # PYTHON (default .venv/bin/python), RTPITCH_SESSION (label of the session line),
-# SESSION_DATA (the dataset folders, comma-separated: an earlier session's list, to rerun its phases),
+# SESSION_DATA (the dataset folders, comma-separated: an earlier session's list, to rerun its phases;
+# start builds those missing, by their names), FRONTEND (default train/frontend-lowlat.json: the one
+# the data is made with; a folder made with another one is a separate folder, e.g. work/fall224/data-lowlat),
 # NICE (default 19: the foreground work and tests come first; live-timing tests fail beside
 # a trainer that gets more), MAX_STEPS (train.py --max-steps; train/reproduce.sh),
 # TRAIN_ARGS (more train.py options, e.g. "--onset-width 2"; an ablation's own setting),
@@ -34,12 +37,9 @@ WORK=work/runs/$RUN
 KEPT=train/runs/$RUN
 LOG=work/session-$RUN.log
 PIDFILE=work/session-$RUN.pid
-FRONTEND=train/frontend-lowlat.json
-# the session run's data: validation is the stream run's (seed 0, 0.5 h) so its figures
-# compare across sessions; training: a fresh 6 h render (seed 2), MAPS's six virtual
-# pianos (2 augmented copies, 5.2 h), 2 h of noise alone and, from 2026-12-05e, 8 h
-# rendered with all six pianos (seed 4: the Yamaha C3 and Steinway samples too; its
-# 0.5 h val/ scores every timbre)
+FRONTEND=${FRONTEND:-train/frontend-lowlat.json}
+# the session run's data (build_one below says what each folder holds; the first one's val/ is what
+# train.py validates on)
 D=${SESSION_DATA:-work/data-lowlat,work/data-render-s2,work/data-maps-synth,work/data-noise,work/data-render-s4}
 # --keep-every: the checkpoints at every 250 steps stay in work/runs/RUN/kept/, so runs compare at equal
 # steps through the engine (benchmarks/latency_curve.py --checkpoint)
@@ -48,33 +48,47 @@ ARGS=(--arch "$ARCH" --lookaheads 0,1,2,4,6,9 --lookahead 2 --seq 400 --batch 8 
 
 SIX_PIANOS=salamander,fluid-r3,musescore,timgm6mb,headroom-c3,splendid-grand  # every timbre build_dataset has
 
-build_data() {
+build_one() {  # the dataset folder $1, from its name (data-lowlat, data-noise, ...; any parent folder)
+    local out=$1 R=(--data "$DATA" --out "$1" --jobs 2 --frontend "$FRONTEND")
+    case $(basename "$out") in
+    data-lowlat)  # validation: the stream run's (seed 0, 0.5 h), so its figures compare across sessions
+        $PY -m train.build_dataset "${R[@]}" --hours-train 0 --hours-val 0.5 --seed 0 ;;
+    data-noise)  # 2 h of noise alone
+        $PY -m train.build_noise --out "$out" --segments 240 --seconds 30 --frontend "$FRONTEND" ;;
+    data-maps-synth)  # MAPS's six virtual pianos, 2 augmented copies, 5.2 h
+        $PY -m train.build_maps_synth --data "$DATA" --out "$out" --copies 2 --jobs 2 --frontend "$FRONTEND" ;;
+    data-render-s2)  # a fresh 6 h render
+        $PY -m train.build_dataset "${R[@]}" --hours-train 6 --hours-val 0 --seed 2 ;;
+    data-render-s4)  # from 2026-12-05e: 8 h with all six pianos (the Yamaha C3 and Steinway samples too; its
+        # 0.5 h val/ scores every timbre)
+        $PY -m train.build_dataset "${R[@]}" --hours-train 8 --hours-val 0.5 --seed 4 --timbres $SIX_PIANOS ;;
+    data-render-s5-soft)  # from 2026-12-06f: 6.5 h played softer (MAPS's median velocity is 47, the
+        # collections' 70), chords' notes differing in loudness (stream-keys-h16-soft)
+        $PY -m train.build_dataset "${R[@]}" --hours-train 6 --hours-val 0.5 --seed 5 --timbres $SIX_PIANOS \
+            --velocity-scale 0.45,1.0 --velocity-spread 0.15 ;;
+    data-render-s6-dyn)  # from 2026-12-06h: 6.5 h with wider dynamics (soft notes sink under loud ones as in
+        # MAPS: onsets' level in their recording, 10th percentile, -30.5 dB against MAPS's -35.7 and the other
+        # renders' -27.4 to -29.3; benchmarks/results/onset_levels.json) (stream-keys-h16-dyn)
+        $PY -m train.build_dataset "${R[@]}" --hours-train 6 --hours-val 0.5 --seed 6 --timbres $SIX_PIANOS \
+            --velocity-curve 1.0,2.0 --velocity-spread 0.15 ;;
+    data-render-s7-deep)  # from 2026-12-07: 6.5 h as deep as MAPS (a 0.4 h probe: onsets' level, 10th
+        # percentile / median, -34.4 / -20.3 dB against MAPS's -35.7 / -19.4) over a quieter room (noise 30-70 dB
+        # under the signal)
+        $PY -m train.build_dataset "${R[@]}" --hours-train 6 --hours-val 0.5 --seed 7 --timbres $SIX_PIANOS \
+            --velocity-curve 1.5,3.0 --velocity-spread 0.15 --noise-snr 30,70 ;;
+    *)
+        echo "build_data: no recipe for $out (data-lowlat, data-noise, data-maps-synth, data-render-s2, -s4," \
+             "-s5-soft, -s6-dyn, -s7-deep)" >&2
+        exit 1 ;;
+    esac
+}
+
+build_data() {  # the folders the run trains on (D), each made with FRONTEND
     train/fetch_samples.sh cache/salamander
-    $PY -m train.build_dataset --data "$DATA" --out work/data-lowlat --hours-train 0 --hours-val 0.5 --seed 0 \
-        --jobs 2 --frontend $FRONTEND
-    $PY -m train.build_noise --out work/data-noise --segments 240 --seconds 30 --frontend $FRONTEND
-    $PY -m train.build_maps_synth --data "$DATA" --out work/data-maps-synth --copies 2 --jobs 2 --frontend $FRONTEND
-    $PY -m train.build_dataset --data "$DATA" --out work/data-render-s2 --hours-train 6 --hours-val 0 --seed 2 \
-        --jobs 2 --frontend $FRONTEND
-    $PY -m train.build_dataset --data "$DATA" --out work/data-render-s4 --hours-train 8 --hours-val 0.5 --seed 4 \
-        --jobs 2 --frontend $FRONTEND --timbres $SIX_PIANOS
-    # from 2026-12-06f: 6.5 h played softer (MAPS's median velocity is 47, the collections' 70), chords' notes
-    # differing in loudness; in SESSION_DATA of the runs that use it (stream-keys-h16-soft)
-    $PY -m train.build_dataset --data "$DATA" --out work/data-render-s5-soft --hours-train 6 --hours-val 0.5 --seed 5 \
-        --jobs 2 --frontend $FRONTEND --timbres $SIX_PIANOS \
-        --velocity-scale 0.45,1.0 --velocity-spread 0.15
-    # from 2026-12-06h: 6 h with wider dynamics (soft notes sink under loud ones as in MAPS: onsets' level in
-    # their recording, 10th percentile, -30.5 dB against MAPS's -35.7 and the other renders' -27.4 to -29.3;
-    # benchmarks/results/onset_levels.json); in SESSION_DATA of stream-keys-h16-dyn, in place of data-render-s2
-    $PY -m train.build_dataset --data "$DATA" --out work/data-render-s6-dyn --hours-train 6 --hours-val 0.5 --seed 6 \
-        --jobs 2 --frontend $FRONTEND --timbres $SIX_PIANOS \
-        --velocity-curve 1.0,2.0 --velocity-spread 0.15
-    # from 2026-12-07: 6 h as deep as MAPS (onsets' level, 10th percentile / median, -34.4 / -20.3 dB in a 0.4 h
-    # probe against MAPS's -35.7 / -19.4) over a quieter room (noise 30-70 dB under the signal); in SESSION_DATA
-    # of stream-keys-h16-deep, in place of data-render-s6-dyn
-    $PY -m train.build_dataset --data "$DATA" --out work/data-render-s7-deep --hours-train 6 --hours-val 0.5 --seed 7 \
-        --jobs 2 --frontend $FRONTEND --timbres $SIX_PIANOS \
-        --velocity-curve 1.5,3.0 --velocity-spread 0.15 --noise-snr 30,70
+    local folder
+    for folder in ${D//,/ }; do
+        build_one "$folder"
+    done
 }
 
 resume_from_repo() {  # a machine without the run starts from the kept checkpoint
@@ -156,6 +170,9 @@ run)  # the background job (start runs this)
     if [ -n "${MAX_STEPS:-}" ]; then ARGS+=(--max-steps "$MAX_STEPS"); fi
     if [ -n "${TRAIN_ARGS:-}" ]; then read -r -a extra <<< "$TRAIN_ARGS"; ARGS+=("${extra[@]}"); fi
     exec nice -n "${NICE:-19}" $PY -m train.train --data "$D" --run "$WORK" --lr "$LR" --minutes "$left" "${ARGS[@]}"
+    ;;
+build)  # build the missing data alone (as start does first)
+    build_data
     ;;
 status)
     if pid=$(running_pid); then echo "running (pid $pid)"; else echo "not running"; fi
