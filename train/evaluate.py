@@ -19,6 +19,9 @@ model without a pedal head: none); and for a model with a pedal head,
 events rtpitch sends (CC64), beside ``pedal_f1_always_down``, that of a pedal
 held down throughout (the pedal is down most of the time: the bar to pass).
 ``--write-json`` stores them in the model's JSON under "evaluation".
+``--fixture WAV`` also scores one annotated recording (a ``.notes`` file beside it: onset s,
+key, duration s, velocity per line; the 4-second real piano in ../shared/data/fixtures) and
+says how many of its notes were found within 50 ms.
 """
 
 from __future__ import annotations
@@ -211,6 +214,26 @@ def rendered_labels(audio: str) -> dict:
     return out
 
 
+def read_notes(path: str) -> np.ndarray:
+    """A ``.notes`` file (onset s, key, duration s, velocity; ``#`` comments) as note rows
+    (onset s, offset s, key, velocity), by onset."""
+    rows = [[float(v) for v in line.split()[:4]] for line in open(path)
+            if line.strip() and not line.startswith("#")]
+    notes = np.array([(on, on + dur, key, vel) for on, key, dur, vel in rows]).reshape(-1, 4)
+    return notes[np.argsort(notes[:, 0], kind="stable")]
+
+
+def evaluate_fixture(spec, backend, audio: str) -> dict:
+    """One annotated recording (``read_notes`` of the ``.notes`` beside it): score() and the
+    number of its notes found (note-on of the same key within 50 ms)."""
+    ref = read_notes(os.path.splitext(audio)[0] + ".notes")
+    est = events_to_notes(transcribe_file(audio, spec, backend).events)
+    found = len(onset_matches(ref, est))
+    print(f"fixture {os.path.basename(audio)}: {found} of its {len(ref)} notes found, {len(est)} sent", flush=True)
+    return {"file": os.path.basename(audio), "notes": len(ref), "found": found, "sent": len(est),
+            **{k: round(v, 4) for k, v in score(ref, est).items()}}
+
+
 def real_pairs(folder: str) -> list[tuple[str, str]]:
     flacs = sorted(glob.glob(os.path.join(folder, "flac", "*.flac")))
     return [(f, os.path.join(folder, "tsv", os.path.basename(f)[:-5] + ".tsv")) for f in flacs]
@@ -226,6 +249,8 @@ def main(argv=None):
     ap.add_argument("--model", default="seed-cnn")
     ap.add_argument("--real", default=None, help="folder with flac/ and tsv/ (MAPS ENSTDkCl)")
     ap.add_argument("--rendered", default=None, help="folder of rendered validation .flac + .tsv")
+    ap.add_argument("--fixture", default=None, metavar="WAV",
+                    help="also an annotated recording with a .notes file beside it (notes found within 50 ms)")
     ap.add_argument("--limit", type=int, default=1000)
     ap.add_argument("--write-json", action="store_true")
     ap.add_argument("--out", default=None, help="write the full results JSON here")
@@ -241,6 +266,10 @@ def main(argv=None):
         results["real_maps_enstdkcl"] = evaluate_folder(spec, backend, pairs, "real")
     if args.rendered:
         results["rendered_val"] = evaluate_folder(spec, backend, rendered_pairs(args.rendered, args.limit), "rendered")
+    if args.fixture:
+        if not os.path.exists(os.path.splitext(args.fixture)[0] + ".notes"):
+            sys.exit(f"--fixture {args.fixture}: no {os.path.splitext(args.fixture)[0]}.notes beside it")
+        results["fixture"] = evaluate_fixture(spec, backend, args.fixture)
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=2)
