@@ -42,7 +42,7 @@ from rtpitch.events import N_KEYS
 from rtpitch.latency import model_budget
 from rtpitch.model import MODELS_DIR, load_model_spec
 from train.model import ARCHITECTURES, HEADS, build_model, is_recurrent, output_name
-from train.run_info import run_frontend, run_parameters
+from train.run_info import progress, run_frontend, run_parameters
 from train.train import latest_weights
 from train.step_graph import write_step_graph
 from train.weight_average import restore_weights
@@ -78,10 +78,8 @@ def provenance(run: str, recipe: list[dict], checkpoint: str | None) -> tuple[di
     phases = [p for p in recipe if p.get("from_step", 0) < step] or recipe[:1]
     if step == state.get("steps"):
         return state, phases
-    batch, seq = phases[-1]["batch"], phases[-1]["seq"]
     # as train.py counts them; its training seconds are not recorded
-    earlier = {"steps": step, "batch": batch, "seq": seq, "labelled_frames_seen": step * batch * seq}
-    return earlier, phases
+    return progress(step, phases[-1]["batch"], phases[-1]["seq"]), phases
 
 
 def data_summary(manifests: list[str]) -> dict:

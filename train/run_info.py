@@ -84,3 +84,9 @@ def run_frontend(recipe: list[dict], *, check: str | None = None) -> dict:
         if FrontendSpec(**given) != spec:
             raise ValueError(f"--frontend {check} is not the frontend it trained with ({frontend})")
     return frontend
+
+
+def progress(steps: int, batch: int, seq: int) -> dict:
+    """How far a run got, as its state.json records it: steps, batch, sequence length and the
+    labelled frames seen (steps x batch x seq)."""
+    return {"steps": steps, "batch": batch, "seq": seq, "labelled_frames_seen": steps * batch * seq}

@@ -20,7 +20,8 @@
 # NICE (default 19: the foreground work and tests come first; live-timing tests fail beside
 # a trainer that gets more), MAX_STEPS (train.py --max-steps; train/reproduce.sh),
 # TRAIN_ARGS (more train.py options, e.g. "--onset-width 2"; an ablation's own setting),
-# TRAINER_GB (default 8: memory a trainer holds; start refuses one more than the machine holds).
+# TRAINER_GB (default 8: memory a trainer holds; start refuses one more than the machine holds),
+# JOBS (default 2: rendering processes of a data build; 1 beside two trainers on 24 GB).
 # Everything except train/runs/RUN is rebuilt by this script (deterministic seeds):
 # the datasets under work/ and the Salamander samples under cache/.
 # Log: work/session-RUN.log; pid: work/session-RUN.pid. The trainer appends one line
@@ -38,6 +39,7 @@ KEPT=train/runs/$RUN
 LOG=work/session-$RUN.log
 PIDFILE=work/session-$RUN.pid
 FRONTEND=${FRONTEND:-train/frontend-lowlat.json}
+JOBS=${JOBS:-2}  # rendering processes of a data build (each holds about 0.8 GB)
 # the session run's data (build_one below says what each folder holds; the first one's val/ is what
 # train.py validates on)
 D=${SESSION_DATA:-work/data-lowlat,work/data-render-s2,work/data-maps-synth,work/data-noise,work/data-render-s4}
@@ -49,14 +51,14 @@ ARGS=(--arch "$ARCH" --lookaheads 0,1,2,4,6,9 --lookahead 2 --seq 400 --batch 8 
 SIX_PIANOS=salamander,fluid-r3,musescore,timgm6mb,headroom-c3,splendid-grand  # every timbre build_dataset has
 
 build_one() {  # the dataset folder $1, from its name (data-lowlat, data-noise, ...; any parent folder)
-    local out=$1 R=(--data "$DATA" --out "$1" --jobs 2 --frontend "$FRONTEND")
+    local out=$1 R=(--data "$DATA" --out "$1" --jobs "$JOBS" --frontend "$FRONTEND")
     case $(basename "$out") in
     data-lowlat)  # validation: the stream run's (seed 0, 0.5 h), so its figures compare across sessions
         $PY -m train.build_dataset "${R[@]}" --hours-train 0 --hours-val 0.5 --seed 0 ;;
     data-noise)  # 2 h of noise alone
         $PY -m train.build_noise --out "$out" --segments 240 --seconds 30 --frontend "$FRONTEND" ;;
     data-maps-synth)  # MAPS's six virtual pianos, 2 augmented copies, 5.2 h
-        $PY -m train.build_maps_synth --data "$DATA" --out "$out" --copies 2 --jobs 2 --frontend "$FRONTEND" ;;
+        $PY -m train.build_maps_synth --data "$DATA" --out "$out" --copies 2 --jobs "$JOBS" --frontend "$FRONTEND" ;;
     data-render-s2)  # a fresh 6 h render
         $PY -m train.build_dataset "${R[@]}" --hours-train 6 --hours-val 0 --seed 2 ;;
     data-render-s4)  # from 2026-12-05e: 8 h with all six pianos (the Yamaha C3 and Steinway samples too; its

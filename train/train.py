@@ -32,7 +32,7 @@ from rtpitch.model import head_units
 from train.grow import between, grow_weights
 from train.labels import PEDAL_UNKNOWN
 from train.model import HARMONIC_INPUT, HEADS, build_model, output_name
-from train.run_info import run_frontend
+from train.run_info import progress, run_frontend
 from train.weight_average import WeightAverage, restore_weights
 
 
@@ -514,8 +514,7 @@ def _save(manager, state, state_path, t0, s, args):
         os.makedirs(kept, exist_ok=True)
         for path in glob.glob(prefix + ".*"):
             shutil.copy2(path, kept)
-    done = {"train_seconds": state["train_seconds"] + (time.time() - t0), "steps": s,
-            "batch": args.batch, "seq": args.seq, "labelled_frames_seen": s * args.batch * args.seq}
+    done = {"train_seconds": state["train_seconds"] + (time.time() - t0), **progress(s, args.batch, args.seq)}
     with open(state_path + ".tmp", "w") as f:
         json.dump(done, f)
     os.replace(state_path + ".tmp", state_path)
