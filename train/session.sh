@@ -16,7 +16,7 @@
 # PYTHON (default .venv/bin/python), RTPITCH_SESSION (label of the session line),
 # SESSION_DATA (the dataset folders, comma-separated: an earlier session's list, to rerun its phases;
 # start builds those missing, by their names), FRONTEND (default train/frontend-lowlat.json: the one
-# the data is made with; a folder made with another one is a separate folder, e.g. work/fall224/data-lowlat),
+# the data is made with; a folder made with another one is a separate folder, e.g. work/fall176/data-lowlat),
 # NICE (default 19: the foreground work and tests come first; live-timing tests fail beside
 # a trainer that gets more), MAX_STEPS (train.py --max-steps; train/reproduce.sh),
 # TRAIN_ARGS (more train.py options, e.g. "--onset-width 2"; an ablation's own setting),
