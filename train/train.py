@@ -436,9 +436,8 @@ def init_from_run(model, run: str, n_mels: int, window: int) -> list[str]:
                 layer.set_weights(grown)
                 copied.append(layer.name + " (widened)")
         elif (near := _neighbour_heads(layer.name, by_name)) is not None:
-            (la_lo, lo), (la_hi, hi) = near
-            la = int(_LOOKAHEAD_HEAD.match(layer.name)["la"])
-            layer.set_weights(between(lo.get_weights(), hi.get_weights(), (la - la_lo) / (la_hi - la_lo)))
+            (la_lo, lo), (la_hi, hi), t = near
+            layer.set_weights(between(lo.get_weights(), hi.get_weights(), t))
             copied.append(f"{layer.name} (between lookaheads {la_lo} and {la_hi})")
     return copied
 
@@ -448,7 +447,8 @@ _LOOKAHEAD_HEAD = re.compile(r"^(?P<head>\w+?)_la(?P<la>\d+)_(?P<kind>per_key|po
 
 def _neighbour_heads(name: str, layers: dict):
     """For a head of a lookahead the source run lacks (``frame_la3_per_key``): its nearest
-    lower and higher lookaheads' heads there, as ((lookahead, layer), (lookahead, layer)), or None."""
+    lower and higher lookaheads' heads there and how far it lies between them,
+    ((lookahead, layer), (lookahead, layer), fraction), or None."""
     m = _LOOKAHEAD_HEAD.match(name)
     if not m:
         return None
@@ -458,7 +458,10 @@ def _neighbour_heads(name: str, layers: dict):
         if o and (o["head"], o["kind"]) == (m["head"], m["kind"]):
             found[int(o["la"])] = layers[other]
     lo, hi = [k for k in found if k < la], [k for k in found if k > la]
-    return ((max(lo), found[max(lo)]), (min(hi), found[min(hi)])) if lo and hi else None
+    if not (lo and hi):
+        return None
+    a, b = max(lo), min(hi)
+    return (a, found[a]), (b, found[b]), (la - a) / (b - a)
 
 
 def _model_frontend(arch: str, phases: list[dict]) -> dict | None:
