@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
+NOISE_SNR_DB = (25.0, 60.0)  # background noise under the signal's RMS, dB: the range drawn from by default
+
 
 def _biquad(kind: str, f0: float, sr: int, gain_db: float = 0.0, q: float = 0.707):
     """RBJ cookbook biquad as (b, a)."""
@@ -96,7 +98,7 @@ def _rms(x):
 
 
 def microphone_in_room(audio: np.ndarray, sr: int, rng, return_params: bool = False,
-                       noise_snr_db: tuple = (25.0, 60.0)):
+                       noise_snr_db: tuple = NOISE_SNR_DB):
     """Room reverb, mic EQ + high-pass, background noise (its level under the signal's RMS drawn
     in ``noise_snr_db``, dB), mains hum, gain, soft clipping. Returns float32 in [-1, 1] of the
     same length (and a dict of the drawn parameters when ``return_params``)."""

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from rtpitch.frontend import FrontendSpec, logmel
-from train.augment import microphone_in_room
+from train.augment import NOISE_SNR_DB, microphone_in_room
 from train.labels import frame_labels, pedal_frames
 from train.render import REGION_PIANOS, TIMBRES, read_performance
 
@@ -211,7 +211,7 @@ def make_segment(seg: dict, out: str, spec_d: dict, samples_dir, region_samples=
         audio = TIMBRES[timbre](perf, sr, rng, samples_dir=samples_dir)
     audio = np.pad(audio, (0, max(0, n - len(audio))))[:n]
     audio, aug = microphone_in_room(audio, sr, rng, return_params=True,
-                                    noise_snr_db=tuple(seg.get("noise_snr_db", (25.0, 60.0))))
+                                    noise_snr_db=tuple(seg.get("noise_snr_db", NOISE_SNR_DB)))
     mel = logmel(audio, spec)
     T = len(mel)
     lab = frame_labels(perf, T, spec.hop_s)
@@ -264,6 +264,20 @@ def load_frontend(arg: str | None) -> dict:
     return d
 
 
+def _lo_hi(ap, option: str, text: str | None, ok, expected: str) -> tuple[float, float] | None:
+    """An option's "LO,HI" as two floats that ``ok(lo, hi)`` accepts; None when not given; otherwise
+    a one-line usage error (``option``: ``expected``)."""
+    if not text:
+        return None
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        ap.error(f"{option}: {expected}")
+    if not ok(lo, hi):
+        ap.error(f"{option}: {expected}")
+    return lo, hi
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
@@ -295,30 +309,12 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if not 0 <= a.velocity_spread <= 1:
         ap.error("--velocity-spread: SIGMA in [0, 1], e.g. 0.35")
-    vscale = None
-    if a.velocity_scale:
-        try:
-            vscale = tuple(float(v) for v in a.velocity_scale.split(","))
-            if len(vscale) != 2 or not 0 < vscale[0] <= vscale[1] <= 2:
-                raise ValueError
-        except ValueError:
-            ap.error("--velocity-scale: LO,HI with 0 < LO <= HI <= 2, e.g. 0.45,1.0")
-    vcurve = None
-    if a.velocity_curve:
-        try:
-            vcurve = tuple(float(v) for v in a.velocity_curve.split(","))
-            if len(vcurve) != 2 or not 0.25 <= vcurve[0] <= vcurve[1] <= 4:
-                raise ValueError
-        except ValueError:
-            ap.error("--velocity-curve: LO,HI with 0.25 <= LO <= HI <= 4, e.g. 1.0,2.0")
-    noise_snr = None
-    if a.noise_snr:
-        try:
-            noise_snr = [float(v) for v in a.noise_snr.split(",")]
-            if len(noise_snr) != 2 or not 0 <= noise_snr[0] <= noise_snr[1] <= 100:
-                raise ValueError
-        except ValueError:
-            ap.error("--noise-snr: LO,HI in dB with 0 <= LO <= HI <= 100, e.g. 35,75")
+    vscale = _lo_hi(ap, "--velocity-scale", a.velocity_scale, lambda lo, hi: 0 < lo <= hi <= 2,
+                    "LO,HI with 0 < LO <= HI <= 2, e.g. 0.45,1.0")
+    vcurve = _lo_hi(ap, "--velocity-curve", a.velocity_curve, lambda lo, hi: 0.25 <= lo <= hi <= 4,
+                    "LO,HI with 0.25 <= LO <= HI <= 4, e.g. 1.0,2.0")
+    noise_snr = _lo_hi(ap, "--noise-snr", a.noise_snr, lambda lo, hi: 0 <= lo <= hi <= 100,
+                       "LO,HI in dB with 0 <= LO <= HI <= 100, e.g. 35,75")
     timbres = a.timbres.split(",") if a.timbres else None
     if timbres and not set(timbres) <= set(EXTENDED_TIMBRE_WEIGHTS):
         ap.error(f"--timbres: choose from {', '.join(EXTENDED_TIMBRE_WEIGHTS)}")
