@@ -223,10 +223,10 @@ def read_notes(path: str) -> np.ndarray:
     return notes[np.argsort(notes[:, 0], kind="stable")]
 
 
-def evaluate_fixture(spec, backend, audio: str) -> dict:
-    """One annotated recording (``read_notes`` of the ``.notes`` beside it): score() and the
-    number of its notes found (note-on of the same key within 50 ms)."""
-    ref = read_notes(os.path.splitext(audio)[0] + ".notes")
+def evaluate_fixture(spec, backend, audio: str, notes: str) -> dict:
+    """One annotated recording (its ``notes``, read_notes): score() and the number of its notes
+    found (note-on of the same key within 50 ms)."""
+    ref = read_notes(notes)
     est = events_to_notes(transcribe_file(audio, spec, backend).events)
     found = len(onset_matches(ref, est))
     print(f"fixture {os.path.basename(audio)}: {found} of its {len(ref)} notes found, {len(est)} sent", flush=True)
@@ -267,9 +267,10 @@ def main(argv=None):
     if args.rendered:
         results["rendered_val"] = evaluate_folder(spec, backend, rendered_pairs(args.rendered, args.limit), "rendered")
     if args.fixture:
-        if not os.path.exists(os.path.splitext(args.fixture)[0] + ".notes"):
-            sys.exit(f"--fixture {args.fixture}: no {os.path.splitext(args.fixture)[0]}.notes beside it")
-        results["fixture"] = evaluate_fixture(spec, backend, args.fixture)
+        notes = os.path.splitext(args.fixture)[0] + ".notes"
+        if not os.path.exists(notes):
+            sys.exit(f"--fixture {args.fixture}: no {notes} beside it")
+        results["fixture"] = evaluate_fixture(spec, backend, args.fixture, notes)
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=2)
