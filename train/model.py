@@ -99,6 +99,7 @@ out computing what that run did.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -243,6 +244,16 @@ def output_name(head: str, lookahead: int | None) -> str:
     """Keras output of ``head`` for ``lookahead`` in a model trained for several
     lookaheads at once (``None``: a single-lookahead model, plain head names)."""
     return head if lookahead is None else f"{head}_la{lookahead}"
+
+
+_HEAD_LAYER = re.compile(r"^(?P<head>\w+?)_la(?P<la>\d+)_(?P<kind>per_key|pooled)$")
+
+
+def head_layer(name: str) -> tuple[str, int, str] | None:
+    """(head, lookahead, kind) of a multi-lookahead head's layer as build_key_cnn names it
+    (output_name + "_per_key" or "_pooled"), else None."""
+    m = _HEAD_LAYER.match(name)
+    return (m["head"], int(m["la"]), m["kind"]) if m else None
 
 
 def build_model(n_mels: int, window: int = 20, mean=None, std=None, arch: str = "seed",

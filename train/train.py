@@ -18,7 +18,6 @@ import argparse
 import glob
 import json
 import os
-import re
 import resource
 import shutil
 import signal
@@ -31,7 +30,7 @@ import tensorflow as tf
 from rtpitch.model import head_units
 from train.grow import between, grow_weights
 from train.labels import PEDAL_UNKNOWN
-from train.model import HARMONIC_INPUT, HEADS, build_model, output_name
+from train.model import HARMONIC_INPUT, HEADS, build_model, head_layer, output_name
 from train.run_info import progress, run_frontend
 from train.weight_average import WeightAverage, restore_weights
 
@@ -442,21 +441,19 @@ def init_from_run(model, run: str, n_mels: int, window: int) -> list[str]:
     return copied
 
 
-_LOOKAHEAD_HEAD = re.compile(r"^(?P<head>\w+?)_la(?P<la>\d+)_(?P<kind>per_key|pooled)$")
-
-
 def _neighbour_heads(name: str, layers: dict):
     """For a head of a lookahead the source run lacks (``frame_la3_per_key``): its nearest
     lower and higher lookaheads' heads there and how far it lies between them,
     ((lookahead, layer), (lookahead, layer), fraction), or None."""
-    m = _LOOKAHEAD_HEAD.match(name)
-    if not m:
+    this = head_layer(name)
+    if this is None:
         return None
-    la, found = int(m["la"]), {}
+    head, la, kind = this
+    found = {}
     for other in layers:
-        o = _LOOKAHEAD_HEAD.match(other)
-        if o and (o["head"], o["kind"]) == (m["head"], m["kind"]):
-            found[int(o["la"])] = layers[other]
+        o = head_layer(other)
+        if o and (o[0], o[2]) == (head, kind):
+            found[o[1]] = layers[other]
     lo, hi = [k for k in found if k < la], [k for k in found if k > la]
     if not (lo and hi):
         return None
