@@ -244,7 +244,10 @@ def test_exported_gru_step_graph_equals_keras_over_the_whole_stream(gru_models, 
     stepper.zero_recurrent = lambda: None
     stale = stream_predictions(StepPredictor(stepper, spec), chunks)
     head = STATEFUL_HEAD[arch]
-    assert np.abs(stale[head] - want[head]).max() > 5e-3
+    # random weights keep the stale state's effect small (CI saw 4.8e-3 on the pedal head): it must stand
+    # clear of the 5e-4 the step graph is allowed above, not reach a fixed size
+    stale_diff = np.abs(stale[head] - want[head]).max()
+    assert stale_diff > 4 * 5e-4, stale_diff
     with pytest.raises(ConfigError, match="recurrent"):
         make_predictor(be, spec, step=False)
 
