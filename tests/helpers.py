@@ -31,13 +31,11 @@ needs_data = pytest.mark.skipif(not FIXTURE.is_file() or not ANNOTATIONS.is_file
 
 
 def read_annotations(path: Path = ANNOTATIONS) -> list[tuple[float, int]]:
-    """(onset s, MIDI pitch) for each annotated note, by onset."""
-    notes = []
-    for line in path.read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            onset, pitch = line.split()[:2]
-            notes.append((float(onset), int(pitch)))
-    return sorted(notes)
+    """(onset s, MIDI pitch) for each annotated note, by onset (the .notes file as
+    train.evaluate --fixture reads it)."""
+    from train.evaluate import read_notes
+
+    return sorted((float(on), int(key)) for on, _, key, _ in read_notes(str(path)))
 
 
 def run_python(*args, timeout: float = 600) -> subprocess.CompletedProcess:
