@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Rebuild a shipped model end to end (resumable: rerun the same command).
 #   train/reproduce.sh seed-cnn        # the seed's CNN (issue 2); SEED_FROM_SCRATCH=1: from step 0
-#   train/reproduce.sh stream          # the per-key streaming CNN reading 16 harmonics: stream (lookahead 2)
-#                                      # and stream-fast (lookahead 1)
+#   train/reproduce.sh stream          # the per-key streaming CNN reading 16 harmonics: stream (lookahead 3,
+#                                      # an 11 ms window fall) and stream-fast (lookahead 1)
 #   train/reproduce.sh stream-fast     # stream-fast only
 #   train/reproduce.sh stream-cnn      # the former default's streaming CNN (an experiment now)
 #   train/reproduce.sh stream-wide     # the wider streaming CNN (an experiment): its curve only
@@ -106,11 +106,16 @@ stream | stream-fast)
     # its step 0), lr 3e-4 to 3 327 then 1e-4, its own moving average; its sessions stopped at 1 841,
     # 2 235, 3 327, 5 157 and 5 179. stream-keys-h16-soft: that network at 5 179 trained on at lr 1e-4
     # with 6 h more rendered softer (work/data-render-s5-soft: velocities scaled 0.45-1.0, a chord's
-    # notes differing), its own moving average; stream and stream-fast are its step-1 500 exports at
-    # lookahead 2 and 1. The kept checkpoints move on in later sessions, so first restore the one the
-    # models come from: git checkout 352d6ea -- train/runs/stream-keys-h16-soft (1 500); a new machine
-    # then only exports (a phase whose MAX_STEPS a kept run has passed does nothing). From scratch:
-    # remove the three runs from train/runs first.
+    # notes differing), its own moving average; stream-fast is its step-1 500 export at lookahead 1.
+    # stream-keys-h16-la3: the soft run at 1 500 with heads for lookahead 3 too (started between the
+    # lookahead-2 and -4 heads: train.py --init-from), 774 steps at 1e-4 with the seed-6 render (wider
+    # dynamics) added. stream-keys-h16-la3-f176: that run at 774, 858 steps at 1e-4 on the same pieces
+    # rendered into features with an 11 ms window fall (train/frontend-fall176.json: lookahead 3 at 46 ms);
+    # stream is its step-858 export at lookahead 3. The kept checkpoints move on in later sessions, so
+    # first restore the ones the models come from: git checkout 352d6ea -- train/runs/stream-keys-h16-soft
+    # (1 500); git checkout c6dbc51 -- train/runs/stream-keys-h16-la3-f176 (858); a new machine then only
+    # exports (a phase whose MAX_STEPS a kept run has passed does nothing). From scratch: remove the five
+    # runs from train/runs first.
     D=work/data-lowlat,work/data-render-s2,work/data-maps-synth,work/data-noise
     for steps in 3561 4087 6868; do
         PYTHON=$PY RUN=stream-keys LR=1e-3 MAX_STEPS=$steps SESSION_DATA=$D RTPITCH_SESSION=reproduce \
@@ -132,10 +137,19 @@ stream | stream-fast)
     PYTHON=$PY RUN=stream-keys-h16-soft ARCH=stream-keys-h16 INIT=work/runs/stream-keys-h16 LR=1e-4 \
         MAX_STEPS=1500 SESSION_DATA=$D RTPITCH_SESSION=reproduce \
         TRAIN_ARGS="--ema 0.999 --eval-every 250" train/session.sh run 100000
-    if [ "$NAME" = stream ]; then
-        ship work/runs/stream-keys-h16-soft $D train/frontend-lowlat.json stream 2 float32 --arch stream-keys-h16
-    fi
     ship work/runs/stream-keys-h16-soft $D train/frontend-lowlat.json stream-fast 1 float32 --arch stream-keys-h16
+    [ "$NAME" = stream ] || exit 0
+    LA3="--ema 0.999 --eval-every 250 --lookaheads 0,1,2,3,4,6,9"
+    D=work/data-lowlat,work/data-render-s6-dyn,work/data-maps-synth,work/data-noise,work/data-render-s4
+    D=$D,work/data-render-s5-soft
+    PYTHON=$PY RUN=stream-keys-h16-la3 ARCH=stream-keys-h16 INIT=work/runs/stream-keys-h16-soft LR=1e-4 \
+        MAX_STEPS=774 SESSION_DATA=$D RTPITCH_SESSION=reproduce TRAIN_ARGS="$LA3" train/session.sh run 100000
+    F=work/fall176
+    D=$F/data-lowlat,$F/data-render-s6-dyn,$F/data-maps-synth,$F/data-noise
+    PYTHON=$PY RUN=stream-keys-h16-la3-f176 ARCH=stream-keys-h16 INIT=work/runs/stream-keys-h16-la3 LR=1e-4 \
+        MAX_STEPS=858 FRONTEND=train/frontend-fall176.json SESSION_DATA=$D RTPITCH_SESSION=reproduce \
+        TRAIN_ARGS="$LA3" train/session.sh run 100000
+    ship work/runs/stream-keys-h16-la3-f176 $D train/frontend-fall176.json stream 3 float32 --arch stream-keys-h16
     ;;
 stream-cnn)
     # the former default (train/model.py stream: the mel image, a dense trunk), shipped as
