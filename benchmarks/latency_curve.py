@@ -125,9 +125,15 @@ def main(argv=None):
     ap.add_argument("--eval-limit", type=int, default=1000, help="files per evaluation set")
     ap.add_argument("--out", default=str(RESULTS / "latency_curve"), help="path stem of the .json and .png")
     args = ap.parse_args(argv)
+    lookaheads = [int(v) for v in args.lookaheads.split(",")]
+    summary = Path(args.out).with_suffix(".json").resolve()
+    clash = [la for la in lookaheads if (Path(args.models) / f"{args.prefix}-la{la}.json").resolve() == summary]
+    if clash:
+        ap.error(f"--out {args.out} would write the table over the lookahead-{clash[0]} model's JSON "
+                 f"({summary}); give another --out")
 
     Path(args.models).mkdir(parents=True, exist_ok=True)
-    rows = [build_point(args, int(v)) for v in args.lookaheads.split(",")]
+    rows = [build_point(args, la) for la in lookaheads]
     rows.sort(key=lambda r: r["algorithmic_latency_ms"])
     print(f"\n{'lookahead':>9} {'latency ms':>10} {'note F1':>8} {'frame F1':>8} {'offset F1':>9} {'+vel F1':>8}"
           f" {'rendered note F1':>16} {'onset lag ms':>12}")
