@@ -47,10 +47,15 @@ def _latest_checkpoint(run: Path) -> str:
     return line.split('"')[1]
 
 
+def _model_json(args, la: int) -> Path:
+    """Where lookahead ``la``'s model JSON goes (its .onnx and .step beside it)."""
+    return Path(args.models) / f"{args.prefix}-la{la}.json"
+
+
 def build_point(args, la: int) -> dict:
     """Export, tune and evaluate lookahead ``la``; returns its row of the table."""
-    name = f"{args.prefix}-la{la}"
-    path = Path(args.models) / f"{name}.json"
+    path = _model_json(args, la)
+    name = path.stem
     ckpt = Path(args.checkpoint).name if args.checkpoint else _latest_checkpoint(Path(args.run))
     meta = json.loads(path.read_text()) if path.exists() else {}
     done = (meta.get("training", {}).get("checkpoint") == ckpt
@@ -127,7 +132,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     lookaheads = [int(v) for v in args.lookaheads.split(",")]
     summary = Path(args.out).with_suffix(".json").resolve()
-    clash = [la for la in lookaheads if (Path(args.models) / f"{args.prefix}-la{la}.json").resolve() == summary]
+    clash = [la for la in lookaheads if _model_json(args, la).resolve() == summary]
     if clash:
         ap.error(f"--out {args.out} would write the table over the lookahead-{clash[0]} model's JSON "
                  f"({summary}); give another --out")
