@@ -19,7 +19,7 @@ def test_read_notes_gives_onset_offset_key_velocity_rows_by_onset(tmp_path):
 
 @pytest.mark.shared
 @needs_data
-def test_fixture_notes_found_agree_with_its_annotations(tmp_path):
+def test_fixture_notes_found_against_its_annotations(tmp_path):
     out = tmp_path / "fx.json"
     res = subprocess.run([sys.executable, "-m", "train.evaluate", "--model", "stream", "--fixture", str(FIXTURE),
                           "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=300)
@@ -27,5 +27,4 @@ def test_fixture_notes_found_agree_with_its_annotations(tmp_path):
     got = json.loads(out.read_text())["fixture"]
     assert got["notes"] == len(read_annotations()) == 8
     assert MIN_MATCHED <= got["found"] <= got["sent"]  # the shipped models' bar (tests/test_shipped_models.py)
-    assert got["note_recall"] == got["found"] / 8
     assert f"{got['found']} of its 8 notes found" in res.stdout

@@ -41,3 +41,5 @@ def test_a_folder_without_a_recipe_is_a_one_line_error(tmp_path):
     assert calls and "data-lowlat" in calls[0]
     assert res.stderr.strip().startswith("build_data: no recipe for work/data-mine")
     assert len(res.stderr.strip().splitlines()) == 1
+    recipes = res.stderr.split("(the recipes: ")[1].rstrip(")\n").split(", ")
+    assert recipes[0] == "data-lowlat" and "data-render-s7-deep" in recipes and "data-mine" not in recipes

@@ -79,10 +79,13 @@ build_one() {  # the dataset folder $1, from its name (data-lowlat, data-noise, 
         $PY -m train.build_dataset "${R[@]}" --hours-train 6 --hours-val 0.5 --seed 7 --timbres $SIX_PIANOS \
             --velocity-curve 1.5,3.0 --velocity-spread 0.15 --noise-snr 30,70 ;;
     *)
-        echo "build_data: no recipe for $out (data-lowlat, data-noise, data-maps-synth, data-render-s2, -s4," \
-             "-s5-soft, -s6-dyn, -s7-deep)" >&2
+        echo "build_data: no recipe for $out (the recipes: $(recipe_names))" >&2
         exit 1 ;;
     esac
+}
+
+recipe_names() {  # the folder names build_one has a recipe for: its case patterns
+    sed -n 's/^    \(data-[a-z0-9-]*\)).*/\1/p' "$0" | paste -sd, - | sed 's/,/, /g'
 }
 
 build_data() {  # the folders the run trains on (D), each made with FRONTEND
