@@ -2,7 +2,8 @@
 
 Onsets-and-Frames style, decided frame by frame with no lookahead of its own
 (``latency_frames == 0``): everything it sees about frame ``k`` it decides at
-frame ``k``.  All 88 keys are handled at once with numpy.
+frame ``k``.  Each key is decided on its own; the rules run compiled
+(rtpitch/note_rules.py).
 
 Rules for key ``p`` at frame ``k`` (thresholds from :class:`DecoderSpec`):
 
@@ -97,6 +98,9 @@ import numpy as np
 
 from .errors import ConfigError
 from .events import LOWEST_MIDI, N_KEYS, Activations, Event, NoteEvent, PedalEvent
+from .note_rules import ENDED, ON, decide_frames
+
+EVENT_CAP = 4096  # events one decide_frames call may write (it stops early rather than overflow)
 
 
 @dataclass(frozen=True)
@@ -211,6 +215,15 @@ class NoteDecoder:
         self._support_thr = np.float32(-np.inf if support is None else support)
         self._support_frames = _ms_to_frames(spec.frame_onset_support_ms, hop_s) if support is not None else None
         self._offset_thr = None if spec.offset_threshold is None else np.float32(spec.offset_threshold)
+        self._limits = np.array([self._gap_frames, self._min_frames,
+                                 -1 if self._support_frames is None else self._support_frames], np.int64)
+        self._rule_thresholds = np.array(
+            [self._gate_thr, self._frame_thr, self._off_thr, self._release, self._restrike_thr,
+             np.inf if self._offset_thr is None else self._offset_thr, self._support_thr], np.float32)
+        self._started_scratch = np.zeros(N_KEYS, np.int8)
+        self._ev_row = np.zeros(EVENT_CAP, np.int64)
+        self._ev_kind = np.zeros(EVENT_CAP, np.int64)
+        self._ev_pitch = np.zeros(EVENT_CAP, np.int64)
         self.reset()
 
     def reset(self) -> None:
@@ -253,77 +266,55 @@ class NoteDecoder:
             raise ConfigError(f"decoder: velocity must be {frame.shape}, got {vel.shape}")
         if offset is not None and offset.shape != frame.shape:
             raise ConfigError(f"decoder: offset must be {frame.shape}, got {offset.shape}")
-        events: list[NoteEvent] = []
         start = 0
         if self._started and acts.first_frame < self._next_frame:
             start = self._next_frame - acts.first_frame
         self.start_s = acts.start_s
-        floor = acts.noise_floor if self._noisy else None
-        for i in range(start, frame.shape[0]):
-            k = acts.first_frame + i
-            on_thr, frame_on_thr = (self._on_thr, self._frame_on_thr) if floor is None else self._thresholds(floor[i])
-            self._step(k, frame[i], onset[i], onset[i] if vel is None else vel[i], events, on_thr, frame_on_thr,
-                       None if offset is None else offset[i])
-            self._next_frame = k + 1
-            self._started = True
+        n = frame.shape[0]
+        if start >= n:
+            return []
+        on_thr, trig_sounding, frame_on_thr = self._row_thresholds(acts, n)
+        no_offset = np.zeros((0, N_KEYS), np.float32)
+        events: list[NoteEvent] = []
+        i = start
+        while i < n:
+            i, n_ev = decide_frames(frame, onset, no_offset if offset is None else offset, on_thr, trig_sounding,
+                                    frame_on_thr, i, acts.first_frame, self._limits, self._rule_thresholds,
+                                    self._sounding, self._latched, self._armed, self._on_frame, self._prev_onset,
+                                    self._prev_frame, self._peak, self._support_frame, self._started_scratch,
+                                    self._ev_row, self._ev_kind, self._ev_pitch)
+            events += self._events(n_ev, acts.first_frame, onset if vel is None else vel)
+        self._next_frame = acts.first_frame + n
+        self._started = True
         return events
 
-    def _thresholds(self, floor: float) -> tuple[np.float32, np.float32]:
-        """(onset, frame-started) thresholds at noise floor ``floor`` (module docstring)."""
-        rise = np.float32(np.clip((np.float32(floor) - self._floor_lo) / self._floor_span, 0.0, 1.0))
-        frame_on = self._frame_on_thr
-        if rise >= 1.0:
-            frame_on = np.float32(np.inf)
-        elif np.isfinite(frame_on):
-            frame_on = np.float32(frame_on + (1.0 - frame_on) * rise)
-        return np.float32(self._on_thr + self._noisy_rise * rise), frame_on
+    def _row_thresholds(self, acts: Activations, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """float32 (n,) each: the onset threshold, a sounding key's trigger threshold and the
+        frame-started threshold of every row (they move with the noise floor: module docstring)."""
+        on_thr = np.full(n, self._on_thr, np.float32)
+        frame_on = np.full(n, self._frame_on_thr, np.float32)
+        if self._noisy and acts.noise_floor is not None:
+            floor = np.asarray(acts.noise_floor, np.float32)[:n]
+            rise = np.clip((floor - self._floor_lo) / self._floor_span, 0.0, 1.0).astype(np.float32)
+            on_thr = (self._on_thr + self._noisy_rise * rise).astype(np.float32)
+            if np.isfinite(self._frame_on_thr):
+                frame_on = (self._frame_on_thr + (1.0 - self._frame_on_thr) * rise).astype(np.float32)
+            frame_on[rise >= 1.0] = np.inf
+        return on_thr, (on_thr + self._restrike_lower).astype(np.float32), frame_on
 
-    def _step(self, k: int, f: np.ndarray, o: np.ndarray, v: np.ndarray, out: list, on_thr: np.float32,
-              frame_on_thr: np.float32, off: np.ndarray | None) -> None:
-        sounding = self._sounding
-        # a sounding key triggers restrike_threshold - onset_threshold under on_thr where that is
-        # negative (so it moves with the noise-adaptive onset threshold), else at on_thr
-        trig_thr = np.where(sounding, on_thr + self._restrike_lower, on_thr)
-        trig = self._armed & (o >= trig_thr) & (o > self._prev_onset)
-        gate = f >= self._gate_thr
-        age = k - self._on_frame
-        in_gap = trig & sounding & (age < self._gap_frames)
-        restrike = trig & sounding & ~in_gap & gate & (o >= self._restrike_thr)
-        rise = (f >= frame_on_thr) & (self._prev_frame < frame_on_thr)
-        if self._support_frames is not None:
-            self._support_frame[o >= self._support_thr] = k
-            rise &= k - self._support_frame <= self._support_frames
-        new_on = ~sounding & ((trig & gate) | rise)
-        self._latched |= sounding & (f >= self._frame_thr)
-        np.maximum(self._peak, f, out=self._peak)  # a silent key's value is unused: a note-on resets it
-        keep_thr = np.where(self._latched, np.maximum(self._off_thr, self._release * self._peak), self._frame_thr)
-        may_end = sounding & ~restrike & (age >= self._min_frames)
-        frame_off = may_end & (f < keep_thr)
-        if off is not None:  # the offset head: the key released (module docstring)
-            frame_off |= may_end & self._latched & (o < on_thr) & (off >= self._offset_thr)
-
-        consumed = restrike | new_on | in_gap  # a trigger under restrike_threshold stays armed: it may still rise
-        self._armed = (self._armed & ~consumed) | (o < self._prev_onset) | (o < on_thr)
-        self._prev_onset = o.copy()
-        self._prev_frame = f.copy()
-
-        ended, restruck = np.flatnonzero(frame_off), np.flatnonzero(restrike)
-        ons = np.flatnonzero(new_on | restrike)
-        if ended.size == 0 and ons.size == 0:
-            return
-        t = self.start_s + k * self.hop_s
-        for p in ended:
-            out.append(NoteEvent(t - 0.5 * self.hop_s, int(p) + LOWEST_MIDI, 0, False, k))
-        for p in restruck:
-            out.append(NoteEvent(t, int(p) + LOWEST_MIDI, 0, False, k))
-        if ons.size:
-            vels = np.clip(np.rint(v[ons] * 127.0), 1, 127).astype(int)
-            for p, vel in zip(ons, vels):
-                out.append(NoteEvent(t, int(p) + LOWEST_MIDI, int(vel), True, k))
-            self._on_frame[ons] = k
-            self._latched[ons] = f[ons] >= self._frame_thr
-            self._peak[ons] = f[ons]
-        self._sounding = (sounding & ~frame_off) | new_on
+    def _events(self, n_ev: int, first_frame: int, v: np.ndarray) -> list[NoteEvent]:
+        """NoteEvents of the first ``n_ev`` rows of the kernel's event buffers."""
+        rows, kinds, keys = self._ev_row[:n_ev], self._ev_kind[:n_ev], self._ev_pitch[:n_ev]
+        vels = np.clip(np.rint(v[rows, keys] * 127.0), 1, 127).astype(int)
+        out = []
+        for row, kind, key, vel in zip(rows.tolist(), kinds.tolist(), keys.tolist(), vels.tolist()):
+            k = first_frame + row
+            t = self.start_s + k * self.hop_s
+            if kind == ON:
+                out.append(NoteEvent(t, key + LOWEST_MIDI, vel, True, k))
+            else:
+                out.append(NoteEvent(t - 0.5 * self.hop_s if kind == ENDED else t, key + LOWEST_MIDI, 0, False, k))
+        return out
 
     def close(self, time_s: float | None = None) -> list[NoteEvent]:
         """Note-offs for every sounding note, sorted by pitch.
