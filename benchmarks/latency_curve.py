@@ -67,7 +67,8 @@ def build_point(args, la: int) -> dict:
              *(["--checkpoint", args.checkpoint] if args.checkpoint else []))
         _run("-m", "train.step_graph", "--model", str(path))  # as shipped: the engine runs the step graph
         _run("-m", "train.tune_decoder", "--model", str(path), "--rendered", val,
-             "--limit", str(args.tune_limit))
+             "--limit", str(args.tune_limit),
+             *(["--max-onset-lag-ms", str(args.max_onset_lag_ms)] if args.max_onset_lag_ms is not None else []))
         _run("-m", "train.evaluate", "--model", str(path), "--real", args.real, "--rendered", val,
              "--limit", str(args.eval_limit), "--write-json")
         meta = json.loads(path.read_text())
@@ -80,6 +81,7 @@ def build_point(args, la: int) -> dict:
             "real_note_offset_velocity_f1": real["note_offset_velocity_f1"],
             "real_onset_lag_ms": real.get("onset_lag_ms"),
             "rendered_note_f1": rendered.get("note_f1"), "rendered_frame_f1": rendered.get("frame_f1"),
+            "max_onset_lag_ms": meta["evaluation"].get("decoder_tuning", {}).get("max_onset_lag_ms"),
             "decoder": meta["decoder"]}
 
 
@@ -128,6 +130,9 @@ def main(argv=None):
     ap.add_argument("--prefix", default="stream")
     ap.add_argument("--tune-limit", type=int, default=20, help="rendered validation files for the thresholds")
     ap.add_argument("--eval-limit", type=int, default=1000, help="files per evaluation set")
+    ap.add_argument("--max-onset-lag-ms", type=float, default=None,
+                    help="train.tune_decoder's bound on the note-ons' median lag (default: its own); a "
+                         "lookahead-0 model may place none within it")
     ap.add_argument("--out", default=str(RESULTS / "latency_curve"), help="path stem of the .json and .png")
     args = ap.parse_args(argv)
     lookaheads = [int(v) for v in args.lookaheads.split(",")]
