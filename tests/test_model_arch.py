@@ -57,7 +57,7 @@ def test_stream_architectures_have_the_declared_widths_and_a_20_frame_view():
     keys, wide, pedal = got.pop("stream-keys"), got.pop("stream-keys-wide"), got.pop("stream-keys-pedal")
     rec, h16, h18 = got.pop("stream-keys-rec"), got.pop("stream-keys-h16"), got.pop("stream-keys-h18")
     h16_pedal, h16_pedal_rec = got.pop("stream-keys-h16-pedal"), got.pop("stream-keys-h16-pedal-rec")
-    kx, h16_wide = got.pop("stream-keys-h16-kx"), got.pop("stream-keys-h16-wide")
+    kx, h16_wide, h16_wider = got.pop("stream-keys-h16-kx"), got.pop("stream-keys-h16-wide"), got.pop("stream-keys-h16-wider")
     assert keys["params"] < 0.1 * got["stream"]["params"] and wide["params"] > 2.5 * keys["params"]
     # the pedal head: 1x1 conv (2 x 48 -> 32) on the pooled features, one 1x1 conv (32 -> 1) per lookahead
     assert pedal["params"] == keys["params"] + (2 * 48 + 1) * 32 + 33
@@ -75,12 +75,14 @@ def test_stream_architectures_have_the_declared_widths_and_a_20_frame_view():
     # so a change reaches 12 keys further than the key context's +-12
     assert kx["params"] == h16["params"] + 2 * (2 * 32 * 32) and kx["outputs"] == notes
     assert kx["moved_keys"][1] == h16["moved_keys"][1] + 12, (kx, h16)
-    # the key context 32 -> 48 channels, the temporal convolutions 48 -> 64: the capacity ablation
-    wider = (13 * 32 * 48 + 48) + (4 * 48 * 64 + 64) + (5 * 64 * 64 + 64) + 4 * (64 + 1)
-    narrow = (13 * 32 * 32 + 32) + (4 * 32 * 48 + 48) + (5 * 48 * 48 + 48) + 4 * (48 + 1)
-    assert h16_wide["params"] == h16["params"] + wider - narrow and h16_wide["outputs"] == notes
-    assert h16_wide["moved_keys"] == h16["moved_keys"]
-    for k in (keys, wide, pedal, rec, h16, h18, h16_pedal, h16_pedal_rec, kx, h16_wide):
+    # the capacity ablation: the key context and the temporal convolutions 32 / 48 channels (h16),
+    # 48 / 64 (wide), 64 / 96 (wider)
+    def trunk(ctx, hidden):
+        return (13 * 32 * ctx + ctx) + (4 * ctx * hidden + hidden) + (5 * hidden * hidden + hidden) + 4 * (hidden + 1)
+    for arch, ctx, hidden in ((h16_wide, 48, 64), (h16_wider, 64, 96)):
+        assert arch["params"] == h16["params"] + trunk(ctx, hidden) - trunk(32, 48) and arch["outputs"] == notes
+        assert arch["moved_keys"] == h16["moved_keys"]
+    for k in (keys, wide, pedal, rec, h16, h18, h16_pedal, h16_pedal_rec, kx, h16_wide, h16_wider):
         assert k["described"] and k["moved_keys"][0] == 0 and k["moved_keys"][1] < 88 - 1 - 20, k
     assert keys["outputs"] == wide["outputs"] == notes
     assert pedal["outputs"] == rec["outputs"] == h16_pedal["outputs"] == h16_pedal_rec["outputs"] == \

@@ -229,7 +229,8 @@ KEY_ARCHS = {"stream-keys": KeyArch(),
              "stream-keys-h16-pedal-rec": KeyArch(harmonics=HARMONICS_16, pedal=True, pedal_branch=16,
                                                   pedal_recurrent=16),
              "stream-keys-h16-kx": KeyArch(harmonics=HARMONICS_16, key_offsets=(19, 24)),
-             "stream-keys-h16-wide": KeyArch(harmonics=HARMONICS_16, context=48, hidden=64)}
+             "stream-keys-h16-wide": KeyArch(harmonics=HARMONICS_16, context=48, hidden=64),
+             "stream-keys-h16-wider": KeyArch(harmonics=HARMONICS_16, context=64, hidden=96)}
 HEADS.update({arch: spec.heads for arch, spec in KEY_ARCHS.items()})
 ARCHITECTURES.update({arch: spec.describe() for arch, spec in KEY_ARCHS.items()})
 HARMONIC_INPUT = {"stream-hs"} | set(KEY_ARCHS)  # harmonic stack instead of the mel image
