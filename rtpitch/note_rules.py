@@ -45,6 +45,8 @@ def decide_frames(frame, onset, offset, on_thr, trig_sounding, frame_on_thr, sta
         for p in range(n_keys):
             f, o = frame[i, p], onset[i, p]
             was = sounding[p]
+            # a sounding key triggers at trig_sounding (restrike_threshold - onset_threshold under the onset
+            # threshold where that is negative, so it moves with the noise-adaptive threshold)
             trig = armed[p] and o >= (trig_sounding[i] if was else on_thr[i]) and o > prev_onset[p]
             gate = f >= gate_thr
             age = k - on_frame[p]
@@ -58,14 +60,14 @@ def decide_frames(frame, onset, offset, on_thr, trig_sounding, frame_on_thr, sta
             new_on = not was and ((trig and gate) or rise)
             if was and f >= frame_thr:
                 latched[p] = True
-            if f > peak[p]:
+            if f > peak[p]:  # a silent key's peak is unused: a note-on resets it
                 peak[p] = f
             keep_thr = max(off_thr, release * peak[p]) if latched[p] else frame_thr
             may_end = was and not restrike and age >= min_frames
             ended = may_end and f < keep_thr
             if use_offset and may_end and latched[p] and o < on_thr[i] and offset[i, p] >= offset_thr:
                 ended = True
-            consumed = restrike or new_on or in_gap
+            consumed = restrike or new_on or in_gap  # a trigger under restrike_thr stays armed: it may still rise
             armed[p] = (armed[p] and not consumed) or o < prev_onset[p] or o < on_thr[i]
             prev_onset[p] = o
             prev_frame[p] = f

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rtpitch.decoder import NoteDecoder
+from rtpitch.decoder import EVENT_CAP, NoteDecoder
 from rtpitch.events import Activations
 from rtpitch.decoder import DecoderSpec
 from rtpitch.errors import ConfigError
@@ -300,6 +300,25 @@ def test_chunked_equals_one_shot(extra):
             i += n
         got += dec.close()
         assert got == expected
+
+
+def test_a_block_with_more_events_than_one_kernel_call_holds_gives_them_all_in_order():
+    # every key struck every 8 frames for 400 frames: 88 * 50 ons and their offs, over EVENT_CAP
+    n = 400
+    frame = np.zeros((n, 88), np.float32)
+    onset = np.zeros((n, 88), np.float32)
+    for start in range(0, n, 8):
+        frame[start:start + 5] = 0.9
+        onset[start] = 0.95
+    vel = np.full((n, 88), 0.5, np.float32)
+    whole = NoteDecoder(SPEC, HOP)
+    got = whole.process(Activations(0, frame, onset, vel))
+    assert len(got) > EVENT_CAP
+    framewise = NoteDecoder(SPEC, HOP)
+    expected = [e for i in range(n) for e in framewise.process(Activations(i, frame[i:i + 1], onset[i:i + 1],
+                                                                             vel[i:i + 1]))]
+    assert got == expected
+    assert sum(e.on for e in got) == 88 * 50
 
 
 def test_frames_already_processed_are_skipped():
