@@ -194,11 +194,7 @@ class NoteDecoder:
             raise ConfigError(f"decoder: hop_s must be > 0, got {hop_s}")
         self.spec = spec
         self.hop_s = float(hop_s)
-        self._min_frames = max(1, _ms_to_frames(spec.min_duration_ms, hop_s))
-        self._gap_frames = _ms_to_frames(spec.restrike_gap_ms, hop_s)
         self._on_thr = np.float32(spec.onset_threshold)
-        self._frame_thr = np.float32(spec.frame_threshold)
-        self._off_thr = np.float32(spec.off_threshold)
         fon = spec.frame_onset_threshold
         self._frame_on_thr = np.float32(np.inf if fon is None else fon)
         self._noisy = spec.noise_floor_range is not None and spec.noisy_onset_threshold is not None
@@ -206,20 +202,21 @@ class NoteDecoder:
             lo, hi = spec.noise_floor_range
             self._floor_lo, self._floor_span = np.float32(lo), np.float32(hi - lo)
             self._noisy_rise = np.float32(spec.noisy_onset_threshold - spec.onset_threshold)
-        self._gate_thr = np.float32(spec.off_threshold)  # frame support an onset needs
-        self._release = np.float32(spec.release_ratio or 0.0)
         rs = spec.onset_threshold if spec.restrike_threshold is None else spec.restrike_threshold
-        self._restrike_thr = np.float32(rs)
         self._restrike_lower = np.float32(min(0.0, rs - spec.onset_threshold))  # a sounding key's trigger, under on_thr
         support = spec.frame_onset_support
-        self._support_thr = np.float32(-np.inf if support is None else support)
-        self._support_frames = _ms_to_frames(spec.frame_onset_support_ms, hop_s) if support is not None else None
-        self._offset_thr = None if spec.offset_threshold is None else np.float32(spec.offset_threshold)
-        self._limits = np.array([self._gap_frames, self._min_frames,
-                                 -1 if self._support_frames is None else self._support_frames], np.int64)
+        self._use_offset = spec.offset_threshold is not None
+        # the kernel's settings (note_rules.decide_frames: limits, thresholds)
+        self._limits = np.array([_ms_to_frames(spec.restrike_gap_ms, hop_s),
+                                 max(1, _ms_to_frames(spec.min_duration_ms, hop_s)),
+                                 -1 if support is None else _ms_to_frames(spec.frame_onset_support_ms, hop_s)],
+                                np.int64)
         self._rule_thresholds = np.array(
-            [self._gate_thr, self._frame_thr, self._off_thr, self._release, self._restrike_thr,
-             np.inf if self._offset_thr is None else self._offset_thr, self._support_thr], np.float32)
+            [spec.off_threshold,  # the frame support an onset needs
+             spec.frame_threshold, spec.off_threshold, spec.release_ratio or 0.0, rs,
+             np.inf if spec.offset_threshold is None else spec.offset_threshold,
+             -np.inf if support is None else support], np.float32)
+        self._no_offset = np.zeros((0, N_KEYS), np.float32)
         self._started_scratch = np.zeros(N_KEYS, np.int8)
         self._ev_row = np.zeros(EVENT_CAP, np.int64)
         self._ev_kind = np.zeros(EVENT_CAP, np.int64)
@@ -259,7 +256,8 @@ class NoteDecoder:
         frame = np.asarray(acts.frame, dtype=np.float32)
         onset = np.asarray(acts.onset, dtype=np.float32)
         vel = None if acts.velocity is None else np.asarray(acts.velocity, dtype=np.float32)
-        offset = None if acts.offset is None or self._offset_thr is None else np.asarray(acts.offset, np.float32)
+        use_offset = acts.offset is not None and self._use_offset
+        offset = np.asarray(acts.offset, np.float32) if use_offset else None
         if frame.ndim != 2 or frame.shape[1] != N_KEYS or onset.shape != frame.shape:
             raise ConfigError(f"decoder: activations must be (n, {N_KEYS}); got frame {frame.shape}, onset {onset.shape}")
         if vel is not None and vel.shape != frame.shape:
@@ -274,11 +272,10 @@ class NoteDecoder:
         if start >= n:
             return []
         on_thr, trig_sounding, frame_on_thr = self._row_thresholds(acts, n)
-        no_offset = np.zeros((0, N_KEYS), np.float32)
         events: list[NoteEvent] = []
         i = start
         while i < n:
-            i, n_ev = decide_frames(frame, onset, no_offset if offset is None else offset, on_thr, trig_sounding,
+            i, n_ev = decide_frames(frame, onset, self._no_offset if offset is None else offset, on_thr, trig_sounding,
                                     frame_on_thr, i, acts.first_frame, self._limits, self._rule_thresholds,
                                     self._sounding, self._latched, self._armed, self._on_frame, self._prev_onset,
                                     self._prev_frame, self._peak, self._support_frame, self._started_scratch,

@@ -12,6 +12,7 @@ import numba
 import numpy as np
 
 ENDED, RESTRUCK, ON = 0, 1, 2  # event kinds, in the order a frame emits them
+NEW_ON, RESTRUCK_ON = 1, 2  # a key's note-on this frame (the scratch array ``started``)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -25,7 +26,7 @@ def decide_frames(frame, onset, offset, on_thr, trig_sounding, frame_on_thr, sta
     trig_sounding (a sounding key's trigger threshold), frame_on_thr: float32 (n,) per row.
     limits: int64 [gap_frames, min_frames, support_frames (-1: no onset support)];
     thresholds: float32 [gate, frame, off, release ratio, restrike, offset-head, onset support].
-    The state arrays (88,) are updated in place; started (88,) int8 is scratch. Events go to
+    The state arrays (88,) are updated in place; started (88,) int8 is scratch (0, NEW_ON, RESTRUCK_ON). Events go to
     ev_row / ev_kind / ev_pitch (int64 (cap,), cap >= 2 * 88), per row: ENDED keys,
     RESTRUCK keys, then ON keys (re-strikes' ons too), each by key.
     Returns (the row after the last one decided, the number of events written).
@@ -74,7 +75,7 @@ def decide_frames(frame, onset, offset, on_thr, trig_sounding, frame_on_thr, sta
             if ended:
                 ev_row[n_ev], ev_kind[n_ev], ev_pitch[n_ev] = i, ENDED, p
                 n_ev += 1
-            started[p] = 2 if restrike else (1 if new_on else 0)
+            started[p] = RESTRUCK_ON if restrike else (NEW_ON if new_on else 0)
             if restrike:
                 n_restruck += 1
             if restrike or new_on:
@@ -82,11 +83,13 @@ def decide_frames(frame, onset, offset, on_thr, trig_sounding, frame_on_thr, sta
                 latched[p] = f >= frame_thr
                 peak[p] = f
             sounding[p] = (was and not ended) or new_on
-        for kind in (RESTRUCK, ON):
-            if kind == RESTRUCK and n_restruck == 0:
-                continue
+        if n_restruck:
             for p in range(n_keys):
-                if started[p] == 2 or (kind == ON and started[p] == 1):
-                    ev_row[n_ev], ev_kind[n_ev], ev_pitch[n_ev] = i, kind, p
+                if started[p] == RESTRUCK_ON:
+                    ev_row[n_ev], ev_kind[n_ev], ev_pitch[n_ev] = i, RESTRUCK, p
                     n_ev += 1
+        for p in range(n_keys):
+            if started[p]:
+                ev_row[n_ev], ev_kind[n_ev], ev_pitch[n_ev] = i, ON, p
+                n_ev += 1
     return frame.shape[0], n_ev
