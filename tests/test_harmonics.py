@@ -7,7 +7,7 @@ import pytest
 
 from helpers import run_python, stream_predictions
 from rtpitch.frontend import FrontendSpec, mel_band_centres
-from train.harmonics import HARMONICS, HARMONICS_16, HARMONICS_18, harmonic_matrix, key_hz
+from train.harmonics import HARMONICS, HARMONICS_16, HARMONICS_18, harmonic_matrix, inharmonicity, key_hz, partial_hz
 
 SPEC = FrontendSpec(sample_rate=16000, n_fft=2048, window_fall=256, hop_length=160, n_mels=229,
                     fmin=30.0, fmax=8000.0, log_offset=1e-4, htk=False)
@@ -72,11 +72,45 @@ def test_sub_harmonics_come_last_and_read_the_key_an_octave_and_a_fifth_or_two_o
     assert not m18[:, 0 * 18 + 17].any()  # A0 / 4 = 6.9 Hz: under fmin
 
 
+def cents(a, b):
+    return 1200.0 * np.log2(a / b)
+
+
+def test_inharmonicity_is_least_in_the_low_tenor_and_grows_a_hundredfold_to_the_top():
+    b = inharmonicity()
+    low = int(np.argmin(b))
+    assert 12 <= low <= 30  # A1 .. D3: the wound strings' end
+    assert 2e-4 < b[0] < 1e-3 and b[low] < 2e-4 and 1e-2 < b[-1] < 5e-2
+    assert np.all(np.diff(b[low:]) > 0) and np.all(np.diff(b[:low + 1]) < 0)
+
+
+def test_stretched_partials_lie_sharp_of_the_harmonics_by_what_a_piano_string_gives():
+    """A4's 8th partial a third of a semitone sharp, C4's 15th half a semitone; the half
+    harmonic (not a partial) where it was; each stretched column still two neighbouring
+    bands summing to 1, read at or above the plain one."""
+    exact, stretched = partial_hz(HARMONICS_16), partial_hz(HARMONICS_16, stretched=True)
+    a4, c4 = 48, 39
+    assert 28 < cents(stretched[a4, HARMONICS_16.index(8)], exact[a4, HARMONICS_16.index(8)]) < 36
+    assert 45 < cents(stretched[c4, HARMONICS_16.index(15)], exact[c4, HARMONICS_16.index(15)]) < 56
+    np.testing.assert_array_equal(stretched[:, 0], exact[:, 0])
+    assert np.all(stretched[:, 1:] > exact[:, 1:])
+    plain, m = harmonic_matrix(SPEC, HARMONICS_16), harmonic_matrix(SPEC, HARMONICS_16, stretched=True)
+    inside = (stretched >= SPEC.fmin).ravel() & (stretched <= SPEC.fmax).ravel()
+    np.testing.assert_allclose(m.sum(axis=0)[inside], 1.0, atol=1e-6)
+    assert np.all(m[:, ~inside] == 0)
+    centre = np.arange(229) @ m  # the band read, fractional
+    plain_centre = np.arange(229) @ plain
+    both = inside & (exact.ravel() <= SPEC.fmax)
+    assert np.all(centre[both] >= plain_centre[both] - 1e-6)
+    assert (centre[both] - plain_centre[both]).max() > 2  # high partials of treble keys: bands apart
+
+
 # -- a stream-hs / stream-keys(-pedal) run: train/export.py, then rtpitch's step graph ------------------------
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch", ["stream-hs", "stream-keys", "stream-keys-pedal", "stream-keys-h16-kx"])
+@pytest.mark.parametrize("arch", ["stream-hs", "stream-keys", "stream-keys-pedal", "stream-keys-h16-kx",
+                                  "stream-keys-h16-ih"])
 def test_exported_harmonic_model_steps_as_keras_runs_the_stream(tmp_path, arch):
     """A random-weight run (tests/tiny_run.py) exported at lookahead 2: the harmonic
     stack is one more constant MatMul in the graph, and the step graph (one frame

@@ -15,6 +15,8 @@ _PROBE = """
 import json
 import numpy as np
 from train.model import ARCHITECTURES, HEADS, KEY_ARCHS, STREAM_WIDTHS, build_model
+from rtpitch.frontend import FrontendSpec
+from train.harmonics import harmonic_matrix
 from tests.tiny_run import random_key_offsets
 frontend = json.load(open("train/frontend-lowlat.json"))
 out = {}
@@ -35,8 +37,10 @@ for arch in KEY_ARCHS:
     x2 = x.copy(); x2[:, :, :3] += 5.0
     a, b = m(x)["frame_la2"].numpy(), m(x2)["frame_la2"].numpy()
     moved = np.flatnonzero(np.abs(a - b).max(axis=(0, 1)) > 0)
+    stretched = harmonic_matrix(FrontendSpec(**frontend), KEY_ARCHS[arch].harmonics, stretched=True)
     out[arch] = {"outputs": sorted([k, list(v.shape)] for k, v in m(x).items()), "params": m.count_params(),
-                 "described": arch in ARCHITECTURES, "moved_keys": [int(moved.min()), int(moved.max())]}
+                 "described": arch in ARCHITECTURES, "moved_keys": [int(moved.min()), int(moved.max())],
+                 "stretched": bool(np.array_equal(m.get_layer("harmonics").matrix, stretched))}
 # causal: changing the last 10 input frames changes no output before them
 m = build_model(229, arch="stream-gru", lookaheads=[2])
 x = np.random.default_rng(0).normal(size=(1, 60, 229)).astype(np.float32)
@@ -58,6 +62,7 @@ def test_stream_architectures_have_the_declared_widths_and_a_20_frame_view():
     rec, h16, h18 = got.pop("stream-keys-rec"), got.pop("stream-keys-h16"), got.pop("stream-keys-h18")
     h16_pedal, h16_pedal_rec = got.pop("stream-keys-h16-pedal"), got.pop("stream-keys-h16-pedal-rec")
     kx, h16_wide, h16_wider = got.pop("stream-keys-h16-kx"), got.pop("stream-keys-h16-wide"), got.pop("stream-keys-h16-wider")
+    h16_ih = got.pop("stream-keys-h16-ih")
     assert keys["params"] < 0.1 * got["stream"]["params"] and wide["params"] > 2.5 * keys["params"]
     # the pedal head: 1x1 conv (2 x 48 -> 32) on the pooled features, one 1x1 conv (32 -> 1) per lookahead
     assert pedal["params"] == keys["params"] + (2 * 48 + 1) * 32 + 33
@@ -82,7 +87,12 @@ def test_stream_architectures_have_the_declared_widths_and_a_20_frame_view():
     for arch, ctx, hidden in ((h16_wide, 48, 64), (h16_wider, 64, 96)):
         assert arch["params"] == h16["params"] + trunk(ctx, hidden) - trunk(32, 48) and arch["outputs"] == notes
         assert arch["moved_keys"] == h16["moved_keys"]
+    # stretched partials: h16's weights, its stack read where a piano's partials lie
+    assert h16_ih["params"] == h16["params"] and h16_ih["outputs"] == notes and h16_ih["stretched"]
+    assert h16_ih["moved_keys"] == h16["moved_keys"]
     for k in (keys, wide, pedal, rec, h16, h18, h16_pedal, h16_pedal_rec, kx, h16_wide, h16_wider):
+        assert not k["stretched"], k
+    for k in (keys, wide, pedal, rec, h16, h18, h16_pedal, h16_pedal_rec, kx, h16_wide, h16_wider, h16_ih):
         assert k["described"] and k["moved_keys"][0] == 0 and k["moved_keys"][1] < 88 - 1 - 20, k
     assert keys["outputs"] == wide["outputs"] == notes
     assert pedal["outputs"] == rec["outputs"] == h16_pedal["outputs"] == h16_pedal_rec["outputs"] == \

@@ -9,7 +9,10 @@ As one matrix (n_mels, 88 * H): column ``k * H + i`` reads harmonic ``i`` of key
 ``k``. A convolution over (time, key) then sees a key's fundamental and overtones
 side by side in its channels, and a note's pattern is the same at every key
 (harmonic stacking, Bittner et al. 2022, "Basic Pitch"). The half harmonic (the
-octave below) lets it tell a note from the octave above it.
+octave below) lets it tell a note from the octave above it. A piano's partials
+lie above the integer harmonics (string stiffness: the 8th of A4 a third of a
+semitone sharp, the 15th of C4 half a semitone), so a stretched matrix reads them
+there instead.
 """
 
 from __future__ import annotations
@@ -38,11 +41,32 @@ def key_hz(n_keys: int = N_KEYS, lowest: int = LOWEST_MIDI) -> np.ndarray:
     return 440.0 * 2.0 ** ((np.arange(lowest, lowest + n_keys) - 69) / 12.0)
 
 
-def harmonic_matrix(spec: FrontendSpec, harmonics=HARMONICS) -> np.ndarray:
+def inharmonicity(n_keys: int = N_KEYS, lowest: int = LOWEST_MIDI) -> np.ndarray:
+    """A grand piano's inharmonicity coefficient B of MIDI keys lowest .. lowest + n_keys - 1:
+    the bass and treble asymptotes of Rigaud et al. 2013 ("A parametric model and
+    estimation techniques for the inharmonicity and tuning of the piano"), about
+    4e-4 at A0, 1e-4 at G2, 3e-4 at C4, 2e-3 at C6, 2e-2 at C8."""
+    m = np.arange(lowest, lowest + n_keys, dtype=np.float64)
+    return np.exp(-0.0915 * m - 5.8) + np.exp(0.0905 * m - 13.7)
+
+
+def partial_hz(harmonics, stretched: bool = False) -> np.ndarray:
+    """(88, H) Hz read for every key and harmonic ``h``: h times the fundamental, or
+    (``stretched``) where a piano string puts its partial h, h f0 sqrt(1 + B h^2),
+    B from :func:`inharmonicity` (sub-harmonics, h < 1, are not partials: unchanged)."""
+    h = np.asarray(harmonics, np.float64)[None, :]
+    f = key_hz()[:, None] * h
+    if stretched:
+        f = f * np.where(h >= 1, np.sqrt(1.0 + inharmonicity()[:, None] * h ** 2), 1.0)
+    return f
+
+
+def harmonic_matrix(spec: FrontendSpec, harmonics=HARMONICS, stretched: bool = False) -> np.ndarray:
     """(n_mels, 88 * len(harmonics)) float32; each column has at most two non-zero
-    weights, summing to 1 (in range) or 0 (outside [fmin, fmax])."""
+    weights, summing to 1 (in range) or 0 (outside [fmin, fmax]). ``stretched``:
+    read partials where a piano puts them (:func:`partial_hz`)."""
     centres_mel = _hz_to_mel(mel_band_centres(spec), spec.htk)
-    f = key_hz()[:, None] * np.asarray(harmonics, np.float64)[None, :]  # (88, H) Hz
+    f = partial_hz(harmonics, stretched)  # (88, H) Hz
     pos = np.interp(_hz_to_mel(f, spec.htk).ravel(), centres_mel, np.arange(spec.n_mels, dtype=np.float64))
     lo = np.floor(pos).astype(int)
     hi = np.minimum(lo + 1, spec.n_mels - 1)

@@ -95,6 +95,12 @@ reaches +-12 in even steps, and a note's 3rd and 4th harmonics, a twelfth and
 two octaves up, are where most overtone false notes lie. The new kernels start
 at zero, so grown from a stream-keys-h16 run (train.py --init-from) it starts
 out computing what that run did.
+``stream-keys-h16-wide`` and ``-wider``: stream-keys-h16 with a wider key context
+and temporal convolutions (48 and 64; 64 and 96 channels), grown the same way.
+``stream-keys-h16-ih``: stream-keys-h16 reading each partial where a piano's
+stiff strings put it, h f0 sqrt(1 + B h^2) (train/harmonics.py), not at h f0:
+the same weights' shapes, so it starts from a stream-keys-h16 run's weights and
+relearns what the shifted readings mean.
 """
 
 from __future__ import annotations
@@ -178,7 +184,8 @@ class KeyArch:
     ``harmonics`` read per key; ``key_offsets``: keys (+-) whose 3x3 convolution features a
     key also sees (() none); ``recurrent``: a MinGRU per key (units, 0 none); a ``pedal``
     head, with ``pedal_branch`` channels of its own temporal convolutions (0 none) and
-    ``pedal_recurrent`` units of a MinGRU over the pooled features (0 none)."""
+    ``pedal_recurrent`` units of a MinGRU over the pooled features (0 none); ``stretched``:
+    partials read where a piano's stiff strings put them (train/harmonics.py)."""
 
     channels: tuple = (16, 16, 24, 32)
     context: int = 32
@@ -189,6 +196,7 @@ class KeyArch:
     pedal: bool = False
     pedal_branch: int = 0
     pedal_recurrent: int = 0
+    stretched: bool = False
 
     @property
     def heads(self) -> tuple:
@@ -196,7 +204,8 @@ class KeyArch:
 
     def describe(self) -> str:
         subs = "".join(f", 1/{round(1 / h)}" for h in self.harmonics if h < 0.5)
-        s = (f"streaming CNN per key on a harmonic stack: log-mel at harmonics 0.5, 1..{max(self.harmonics)}{subs} "
+        at = "stretched partials" if self.stretched else "harmonics"
+        s = (f"streaming CNN per key on a harmonic stack: log-mel at {at} 0.5, 1..{max(self.harmonics)}{subs} "
              f"of the 88 keys (fixed MatMul), 4 3x3 conv over (time, key) ({', '.join(map(str, self.channels))} ch), "
              f"conv over keys (13 taps, dilation 2, {self.context} ch)")
         if self.key_offsets:
@@ -230,7 +239,8 @@ KEY_ARCHS = {"stream-keys": KeyArch(),
                                                   pedal_recurrent=16),
              "stream-keys-h16-kx": KeyArch(harmonics=HARMONICS_16, key_offsets=(19, 24)),
              "stream-keys-h16-wide": KeyArch(harmonics=HARMONICS_16, context=48, hidden=64),
-             "stream-keys-h16-wider": KeyArch(harmonics=HARMONICS_16, context=64, hidden=96)}
+             "stream-keys-h16-wider": KeyArch(harmonics=HARMONICS_16, context=64, hidden=96),
+             "stream-keys-h16-ih": KeyArch(harmonics=HARMONICS_16, stretched=True)}
 HEADS.update({arch: spec.heads for arch, spec in KEY_ARCHS.items()})
 ARCHITECTURES.update({arch: spec.describe() for arch, spec in KEY_ARCHS.items()})
 HARMONIC_INPUT = {"stream-hs"} | set(KEY_ARCHS)  # harmonic stack instead of the mel image
@@ -275,7 +285,8 @@ def build_model(n_mels: int, window: int = 20, mean=None, std=None, arch: str = 
         spec = FrontendSpec(**frontend)
         if spec.n_mels != n_mels:
             raise ValueError(f"the frontend has {spec.n_mels} mel bands, the input {n_mels}")
-        harmonic = harmonic_matrix(spec, KEY_ARCHS[arch].harmonics if arch in KEY_ARCHS else HARMONICS)
+        key_arch = KEY_ARCHS.get(arch, KeyArch())
+        harmonic = harmonic_matrix(spec, key_arch.harmonics, key_arch.stretched)
     if arch in KEY_ARCHS:
         return build_key_cnn(n_mels, window, harmonic, KEY_ARCHS[arch], mean=mean, std=std, lookaheads=lookaheads)
     if arch in STREAM_WIDTHS:
