@@ -1,0 +1,150 @@
+"""Where a piano's partials lie in the log-mel: the stretch the harmonic stack should read.
+
+    python -m benchmarks.partial_stretch --frontend train/frontend-fall176.json \
+        --data work/fall176/data-maps-synth,work/fall176/data-render-s6-dyn \
+        --real ../shared/data/real/maps-enstdkcl --out benchmarks/results/partial_stretch.json
+
+For every labelled onset of key k, the log-mel's rise (2 frames after the onset
+frame minus 3 before it) read at partial h of k (h = 4 .. 15, inside fmax), where
+a stiff string puts it: h f0 sqrt(1 + s B(k) h^2), B from
+train.harmonics.inharmonicity, for stretch scales s (0: the integer harmonics
+the plain stack reads; 1: the curve stream-keys-h16-ih reads). The partials'
+rise is largest where the reading meets them; other notes sounding at the
+onset add the same at every s. Per group of 6 keys and source: the mean rise
+per scale and the best scale. The real recordings are only measured here:
+the curve was not fit to them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+
+import numpy as np
+import soundfile as sf
+
+from rtpitch.frontend import FrontendSpec, _hz_to_mel, logmel, mel_band_centres
+from train.evaluate import read_tsv
+from train.harmonics import inharmonicity, key_hz
+
+SCALES = (0.0, 0.5, 1.0, 2.0, 4.0)
+PARTIALS = np.arange(4, 16)
+GROUP = 6  # keys
+MIN_ONSETS = 30
+
+
+def read_positions(spec: FrontendSpec, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """(88, P) fractional mel band of each key's partials at stretch ``scale``, and which lie in range."""
+    centres = _hz_to_mel(mel_band_centres(spec), spec.htk)
+    h = PARTIALS[None, :].astype(np.float64)
+    f = key_hz()[:, None] * h * np.sqrt(1.0 + scale * inharmonicity()[:, None] * h ** 2)
+    pos = np.interp(_hz_to_mel(f, spec.htk).ravel(), centres, np.arange(spec.n_mels)).reshape(f.shape)
+    return pos, (f >= spec.fmin) & (f <= spec.fmax)
+
+
+class Rise:
+    """Sums of the onset rise per (scale, key group, partial), and counts."""
+
+    def __init__(self, spec: FrontendSpec):
+        self.spec = spec
+        self.readers = [read_positions(spec, s) for s in SCALES]
+        inside = np.logical_and.reduce([ok for _, ok in self.readers])  # in range at every scale
+        self.inside = inside
+        groups = -(-88 // GROUP)
+        self.sum = np.zeros((len(SCALES), groups, len(PARTIALS)))
+        self.count = np.zeros((groups, len(PARTIALS)))
+
+    def add(self, mel: np.ndarray, onset_frames: np.ndarray, keys: np.ndarray) -> None:
+        """mel (T, n_mels) log-mel; one onset per (frame, key 0..87)."""
+        keep = (onset_frames >= 3) & (onset_frames + 2 < len(mel))
+        t, k = onset_frames[keep], keys[keep]
+        ok = self.inside[k]
+        g = k // GROUP
+        for i, (pos, _) in enumerate(self.readers):
+            p = pos[k]
+            lo = np.floor(p).astype(int)
+            hi = np.minimum(lo + 1, self.spec.n_mels - 1)
+            frac = p - lo
+
+            def read(frames):
+                rows = mel[frames]
+                return np.take_along_axis(rows, lo, 1) * (1 - frac) + np.take_along_axis(rows, hi, 1) * frac
+
+            np.add.at(self.sum[i], g, np.where(ok, read(t + 2) - read(t - 3), 0.0))
+        np.add.at(self.count, g, ok.astype(float))
+
+    def summary(self) -> list[dict]:
+        rows = []
+        for gi in range(self.count.shape[0]):
+            used = self.count[gi] >= MIN_ONSETS
+            if not used.any():
+                continue
+            rise = (self.sum[:, gi, used] / self.count[gi, used]).mean(axis=1)
+            rows.append({"keys": [21 + GROUP * gi, min(20 + GROUP * (gi + 1), 108)],
+                         "onsets": int(self.count[gi].max()), "partials": int(used.sum()),
+                         "rise_db_by_scale": {str(s): round(float(r) * 20 / np.log(10), 3) for s, r in zip(SCALES, rise)},
+                         "best_scale": SCALES[int(np.argmax(rise))]})
+        return rows
+
+
+def add_dataset(rise: Rise, folder: str, max_files: int) -> int:
+    files = sorted(glob.glob(os.path.join(folder, "**", "*.npz"), recursive=True))[:max_files]
+    for path in files:
+        d = np.load(path)
+        t, k = np.nonzero(d["onset"])
+        rise.add(d["mel"].astype(np.float32), t, k)
+    return len(files)
+
+
+def add_real(rise: Rise, folder: str, spec: FrontendSpec) -> int:
+    flacs = sorted(glob.glob(os.path.join(folder, "flac", "*.flac")))
+    for path in flacs:
+        audio, sr = sf.read(path, dtype="float32", always_2d=True)
+        if sr != spec.sample_rate:
+            raise SystemExit(f"error: {path} is {sr} Hz, the frontend {spec.sample_rate}")
+        mel = logmel(audio.mean(axis=1), spec)
+        ref = read_tsv(os.path.join(folder, "tsv", os.path.basename(path)[:-5] + ".tsv"))
+        frames = np.round(ref[:, 0] * spec.sample_rate / spec.hop_length).astype(int)
+        rise.add(mel, frames, ref[:, 2].astype(int) - 21)
+    return len(flacs)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--frontend", required=True, help="frontend JSON the data's mel was made with")
+    ap.add_argument("--data", default="", help="comma-separated dataset folders (train.build_dataset's .npz)")
+    ap.add_argument("--max-files", type=int, default=80, help="per dataset folder")
+    ap.add_argument("--real", default=None, help="folder with flac/ and tsv/ (MAPS layout)")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+    with open(args.frontend) as f:
+        spec = FrontendSpec(**json.load(f))
+    out = {"frontend": args.frontend, "scales": list(SCALES), "partials": [int(PARTIALS[0]), int(PARTIALS[-1])],
+           "sources": {}}
+    for folder in filter(None, args.data.split(",")):
+        rise = Rise(spec)
+        n = add_dataset(rise, folder, args.max_files)
+        if n == 0:
+            print(f"error: no .npz under {folder}", file=sys.stderr)
+            return 2
+        out["sources"][folder] = {"files": n, "groups": rise.summary()}
+    if args.real:
+        rise = Rise(spec)
+        out["sources"][args.real] = {"files": add_real(rise, args.real, spec), "groups": rise.summary()}
+    for name, src in out["sources"].items():
+        print(name)
+        for row in src["groups"]:
+            r = row["rise_db_by_scale"]
+            print(f"  keys {row['keys'][0]:3d}-{row['keys'][1]:3d}  onsets {row['onsets']:5d}  "
+                  + "  ".join(f"s={s}: {v:5.2f}" for s, v in r.items()) + f"  best {row['best_scale']}")
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(out, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
