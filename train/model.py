@@ -204,8 +204,9 @@ class KeyArch:
 
     def describe(self) -> str:
         subs = "".join(f", 1/{round(1 / h)}" for h in self.harmonics if h < 0.5)
-        at = "stretched partials" if self.stretched else "harmonics"
-        s = (f"streaming CNN per key on a harmonic stack: log-mel at {at} 0.5, 1..{max(self.harmonics)}{subs} "
+        stretched = " (partials stretched as a stiff string's)" if self.stretched else ""
+        s = (f"streaming CNN per key on a harmonic stack: log-mel at harmonics 0.5, 1..{max(self.harmonics)}{subs}"
+             f"{stretched} "
              f"of the 88 keys (fixed MatMul), 4 3x3 conv over (time, key) ({', '.join(map(str, self.channels))} ch), "
              f"conv over keys (13 taps, dilation 2, {self.context} ch)")
         if self.key_offsets:
