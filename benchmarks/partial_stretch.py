@@ -11,8 +11,11 @@ train.harmonics.inharmonicity, for stretch scales s (0: the integer harmonics
 the plain stack reads; 1: the curve stream-keys-h16-ih reads). The partials'
 rise is largest where the reading meets them; other notes sounding at the
 onset add the same at every s. Per group of 6 keys and source: the mean rise
-per scale and the best scale. The real recordings are only measured here:
-the curve was not fit to them.
+per scale and the best scale. And whether a key's partials tell it from its
+neighbours at the onset: per octave, the rise read at the played key's partials
+(1-3, 4-15, 16-31, at s = 1) minus the mean of the rises read at the partials of
+the keys a semitone above and below. The real recordings are only measured
+here: the curve was not fit to them.
 """
 
 from __future__ import annotations
@@ -32,14 +35,16 @@ from train.harmonics import inharmonicity, key_hz
 
 SCALES = (0.0, 0.5, 1.0, 2.0, 4.0)
 PARTIALS = np.arange(4, 16)
+CONTRAST_PARTIALS = {"1-3": np.arange(1, 4), "4-15": np.arange(4, 16), "16-31": np.arange(16, 32)}
 GROUP = 6  # keys
 MIN_ONSETS = 30
+DB = 20 / np.log(10)  # natural log of a magnitude -> dB
 
 
-def read_positions(spec: FrontendSpec, scale: float) -> tuple[np.ndarray, np.ndarray]:
+def read_positions(spec: FrontendSpec, scale: float, partials=PARTIALS) -> tuple[np.ndarray, np.ndarray]:
     """(88, P) fractional mel band of each key's partials at stretch ``scale``, and which lie in range."""
     centres = _hz_to_mel(mel_band_centres(spec), spec.htk)
-    h = PARTIALS[None, :].astype(np.float64)
+    h = np.asarray(partials)[None, :].astype(np.float64)
     f = key_hz()[:, None] * h * np.sqrt(1.0 + scale * inharmonicity()[:, None] * h ** 2)
     pos = np.interp(_hz_to_mel(f, spec.htk).ravel(), centres, np.arange(spec.n_mels)).reshape(f.shape)
     return pos, (f >= spec.fmin) & (f <= spec.fmax)
@@ -64,16 +69,7 @@ class Rise:
         ok = self.inside[k]
         g = k // GROUP
         for i, (pos, _) in enumerate(self.readers):
-            p = pos[k]
-            lo = np.floor(p).astype(int)
-            hi = np.minimum(lo + 1, self.spec.n_mels - 1)
-            frac = p - lo
-
-            def read(frames):
-                rows = mel[frames]
-                return np.take_along_axis(rows, lo, 1) * (1 - frac) + np.take_along_axis(rows, hi, 1) * frac
-
-            np.add.at(self.sum[i], g, np.where(ok, read(t + 2) - read(t - 3), 0.0))
+            np.add.at(self.sum[i], g, np.where(ok, onset_rise(mel, t, pos[k]), 0.0))
         np.add.at(self.count, g, ok.astype(float))
 
     def summary(self) -> list[dict]:
@@ -85,21 +81,63 @@ class Rise:
             rise = (self.sum[:, gi, used] / self.count[gi, used]).mean(axis=1)
             rows.append({"keys": [21 + GROUP * gi, min(20 + GROUP * (gi + 1), 108)],
                          "onsets": int(self.count[gi].max()), "partials": int(used.sum()),
-                         "rise_db_by_scale": {str(s): round(float(r) * 20 / np.log(10), 3) for s, r in zip(SCALES, rise)},
+                         "rise_db_by_scale": {str(s): round(float(r) * DB, 3) for s, r in zip(SCALES, rise)},
                          "best_scale": SCALES[int(np.argmax(rise))]})
         return rows
 
 
-def add_dataset(rise: Rise, folder: str, max_files: int) -> int:
+def onset_rise(mel: np.ndarray, t: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """(E, P) log-mel 2 frames after each onset frame ``t`` (E,) minus 3 before, read at
+    the fractional bands ``pos`` (E, P)."""
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, mel.shape[1] - 1)
+    frac = pos - lo
+
+    def read(frames):
+        rows = mel[frames]
+        return np.take_along_axis(rows, lo, 1) * (1 - frac) + np.take_along_axis(rows, hi, 1) * frac
+
+    return read(t + 2) - read(t - 3)
+
+
+class KeyContrast:
+    """Per partial set and octave: the onset rise at the played key's partials minus the
+    mean rise at its two neighbours' (dB, averaged over partials in range, then onsets)."""
+
+    def __init__(self, spec: FrontendSpec):
+        self.readers = {name: read_positions(spec, 1.0, p) for name, p in CONTRAST_PARTIALS.items()}
+        self.values = {name: [[] for _ in range(8)] for name in CONTRAST_PARTIALS}
+
+    def add(self, mel: np.ndarray, onset_frames: np.ndarray, keys: np.ndarray) -> None:
+        keep = (onset_frames >= 3) & (onset_frames + 2 < len(mel)) & (keys >= 1) & (keys <= 86)
+        t, k = onset_frames[keep], keys[keep]
+        for name, (pos, inside) in self.readers.items():
+            ok = inside[k] & inside[k - 1] & inside[k + 1]
+            own = onset_rise(mel, t, pos[k])
+            neighbours = 0.5 * (onset_rise(mel, t, pos[k - 1]) + onset_rise(mel, t, pos[k + 1]))
+            n = ok.sum(axis=1)
+            has = n > 0
+            contrast = np.where(ok, own - neighbours, 0.0).sum(axis=1)[has] / n[has] * DB
+            for octave, c in zip(k[has] // 12, contrast):
+                self.values[name][octave].append(c)
+
+    def summary(self) -> dict:
+        return {name: [{"octave": o, "onsets": len(v), "contrast_db": round(float(np.mean(v)), 3)}
+                       for o, v in enumerate(octaves) if len(v) >= MIN_ONSETS]
+                for name, octaves in self.values.items()}
+
+
+def add_dataset(measures: list, folder: str, max_files: int) -> int:
     files = sorted(glob.glob(os.path.join(folder, "**", "*.npz"), recursive=True))[:max_files]
     for path in files:
         d = np.load(path)
         t, k = np.nonzero(d["onset"])
-        rise.add(d["mel"].astype(np.float32), t, k)
+        for m in measures:
+            m.add(d["mel"].astype(np.float32), t, k)
     return len(files)
 
 
-def add_real(rise: Rise, folder: str, spec: FrontendSpec) -> int:
+def add_real(measures: list, folder: str, spec: FrontendSpec) -> int:
     flacs = sorted(glob.glob(os.path.join(folder, "flac", "*.flac")))
     for path in flacs:
         audio, sr = sf.read(path, dtype="float32", always_2d=True)
@@ -108,7 +146,8 @@ def add_real(rise: Rise, folder: str, spec: FrontendSpec) -> int:
         mel = logmel(audio.mean(axis=1), spec)
         ref = read_tsv(os.path.join(folder, "tsv", os.path.basename(path)[:-5] + ".tsv"))
         frames = np.round(ref[:, 0] * spec.sample_rate / spec.hop_length).astype(int)
-        rise.add(mel, frames, ref[:, 2].astype(int) - 21)
+        for m in measures:
+            m.add(mel, frames, ref[:, 2].astype(int) - 21)
     return len(flacs)
 
 
@@ -124,22 +163,26 @@ def main(argv=None) -> int:
         spec = FrontendSpec(**json.load(f))
     out = {"frontend": args.frontend, "scales": list(SCALES), "partials": [int(PARTIALS[0]), int(PARTIALS[-1])],
            "sources": {}}
-    for folder in filter(None, args.data.split(",")):
-        rise = Rise(spec)
-        n = add_dataset(rise, folder, args.max_files)
-        if n == 0:
-            print(f"error: no .npz under {folder}", file=sys.stderr)
-            return 2
-        out["sources"][folder] = {"files": n, "groups": rise.summary()}
+    sources = [(folder, lambda m, f=folder: add_dataset(m, f, args.max_files))
+               for folder in filter(None, args.data.split(","))]
     if args.real:
-        rise = Rise(spec)
-        out["sources"][args.real] = {"files": add_real(rise, args.real, spec), "groups": rise.summary()}
+        sources.append((args.real, lambda m: add_real(m, args.real, spec)))
+    for name, add in sources:
+        rise, contrast = Rise(spec), KeyContrast(spec)
+        n = add([rise, contrast])
+        if n == 0:
+            print(f"error: no audio or .npz under {name}", file=sys.stderr)
+            return 2
+        out["sources"][name] = {"files": n, "groups": rise.summary(), "key_contrast": contrast.summary()}
     for name, src in out["sources"].items():
         print(name)
         for row in src["groups"]:
             r = row["rise_db_by_scale"]
             print(f"  keys {row['keys'][0]:3d}-{row['keys'][1]:3d}  onsets {row['onsets']:5d}  "
                   + "  ".join(f"s={s}: {v:5.2f}" for s, v in r.items()) + f"  best {row['best_scale']}")
+        for part, rows in src["key_contrast"].items():
+            print(f"  partials {part:5s} against the neighbours' (dB): "
+                  + "  ".join(f"octave {r['octave']} {r['contrast_db']:5.2f}" for r in rows))
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(out, f, indent=1)

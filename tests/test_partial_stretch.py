@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from benchmarks.partial_stretch import SCALES, Rise, read_positions
+from benchmarks.partial_stretch import SCALES, KeyContrast, Rise, read_positions
 from rtpitch.frontend import FrontendSpec
 
 SPEC = FrontendSpec(sample_rate=16000, n_fft=2048, window_fall=176, hop_length=160, n_mels=229,
@@ -27,3 +27,23 @@ def test_the_best_scale_is_the_one_the_partials_were_put_at(true_scale):
     (row,) = rise.summary()
     assert row["keys"] == [63, 68] and row["best_scale"] == true_scale, row
     assert set(row["rise_db_by_scale"]) == {str(s) for s in SCALES}
+
+
+def test_key_contrast_is_positive_where_the_played_keys_partials_rise_and_zero_where_all_do():
+    """Onsets of E4 (octave 3) light its own partials 4-15 only: they read a rise over
+    its neighbours'; onsets of A1 (octave 1) light every band: no contrast."""
+    rng = np.random.default_rng(1)
+    pos, _ = read_positions(SPEC, 1.0, np.arange(4, 16))
+    mel = rng.normal(0.0, 0.1, size=(800, SPEC.n_mels))
+    frames = np.arange(10, 790, 20)
+    keys = np.where(np.arange(len(frames)) % 2 == 0, 43, 12)  # E4, A1
+    for t, k in zip(frames, keys):
+        if k == 43:
+            mel[t:t + 8, np.rint(pos[k]).astype(int)] += 3.0
+        else:
+            mel[t:t + 8] += 3.0
+    contrast = KeyContrast(SPEC)
+    contrast.add(mel, frames, keys)
+    got = {o: np.mean(v) for o, v in enumerate(contrast.values["4-15"]) if v}
+    assert set(got) == {1, 3}
+    assert got[3] > 5.0 and abs(got[1]) < 0.5, got
