@@ -2,7 +2,7 @@
 # Rebuild a shipped model end to end (resumable: rerun the same command).
 #   train/reproduce.sh seed-cnn        # the seed's CNN (issue 2); SEED_FROM_SCRATCH=1: from step 0
 #   train/reproduce.sh stream          # the per-key streaming CNN reading 16 harmonics: stream (lookahead 3,
-#                                      # an 11 ms window fall) and stream-fast (lookahead 1)
+#                                      # an 11 ms window fall, partials stretched) and stream-fast (lookahead 1)
 #   train/reproduce.sh stream-fast     # stream-fast only
 #   train/reproduce.sh stream-cnn      # the former default's streaming CNN (an experiment now)
 #   train/reproduce.sh stream-wide     # the wider streaming CNN (an experiment): its curve only
@@ -110,12 +110,15 @@ stream | stream-fast)
     # stream-keys-h16-la3: the soft run at 1 500 with heads for lookahead 3 too (started between the
     # lookahead-2 and -4 heads: train.py --init-from), 774 steps at 1e-4 with the seed-6 render (wider
     # dynamics) added. stream-keys-h16-la3-f176: that run at 774, 858 steps at 1e-4 on the same pieces
-    # rendered into features with an 11 ms window fall (train/frontend-fall176.json: lookahead 3 at 46 ms);
-    # stream is its step-858 export at lookahead 3. The kept checkpoints move on in later sessions, so
-    # first restore the ones the models come from: git checkout 352d6ea -- train/runs/stream-keys-h16-soft
-    # (1 500); git checkout c6dbc51 -- train/runs/stream-keys-h16-la3-f176 (858); a new machine then only
-    # exports (a phase whose MAX_STEPS a kept run has passed does nothing). From scratch: remove the five
-    # runs from train/runs first.
+    # rendered into features with an 11 ms window fall (train/frontend-fall176.json: lookahead 3 at 46 ms).
+    # stream-keys-h16-ih: that run at 858 reading each key's partials where a piano's stiff strings put
+    # them (train/harmonics.py; the same weights' shapes), lr 3e-4; stream is its step-1 000 export at
+    # lookahead 3 (the run went on to 1 507 that session; 1 000 scored higher on MAPS). The kept
+    # checkpoints move on in later sessions, so first restore the ones the models come from: git checkout
+    # 352d6ea -- train/runs/stream-keys-h16-soft (1 500); git checkout c6dbc51 --
+    # train/runs/stream-keys-h16-la3-f176 (858, where the ih run starts); git checkout 63ac8a8 --
+    # train/runs/stream-keys-h16-ih (1 000); a new machine then only exports (a phase whose MAX_STEPS a
+    # kept run has passed does nothing). From scratch: remove the six runs from train/runs first.
     D=work/data-lowlat,work/data-render-s2,work/data-maps-synth,work/data-noise
     for steps in 3561 4087 6868; do
         PYTHON=$PY RUN=stream-keys LR=1e-3 MAX_STEPS=$steps SESSION_DATA=$D RTPITCH_SESSION=reproduce \
@@ -149,7 +152,11 @@ stream | stream-fast)
     PYTHON=$PY RUN=stream-keys-h16-la3-f176 ARCH=stream-keys-h16 INIT=work/runs/stream-keys-h16-la3 LR=1e-4 \
         MAX_STEPS=858 FRONTEND=train/frontend-fall176.json SESSION_DATA=$D RTPITCH_SESSION=reproduce \
         TRAIN_ARGS="$LA3" train/session.sh run 100000
-    ship work/runs/stream-keys-h16-la3-f176 $D train/frontend-fall176.json stream 3 float32 --arch stream-keys-h16
+    PYTHON=$PY RUN=stream-keys-h16-ih ARCH=stream-keys-h16-ih INIT=work/runs/stream-keys-h16-la3-f176 LR=3e-4 \
+        MAX_STEPS=1000 FRONTEND=train/frontend-fall176.json SESSION_DATA=$D RTPITCH_SESSION=reproduce \
+        TRAIN_ARGS="$LA3" train/session.sh run 100000
+    ship work/runs/stream-keys-h16-ih $D train/frontend-fall176.json stream 3 float32 --arch stream-keys-h16-ih \
+        --checkpoint work/runs/stream-keys-h16-ih/ckpt/ckpt-1000
     ;;
 stream-cnn)
     # the former default (train/model.py stream: the mel image, a dense trunk), shipped as
