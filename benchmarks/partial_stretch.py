@@ -31,7 +31,7 @@ import soundfile as sf
 
 from rtpitch.frontend import FrontendSpec, _hz_to_mel, logmel, mel_band_centres
 from train.evaluate import read_tsv
-from train.harmonics import inharmonicity, key_hz
+from train.harmonics import partial_hz
 
 SCALES = (0.0, 0.5, 1.0, 2.0, 4.0)
 PARTIALS = np.arange(4, 16)
@@ -44,8 +44,7 @@ DB = 20 / np.log(10)  # natural log of a magnitude -> dB
 def read_positions(spec: FrontendSpec, scale: float, partials=PARTIALS) -> tuple[np.ndarray, np.ndarray]:
     """(88, P) fractional mel band of each key's partials at stretch ``scale``, and which lie in range."""
     centres = _hz_to_mel(mel_band_centres(spec), spec.htk)
-    h = np.asarray(partials)[None, :].astype(np.float64)
-    f = key_hz()[:, None] * h * np.sqrt(1.0 + scale * inharmonicity()[:, None] * h ** 2)
+    f = partial_hz(partials, scale)
     pos = np.interp(_hz_to_mel(f, spec.htk).ravel(), centres, np.arange(spec.n_mels)).reshape(f.shape)
     return pos, (f >= spec.fmin) & (f <= spec.fmax)
 
@@ -56,8 +55,7 @@ class Rise:
     def __init__(self, spec: FrontendSpec):
         self.spec = spec
         self.readers = [read_positions(spec, s) for s in SCALES]
-        inside = np.logical_and.reduce([ok for _, ok in self.readers])  # in range at every scale
-        self.inside = inside
+        self.inside = np.logical_and.reduce([ok for _, ok in self.readers])  # in range at every scale
         groups = -(-88 // GROUP)
         self.sum = np.zeros((len(SCALES), groups, len(PARTIALS)))
         self.count = np.zeros((groups, len(PARTIALS)))
@@ -131,9 +129,10 @@ def add_dataset(measures: list, folder: str, max_files: int) -> int:
     files = sorted(glob.glob(os.path.join(folder, "**", "*.npz"), recursive=True))[:max_files]
     for path in files:
         d = np.load(path)
+        mel = d["mel"].astype(np.float32)
         t, k = np.nonzero(d["onset"])
         for m in measures:
-            m.add(d["mel"].astype(np.float32), t, k)
+            m.add(mel, t, k)
     return len(files)
 
 

@@ -50,15 +50,13 @@ def inharmonicity(n_keys: int = N_KEYS, lowest: int = LOWEST_MIDI) -> np.ndarray
     return np.exp(-0.0915 * m - 5.8) + np.exp(0.0905 * m - 13.7)
 
 
-def partial_hz(harmonics, stretched: bool = False) -> np.ndarray:
-    """(88, H) Hz read for every key and harmonic ``h``: h times the fundamental, or
-    (``stretched``) where a piano string puts its partial h, h f0 sqrt(1 + B h^2),
-    B from :func:`inharmonicity` (sub-harmonics, h < 1, are not partials: unchanged)."""
+def partial_hz(harmonics, stretch: float = 0.0) -> np.ndarray:
+    """(88, H) Hz read for every key and harmonic ``h``: where a piano string puts its
+    partial h, h f0 sqrt(1 + stretch B h^2), B from :func:`inharmonicity` (``stretch``
+    0: the integer harmonics, 1: the curve; sub-harmonics, h < 1, are not partials:
+    unchanged)."""
     h = np.asarray(harmonics, np.float64)[None, :]
-    f = key_hz()[:, None] * h
-    if stretched:
-        f = f * np.where(h >= 1, np.sqrt(1.0 + inharmonicity()[:, None] * h ** 2), 1.0)
-    return f
+    return key_hz()[:, None] * h * np.where(h >= 1, np.sqrt(1.0 + stretch * inharmonicity()[:, None] * h ** 2), 1.0)
 
 
 def harmonic_matrix(spec: FrontendSpec, harmonics=HARMONICS, stretched: bool = False) -> np.ndarray:
@@ -66,7 +64,7 @@ def harmonic_matrix(spec: FrontendSpec, harmonics=HARMONICS, stretched: bool = F
     weights, summing to 1 (in range) or 0 (outside [fmin, fmax]). ``stretched``:
     read partials where a piano puts them (:func:`partial_hz`)."""
     centres_mel = _hz_to_mel(mel_band_centres(spec), spec.htk)
-    f = partial_hz(harmonics, stretched)  # (88, H) Hz
+    f = partial_hz(harmonics, 1.0 if stretched else 0.0)  # (88, H) Hz
     pos = np.interp(_hz_to_mel(f, spec.htk).ravel(), centres_mel, np.arange(spec.n_mels, dtype=np.float64))
     lo = np.floor(pos).astype(int)
     hi = np.minimum(lo + 1, spec.n_mels - 1)
