@@ -27,11 +27,10 @@ import os
 import sys
 
 import numpy as np
-import soundfile as sf
 
-from rtpitch.frontend import FrontendSpec, _hz_to_mel, logmel, mel_band_centres
-from train.evaluate import read_tsv
-from train.harmonics import partial_hz
+from rtpitch.frontend import FrontendSpec
+from train.harmonics import band_position, partial_hz
+from train.onset_levels import recording, segment
 
 SCALES = (0.0, 0.5, 1.0, 2.0, 4.0)
 PARTIALS = np.arange(4, 16)
@@ -39,14 +38,13 @@ CONTRAST_PARTIALS = {"1-3": np.arange(1, 4), "4-15": np.arange(4, 16), "16-31": 
 GROUP = 6  # keys
 MIN_ONSETS = 30
 DB = 20 / np.log(10)  # natural log of a magnitude -> dB
+BEFORE, AFTER = 3, 2  # the onset rise: AFTER frames after the onset frame minus BEFORE frames before it
 
 
 def read_positions(spec: FrontendSpec, scale: float, partials=PARTIALS) -> tuple[np.ndarray, np.ndarray]:
     """(88, P) fractional mel band of each key's partials at stretch ``scale``, and which lie in range."""
-    centres = _hz_to_mel(mel_band_centres(spec), spec.htk)
     f = partial_hz(partials, scale)
-    pos = np.interp(_hz_to_mel(f, spec.htk).ravel(), centres, np.arange(spec.n_mels)).reshape(f.shape)
-    return pos, (f >= spec.fmin) & (f <= spec.fmax)
+    return band_position(spec, f), (f >= spec.fmin) & (f <= spec.fmax)
 
 
 class Rise:
@@ -62,7 +60,7 @@ class Rise:
 
     def add(self, mel: np.ndarray, onset_frames: np.ndarray, keys: np.ndarray) -> None:
         """mel (T, n_mels) log-mel; one onset per (frame, key 0..87)."""
-        keep = (onset_frames >= 3) & (onset_frames + 2 < len(mel))
+        keep = in_reach(onset_frames, len(mel))
         t, k = onset_frames[keep], keys[keep]
         ok = self.inside[k]
         g = k // GROUP
@@ -84,9 +82,14 @@ class Rise:
         return rows
 
 
+def in_reach(t: np.ndarray, n_frames: int) -> np.ndarray:
+    """Which onset frames ``t`` have the frames :func:`onset_rise` reads inside the recording."""
+    return (t >= BEFORE) & (t + AFTER < n_frames)
+
+
 def onset_rise(mel: np.ndarray, t: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    """(E, P) log-mel 2 frames after each onset frame ``t`` (E,) minus 3 before, read at
-    the fractional bands ``pos`` (E, P)."""
+    """(E, P) log-mel AFTER frames after each onset frame ``t`` (E,) minus BEFORE frames
+    before, read at the fractional bands ``pos`` (E, P)."""
     lo = np.floor(pos).astype(int)
     hi = np.minimum(lo + 1, mel.shape[1] - 1)
     frac = pos - lo
@@ -95,7 +98,7 @@ def onset_rise(mel: np.ndarray, t: np.ndarray, pos: np.ndarray) -> np.ndarray:
         rows = mel[frames]
         return np.take_along_axis(rows, lo, 1) * (1 - frac) + np.take_along_axis(rows, hi, 1) * frac
 
-    return read(t + 2) - read(t - 3)
+    return read(t + AFTER) - read(t - BEFORE)
 
 
 class KeyContrast:
@@ -107,7 +110,7 @@ class KeyContrast:
         self.values = {name: [[] for _ in range(8)] for name in CONTRAST_PARTIALS}
 
     def add(self, mel: np.ndarray, onset_frames: np.ndarray, keys: np.ndarray) -> None:
-        keep = (onset_frames >= 3) & (onset_frames + 2 < len(mel)) & (keys >= 1) & (keys <= 86)
+        keep = in_reach(onset_frames, len(mel)) & (keys >= 1) & (keys <= 86)
         t, k = onset_frames[keep], keys[keep]
         for name, (pos, inside) in self.readers.items():
             ok = inside[k] & inside[k - 1] & inside[k + 1]
@@ -128,26 +131,22 @@ class KeyContrast:
 def add_dataset(measures: list, folder: str, max_files: int) -> int:
     files = sorted(glob.glob(os.path.join(folder, "**", "*.npz"), recursive=True))[:max_files]
     for path in files:
-        d = np.load(path)
-        mel = d["mel"].astype(np.float32)
-        t, k = np.nonzero(d["onset"])
-        for m in measures:
-            m.add(mel, t, k)
+        add(measures, *segment(path))
     return len(files)
 
 
 def add_real(measures: list, folder: str, spec: FrontendSpec) -> int:
     flacs = sorted(glob.glob(os.path.join(folder, "flac", "*.flac")))
     for path in flacs:
-        audio, sr = sf.read(path, dtype="float32", always_2d=True)
-        if sr != spec.sample_rate:
-            raise SystemExit(f"error: {path} is {sr} Hz, the frontend {spec.sample_rate}")
-        mel = logmel(audio.mean(axis=1), spec)
-        ref = read_tsv(os.path.join(folder, "tsv", os.path.basename(path)[:-5] + ".tsv"))
-        frames = np.round(ref[:, 0] * spec.sample_rate / spec.hop_length).astype(int)
-        for m in measures:
-            m.add(mel, frames, ref[:, 2].astype(int) - 21)
+        add(measures, *recording(path, os.path.join(folder, "tsv", os.path.basename(path)[:-5] + ".tsv"), spec))
     return len(flacs)
+
+
+def add(measures: list, mel: np.ndarray, onsets: np.ndarray) -> None:
+    """One recording's log-mel (T, n_mels) and onsets (n, 3: frame, key, velocity) to each measure."""
+    t, k = onsets[:, 0].astype(int), onsets[:, 1].astype(int)
+    for m in measures:
+        m.add(mel, t, k)
 
 
 def main(argv=None) -> int:

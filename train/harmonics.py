@@ -59,13 +59,20 @@ def partial_hz(harmonics, stretch: float = 0.0) -> np.ndarray:
     return key_hz()[:, None] * h * np.where(h >= 1, np.sqrt(1.0 + stretch * inharmonicity()[:, None] * h ** 2), 1.0)
 
 
+def band_position(spec: FrontendSpec, hz: np.ndarray) -> np.ndarray:
+    """Fractional mel band index (same shape as ``hz``) of each frequency: linear in
+    mel between the two bands whose peaks surround it, clamped to the edge bands."""
+    centres_mel = _hz_to_mel(mel_band_centres(spec), spec.htk)
+    pos = np.interp(_hz_to_mel(hz, spec.htk).ravel(), centres_mel, np.arange(spec.n_mels, dtype=np.float64))
+    return pos.reshape(np.shape(hz))
+
+
 def harmonic_matrix(spec: FrontendSpec, harmonics=HARMONICS, stretched: bool = False) -> np.ndarray:
     """(n_mels, 88 * len(harmonics)) float32; each column has at most two non-zero
     weights, summing to 1 (in range) or 0 (outside [fmin, fmax]). ``stretched``:
     read partials where a piano puts them (:func:`partial_hz`)."""
-    centres_mel = _hz_to_mel(mel_band_centres(spec), spec.htk)
     f = partial_hz(harmonics, 1.0 if stretched else 0.0)  # (88, H) Hz
-    pos = np.interp(_hz_to_mel(f, spec.htk).ravel(), centres_mel, np.arange(spec.n_mels, dtype=np.float64))
+    pos = band_position(spec, f).ravel()
     lo = np.floor(pos).astype(int)
     hi = np.minimum(lo + 1, spec.n_mels - 1)
     frac = pos - lo
