@@ -50,7 +50,8 @@ def run_parameters(recipe: list[dict], *, lookahead: int | None = None) -> dict:
 
 def run_frontend(recipe: list[dict], *, check: str | None = None) -> dict:
     """The frontend (FrontendSpec fields) the run's features were made with: a
-    phase's own ``frontend`` where the recipe records one (train/from_onnx.py),
+    phase's own ``frontend`` where the recipe records one (train.py for a
+    harmonic-input model, train/from_onnx.py),
     else the ``frontend`` of the segments of every dataset the phase trained on
     (their manifest.jsonl, written by build_dataset.py; noise-only data has
     none). The last phase's data must be here; an earlier phase's folder that

@@ -313,7 +313,9 @@ def main(argv=None):
         print(f"weight average (decay {args.ema:g}) starts at step {int(step)}", flush=True)
 
     with open(os.path.join(args.run, "recipe.jsonl"), "a") as f:  # one line per invocation (phase)
-        f.write(json.dumps({"from_step": int(step), **vars(args)}) + "\n")
+        # the frontend a harmonic input reads with: a later --init-from or export then does without the data
+        f.write(json.dumps({"from_step": int(step), **vars(args), **({"frontend": frontend} if frontend else {})})
+                + "\n")
     rng = np.random.default_rng(args.seed + int(step))
     crops = Crops(train, seq=args.seq, window=args.window, targets=targets, batch=args.batch, rng=rng)
     gen = tf.data.Dataset.from_generator(
