@@ -4,16 +4,13 @@ one got to instead of from scratch. The Keras check runs in a subprocess: Tensor
 stays out of the pytest process."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import run_python
+from helpers import REPO, run_python
 from train.grow import grow_weights
 from train.run_info import run_frontend
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_grow_weights_puts_the_old_weights_first_and_zeroes_new_inputs():
@@ -113,7 +110,7 @@ def test_a_head_trained_alone_leaves_the_notes_as_they_were(tmp_path):
     # the recipe records the frontend its harmonic stack read with, so its model is built without the data
     phases = [json.loads(line) for line in (tmp_path / "pedal" / "recipe.jsonl").read_text().splitlines()]
     (tmp_path / "data" / "manifest.jsonl").unlink()
-    assert run_frontend(phases) == json.loads((ROOT / "train" / "frontend-lowlat.json").read_text())
+    assert run_frontend(phases) == json.loads((REPO / "train" / "frontend-lowlat.json").read_text())
 
 
 _BETWEEN_PROBE = """
