@@ -110,3 +110,27 @@ def test_noise_snr_moves_only_the_room_noise(tmp_path):
         assert 70 <= meta["augment"]["noise"]["snr_db"] <= 75 and plain["noise"]["snr_db"] < 60
         assert {k: v for k, v in plain.items() if k != "noise"} == \
                {k: v for k, v in meta["augment"].items() if k != "noise"}
+
+
+def test_resonance_couplings_are_drawn_apart_from_the_velocity_changes():
+    from train.build_dataset import draw_velocity_changes, main
+
+    plan = [dict(id=f"train_{i:05d}", seed=1000 + i) for i in range(100)]
+    draw_velocity_changes(plan, 1.0, 2.0, key="velocity_curve")
+    draw_velocity_changes(plan, -30.0, -18.0, key="resonance_db")
+    db = np.array([s["resonance_db"] for s in plan])
+    assert db.min() >= -30.0 and db.max() <= -18.0 and db.std() > 2
+    assert abs(np.corrcoef(db, [s["velocity_curve"] for s in plan])[0, 1]) < 0.3
+    with pytest.raises(SystemExit):  # dB under the input: a negative or reversed range is a usage error
+        main(["--resonance", "30,18", "--hours-train", "0", "--hours-val", "0"])
+
+
+def test_resonance_adds_the_strings_and_leaves_labels_and_room_alone(tmp_path):
+    a, b, meta = _render_plain_and(tmp_path, resonance_db=-20.0)
+    with a, b:
+        _same_timing(a, b)
+        assert np.array_equal(a["velocity"], b["velocity"]) and np.array_equal(a["pedal"], b["pedal"])
+        assert json.loads(str(a["augment"])) == meta["augment"]  # the room draws the same
+        assert meta["resonance_db"] == -20.0
+        diff = np.abs(a["mel"].astype(np.float32) - b["mel"].astype(np.float32))
+        assert diff.mean() > 0.01  # the strings are heard

@@ -10,7 +10,9 @@ headroom-c3 / splendid-grand draws from ``EXTENDED_TIMBRE_WEIGHTS`` instead, e.g
 ``--timbres salamander,fluid-r3,musescore,timgm6mb,headroom-c3,splendid-grand``; their
 samples come from ``--samples-data``, default ``<--data>/samples``) (velocities optionally bent per
 segment, ``--velocity-curve``: soft notes softer, loud ones as loud; scaled per segment,
-``--velocity-scale``; and spread per note, ``--velocity-spread``), passed
+``--velocity-scale``; and spread per note, ``--velocity-spread``), optionally given the
+strings' sympathetic resonance (``--resonance``, train/resonance.py: the sound of the
+dampers, pedal and held keys, that the samples lack), passed
 through ``microphone_in_room`` (its noise's level under the signal, ``--noise-snr``), and stored as
 ``OUT/<split>/<id>.npz`` (mel float16 (T, n_mels); frame/onset/offset/velocity uint8
 (T, 88); pedal uint8 (T,); metadata). Val segments also get ``<id>.flac`` (the audio the
@@ -36,6 +38,7 @@ from rtpitch.frontend import FrontendSpec, logmel
 from train.augment import NOISE_SNR_DB, microphone_in_room
 from train.labels import frame_labels, pedal_frames
 from train.render import REGION_PIANOS, TIMBRES, read_performance
+from train.resonance import string_resonance
 
 DEFAULT_FRONTEND = dict(sample_rate=16000, n_fft=2048, hop_length=320, n_mels=229,
                         fmin=30.0, fmax=8000.0, log_offset=1e-4)
@@ -210,6 +213,8 @@ def make_segment(seg: dict, out: str, spec_d: dict, samples_dir, region_samples=
         timbre = "salamander"
         audio = TIMBRES[timbre](perf, sr, rng, samples_dir=samples_dir)
     audio = np.pad(audio, (0, max(0, n - len(audio))))[:n]
+    if "resonance_db" in seg:  # the free strings ring along (the pedal's sound); labels unchanged
+        audio = audio + string_resonance(audio, perf, sr, seg["resonance_db"])
     audio, aug = microphone_in_room(audio, sr, rng, return_params=True,
                                     noise_snr_db=tuple(seg.get("noise_snr_db", NOISE_SNR_DB)))
     mel = logmel(audio, spec)
@@ -237,9 +242,9 @@ def make_segment(seg: dict, out: str, spec_d: dict, samples_dir, region_samples=
 
 def draw_velocity_changes(plan: list[dict], lo: float, hi: float, key: str = "velocity_scale") -> None:
     """Give each segment a velocity factor (``key``: velocity_scale) or exponent (velocity_curve),
-    uniform in [lo, hi], drawn from its own seed (so adding the option leaves every other draw of
-    the build unchanged)."""
-    stream = {"velocity_scale": 2, "velocity_curve": 4}[key]
+    or its strings' coupling in dB (resonance_db), uniform in [lo, hi], drawn from its own seed (so
+    adding the option leaves every other draw of the build unchanged)."""
+    stream = {"velocity_scale": 2, "velocity_curve": 4, "resonance_db": 5}[key]
     for seg in plan:
         seg[key] = round(float(np.random.default_rng([seg["seed"], stream]).uniform(lo, hi)), 3)
 
@@ -306,6 +311,9 @@ def main(argv=None):
     ap.add_argument("--noise-snr", default=None, metavar="LO,HI",
                     help="background noise's level under the signal's RMS, dB, drawn per segment in [LO, HI] "
                          "(default 25,60; the real recordings' floor lies lower: e.g. 35,75)")
+    ap.add_argument("--resonance", default=None, metavar="LO,HI",
+                    help="add the strings' sympathetic resonance (train/resonance.py), a free string's coupling "
+                         "LO to HI dB under its input, drawn per segment, e.g. 22,34 (default: none)")
     a = ap.parse_args(argv)
     if not 0 <= a.velocity_spread <= 1:
         ap.error("--velocity-spread: SIGMA in [0, 1], e.g. 0.35")
@@ -315,6 +323,8 @@ def main(argv=None):
                     "LO,HI with 0.25 <= LO <= HI <= 4, e.g. 1.0,2.0")
     noise_snr = _lo_hi(ap, "--noise-snr", a.noise_snr, lambda lo, hi: 0 <= lo <= hi <= 100,
                        "LO,HI in dB with 0 <= LO <= HI <= 100, e.g. 35,75")
+    resonance = _lo_hi(ap, "--resonance", a.resonance, lambda lo, hi: 0 <= lo <= hi <= 80,
+                       "LO,HI dB under the input with 0 <= LO <= HI <= 80, e.g. 22,34")
     timbres = a.timbres.split(",") if a.timbres else None
     if timbres and not set(timbres) <= set(EXTENDED_TIMBRE_WEIGHTS):
         ap.error(f"--timbres: choose from {', '.join(EXTENDED_TIMBRE_WEIGHTS)}")
@@ -340,6 +350,8 @@ def main(argv=None):
         draw_velocity_changes(plan, *vscale)
     if vcurve:
         draw_velocity_changes(plan, *vcurve, key="velocity_curve")
+    if resonance:
+        draw_velocity_changes(plan, -resonance[1], -resonance[0], key="resonance_db")
     for seg in plan:
         if a.velocity_spread:
             seg["velocity_spread"] = a.velocity_spread

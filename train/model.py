@@ -101,6 +101,9 @@ and temporal convolutions (48 and 64; 64 and 96 channels), grown the same way.
 stiff strings put it, h f0 sqrt(1 + B h^2) (train/harmonics.py), not at h f0:
 the same weights' shapes, so it starts from a stream-keys-h16 run's weights and
 relearns what the shifted readings mean.
+``stream-keys-h16-ih-pedal-rec``: stream-keys-h16-ih with stream-keys-h16-pedal-rec's
+pedal head, trained alone on a stream-keys-h16-ih run (--train-only pedal), so
+the notes stay that run's.
 """
 
 from __future__ import annotations
@@ -241,7 +244,9 @@ KEY_ARCHS = {"stream-keys": KeyArch(),
              "stream-keys-h16-kx": KeyArch(harmonics=HARMONICS_16, key_offsets=(19, 24)),
              "stream-keys-h16-wide": KeyArch(harmonics=HARMONICS_16, context=48, hidden=64),
              "stream-keys-h16-wider": KeyArch(harmonics=HARMONICS_16, context=64, hidden=96),
-             "stream-keys-h16-ih": KeyArch(harmonics=HARMONICS_16, stretched=True)}
+             "stream-keys-h16-ih": KeyArch(harmonics=HARMONICS_16, stretched=True),
+             "stream-keys-h16-ih-pedal-rec": KeyArch(harmonics=HARMONICS_16, stretched=True, pedal=True,
+                                                     pedal_branch=16, pedal_recurrent=16)}
 HEADS.update({arch: spec.heads for arch, spec in KEY_ARCHS.items()})
 ARCHITECTURES.update({arch: spec.describe() for arch, spec in KEY_ARCHS.items()})
 HARMONIC_INPUT = {"stream-hs"} | set(KEY_ARCHS)  # harmonic stack instead of the mel image

@@ -78,6 +78,10 @@ build_one() {  # the dataset folder $1, from its name (data-lowlat, data-noise, 
         # under the signal)
         $PY -m train.build_dataset "${R[@]}" --hours-train 6 --hours-val 0.5 --seed 7 --timbres $SIX_PIANOS \
             --velocity-curve 1.5,3.0 --velocity-spread 0.15 --noise-snr 30,70 ;;
+    data-render-s8-res)  # from 2026-12-07f: s6-dyn's dynamics with the strings' sympathetic resonance
+        # (train/resonance.py: under the pedal every string rings along; a free string's peak 18-30 dB under its input)
+        $PY -m train.build_dataset "${R[@]}" --hours-train 6 --hours-val 0.5 --seed 8 --timbres $SIX_PIANOS \
+            --velocity-curve 1.0,2.0 --velocity-spread 0.15 --resonance 18,30 ;;
     *)
         echo "build_data: no recipe for $out (the recipes: $(recipe_names))" >&2
         exit 1 ;;
