@@ -108,8 +108,8 @@ stream | stream-fast)
     # with 6 h more rendered softer (work/data-render-s5-soft: velocities scaled 0.45-1.0, a chord's
     # notes differing), its own moving average. stream-keys-h16-soft-ih: that run at 1 500 reading each
     # key's partials where a piano's stiff strings put them (train/harmonics.py), 1 000 steps at 3e-4 with
-    # the seed-6 render (wider dynamics) in place of the seed-2, -4 and soft ones; stream-fast is its
-    # step-1 000 export at lookahead 1.
+    # the seed-6 render (wider dynamics) in place of the seed-2, -4 and soft ones, then on to 3 000 in a
+    # second session (stopped at 2 117, then at 3 700); stream-fast is its step-3 000 export at lookahead 1.
     # stream-keys-h16-la3: the soft run at 1 500 with heads for lookahead 3 too (started between the
     # lookahead-2 and -4 heads: train.py --init-from), 774 steps at 1e-4 with the seed-6 render (wider
     # dynamics) added. stream-keys-h16-la3-f176: that run at 774, 858 steps at 1e-4 on the same pieces
@@ -120,8 +120,8 @@ stream | stream-fast)
     # checkpoints move on in later sessions, so first restore the ones the models come from: git checkout
     # 352d6ea -- train/runs/stream-keys-h16-soft (1 500); git checkout c6dbc51 --
     # train/runs/stream-keys-h16-la3-f176 (858, where the ih run starts); git checkout 63ac8a8 --
-    # train/runs/stream-keys-h16-ih (1 000); git checkout 6b4957d -- train/runs/stream-keys-h16-soft-ih
-    # (1 000); a new machine then only exports (a phase whose MAX_STEPS a kept run has passed does
+    # train/runs/stream-keys-h16-ih (1 000); git checkout 20c7454 -- train/runs/stream-keys-h16-soft-ih
+    # (3 000); a new machine then only exports (a phase whose MAX_STEPS a kept run has passed does
     # nothing). From scratch: remove the seven runs from train/runs first.
     D=work/data-lowlat,work/data-render-s2,work/data-maps-synth,work/data-noise
     for steps in 3561 4087 6868; do
@@ -145,11 +145,13 @@ stream | stream-fast)
         MAX_STEPS=1500 SESSION_DATA=$D RTPITCH_SESSION=reproduce \
         TRAIN_ARGS="--ema 0.999 --eval-every 250" train/session.sh run 100000
     D2=work/data-lowlat,work/data-render-s6-dyn,work/data-maps-synth,work/data-noise
-    PYTHON=$PY RUN=stream-keys-h16-soft-ih ARCH=stream-keys-h16-ih INIT=work/runs/stream-keys-h16-soft LR=3e-4 \
-        MAX_STEPS=1000 SESSION_DATA=$D2 RTPITCH_SESSION=reproduce TRAIN_ARGS="--ema 0.999 --eval-every 250" \
-        train/session.sh run 100000
+    for steps in 2117 3000; do
+        PYTHON=$PY RUN=stream-keys-h16-soft-ih ARCH=stream-keys-h16-ih INIT=work/runs/stream-keys-h16-soft LR=3e-4 \
+            MAX_STEPS=$steps SESSION_DATA=$D2 RTPITCH_SESSION=reproduce TRAIN_ARGS="--ema 0.999 --eval-every 250" \
+            train/session.sh run 100000
+    done
     ship work/runs/stream-keys-h16-soft-ih $D2 train/frontend-lowlat.json stream-fast 1 float32 \
-        --arch stream-keys-h16-ih --checkpoint work/runs/stream-keys-h16-soft-ih/ckpt/ckpt-1000
+        --arch stream-keys-h16-ih --checkpoint work/runs/stream-keys-h16-soft-ih/ckpt/ckpt-3000
     [ "$NAME" = stream ] || exit 0
     LA3="--ema 0.999 --eval-every 250 --lookaheads 0,1,2,3,4,6,9"
     D=work/data-lowlat,work/data-render-s6-dyn,work/data-maps-synth,work/data-noise,work/data-render-s4
