@@ -109,7 +109,7 @@ stream | stream-fast)
     # notes differing), its own moving average. stream-keys-h16-soft-ih: that run at 1 500 reading each
     # key's partials where a piano's stiff strings put them (train/harmonics.py), 1 000 steps at 3e-4 with
     # the seed-6 render (wider dynamics) in place of the seed-2, -4 and soft ones, then on to 3 000 in a
-    # second session (stopped at 2 117, then at 3 700); stream-fast is its step-3 000 export at lookahead 1.
+    # second session (stopped at 2 117, then at 3 934); stream-fast is its step-3 000 export at lookahead 1.
     # stream-keys-h16-la3: the soft run at 1 500 with heads for lookahead 3 too (started between the
     # lookahead-2 and -4 heads: train.py --init-from), 774 steps at 1e-4 with the seed-6 render (wider
     # dynamics) added. stream-keys-h16-la3-f176: that run at 774, 858 steps at 1e-4 on the same pieces
