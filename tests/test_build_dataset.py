@@ -18,16 +18,16 @@ pytestmark = pytest.mark.shared
 
 
 def test_velocity_scales_are_drawn_per_segment_and_change_nothing_else():
-    from train.build_dataset import draw_velocity_changes
+    from train.build_dataset import draw_per_segment
 
     plan = [dict(id=f"train_{i:05d}", seed=1000 + i, timbre="salamander") for i in range(200)]
     before = [dict(s) for s in plan]
-    draw_velocity_changes(plan, 0.45, 1.0)
+    draw_per_segment(plan, 0.45, 1.0)
     scales = np.array([s.pop("velocity_scale") for s in plan])
     assert plan == before
     assert scales.min() >= 0.45 and scales.max() <= 1.0 and scales.std() > 0.1
     again = [dict(s) for s in before]
-    draw_velocity_changes(again, 0.45, 1.0)
+    draw_per_segment(again, 0.45, 1.0)
     assert [s["velocity_scale"] for s in again] == scales.tolist()  # a resumed build draws the same
 
 
@@ -78,11 +78,11 @@ def test_velocity_spread_varies_notes_within_a_segment_and_keeps_the_timing(tmp_
 
 
 def test_velocity_curves_are_drawn_apart_from_the_scales():
-    from train.build_dataset import draw_velocity_changes
+    from train.build_dataset import draw_per_segment
 
     plan = [dict(id=f"train_{i:05d}", seed=1000 + i) for i in range(100)]
-    draw_velocity_changes(plan, 0.45, 1.0)
-    draw_velocity_changes(plan, 1.0, 2.0, key="velocity_curve")
+    draw_per_segment(plan, 0.45, 1.0)
+    draw_per_segment(plan, 1.0, 2.0, key="velocity_curve")
     curves = np.array([s["velocity_curve"] for s in plan])
     assert curves.min() >= 1.0 and curves.max() <= 2.0
     assert abs(np.corrcoef(curves, [s["velocity_scale"] for s in plan])[0, 1]) < 0.3
@@ -113,11 +113,11 @@ def test_noise_snr_moves_only_the_room_noise(tmp_path):
 
 
 def test_resonance_couplings_are_drawn_apart_from_the_velocity_changes():
-    from train.build_dataset import draw_velocity_changes, main
+    from train.build_dataset import draw_per_segment, main
 
     plan = [dict(id=f"train_{i:05d}", seed=1000 + i) for i in range(100)]
-    draw_velocity_changes(plan, 1.0, 2.0, key="velocity_curve")
-    draw_velocity_changes(plan, -30.0, -18.0, key="resonance_db")
+    draw_per_segment(plan, 1.0, 2.0, key="velocity_curve")
+    draw_per_segment(plan, -30.0, -18.0, key="resonance_db")
     db = np.array([s["resonance_db"] for s in plan])
     assert db.min() >= -30.0 and db.max() <= -18.0 and db.std() > 2
     assert abs(np.corrcoef(db, [s["velocity_curve"] for s in plan])[0, 1]) < 0.3

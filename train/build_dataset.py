@@ -240,7 +240,7 @@ def make_segment(seg: dict, out: str, spec_d: dict, samples_dir, region_samples=
     return meta
 
 
-def draw_velocity_changes(plan: list[dict], lo: float, hi: float, key: str = "velocity_scale") -> None:
+def draw_per_segment(plan: list[dict], lo: float, hi: float, key: str = "velocity_scale") -> None:
     """Give each segment a velocity factor (``key``: velocity_scale) or exponent (velocity_curve),
     or its strings' coupling in dB (resonance_db), uniform in [lo, hi], drawn from its own seed (so
     adding the option leaves every other draw of the build unchanged)."""
@@ -347,11 +347,11 @@ def main(argv=None):
             + plan_split(perfs, "val", a.hours_val, a.seed, durs, timbres))
     durs.save()
     if vscale:
-        draw_velocity_changes(plan, *vscale)
+        draw_per_segment(plan, *vscale)
     if vcurve:
-        draw_velocity_changes(plan, *vcurve, key="velocity_curve")
+        draw_per_segment(plan, *vcurve, key="velocity_curve")
     if resonance:
-        draw_velocity_changes(plan, -resonance[1], -resonance[0], key="resonance_db")
+        draw_per_segment(plan, -resonance[1], -resonance[0], key="resonance_db")
     for seg in plan:
         if a.velocity_spread:
             seg["velocity_spread"] = a.velocity_spread
