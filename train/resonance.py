@@ -22,15 +22,11 @@ import numpy as np
 from numba import njit
 
 from rtpitch.events import LOWEST_MIDI, N_KEYS
+from train.harmonics import key_hz
 
 BLOCK_S = 0.01  # damper states change at this resolution, seconds
 T60_DAMPED_S = 0.12  # a string under its damper
 T60_FREE_LOW_S, T60_FREE_HIGH_S = 12.0, 1.0  # free strings, A0 and C8 (geometric in between)
-
-
-def key_hz() -> np.ndarray:
-    """(88,) float64 equal-tempered fundamentals of keys 21..108, Hz."""
-    return 440.0 * 2.0 ** ((np.arange(N_KEYS) + LOWEST_MIDI - 69) / 12.0)
 
 
 def t60_free() -> np.ndarray:
