@@ -68,10 +68,13 @@ build_one() {  # the dataset folder $1, from its name (data-lowlat, data-noise, 
         # collections' 70), chords' notes differing in loudness (stream-keys-h16-soft)
         $PY -m train.build_dataset "${R[@]}" --hours-train 6 --hours-val 0.5 --seed 5 --timbres $SIX_PIANOS \
             --velocity-scale 0.45,1.0 --velocity-spread 0.15 ;;
-    data-render-s6-dyn)  # from 2026-12-06h: 6.5 h with wider dynamics (soft notes sink under loud ones as in
-        # MAPS: onsets' level in their recording, 10th percentile, -30.5 dB against MAPS's -35.7 and the other
-        # renders' -27.4 to -29.3; benchmarks/results/onset_levels.json) (stream-keys-h16-dyn)
-        $PY -m train.build_dataset "${R[@]}" --hours-train 6 --hours-val 0.5 --seed 6 --timbres $SIX_PIANOS \
+    data-render-s[0-9]*-dyn)  # data-render-s6-dyn from 2026-12-06h: 6.5 h with wider dynamics (soft notes sink
+        # under loud ones as in MAPS: onsets' level in their recording, 10th percentile, -30.5 dB against MAPS's
+        # -35.7 and the other renders' -27.4 to -29.3; benchmarks/results/onset_levels.json) (stream-keys-h16-dyn).
+        # Another seed (data-render-s9-dyn, ...) is a fresh render of the same recipe: other pieces, other draws
+        local seed=${out##*/data-render-s}
+        seed=${seed%-dyn}
+        $PY -m train.build_dataset "${R[@]}" --hours-train 6 --hours-val 0.5 --seed "$seed" --timbres $SIX_PIANOS \
             --velocity-curve 1.0,2.0 --velocity-spread 0.15 ;;
     data-render-s7-deep)  # from 2026-12-07: 6.5 h as deep as MAPS (a 0.4 h probe: onsets' level, 10th
         # percentile / median, -34.4 / -20.3 dB against MAPS's -35.7 / -19.4) over a quieter room (noise 30-70 dB
@@ -88,8 +91,8 @@ build_one() {  # the dataset folder $1, from its name (data-lowlat, data-noise, 
     esac
 }
 
-recipe_names() {  # the folder names build_one has a recipe for: its case patterns
-    sed -n 's/^    \(data-[a-z0-9-]*\)).*/\1/p' "$0" | paste -sd, - | sed 's/,/, /g'
+recipe_names() {  # the folder names build_one has a recipe for: its case patterns (s[0-9]* shown as sN)
+    sed -n 's/^    \(data-[][a-z0-9*-]*\)).*/\1/p' "$0" | sed 's/s\[0-9\]\*/sN/' | paste -sd, - | sed 's/,/, /g'
 }
 
 build_data() {  # the folders the run trains on (D), each made with FRONTEND
