@@ -1,6 +1,6 @@
 """What the shipped models do with test tones (README, "A test tone is not a piano").
 
-    python -m benchmarks.test_tones [--models stream,stream-fast,seed-cnn]
+    python -m benchmarks.test_tones [--models stream,stream-fast,stream-fastest,seed-cnn]
 
 Each signal is written as a 44.1 kHz WAV and run through ``rtpitch transcribe``'s
 path (``rtpitch.runner.transcribe_file``, ONNX Runtime, one thread); every note-on
@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     from rtpitch.sinks.terminal import note_name
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="stream,stream-fast,seed-cnn")
+    ap.add_argument("--models", default="stream,stream-fast,stream-fastest,seed-cnn")
     ap.add_argument("--out", default=str(RESULTS / "test_tones.json"))
     args = ap.parse_args(argv)
     out = {"benchmark": "test_tones", "rate": SR, "results": {}}

@@ -24,7 +24,7 @@ MODELS = available_models()
 
 
 def test_the_shipped_models_are_the_documented_ones():
-    assert MODELS == ["seed-cnn", "stream", "stream-fast"], f"rtpitch/models/ holds {MODELS} (README, Models)"
+    assert MODELS == ["seed-cnn", "stream", "stream-fast", "stream-fastest"], f"rtpitch/models/ holds {MODELS} (README, Models)"
 
 
 @pytest.mark.parametrize("name", MODELS)

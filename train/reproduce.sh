@@ -3,7 +3,8 @@
 #   train/reproduce.sh seed-cnn        # the seed's CNN (issue 2); SEED_FROM_SCRATCH=1: from step 0
 #   train/reproduce.sh stream          # the per-key streaming CNN reading 16 harmonics: stream (lookahead 3,
 #                                      # an 11 ms window fall, partials stretched) and stream-fast (lookahead 1)
-#   train/reproduce.sh stream-fast     # stream-fast only
+#   train/reproduce.sh stream-fast     # stream-fast only (and stream-fastest, on the way)
+#   train/reproduce.sh stream-fastest  # stream-fastest only: lookahead 1 at a 9 ms window fall (24.3 ms)
 #   train/reproduce.sh stream-cnn      # the former default's streaming CNN (an experiment now)
 #   train/reproduce.sh stream-wide     # the wider streaming CNN (an experiment): its curve only
 #   train/reproduce.sh stream-gru      # stream + GRU + pedal head (an experiment): the session runs
@@ -95,7 +96,7 @@ seed-cnn)
     train_phase $RUN $D 7400 3e-5 --eval-every 200 --freeze-bn --precision mixed_bfloat16
     ship $RUN $D train/frontend.json seed-cnn 9 int8
     ;;
-stream | stream-fast)
+stream | stream-fast | stream-fastest)
     # Three runs, each grown from the one before. stream-keys: the per-key CNN on the harmonic stack
     # (train/model.py), from scratch at lr 1e-3 on train/session.sh's data of 2026-12-05 to step
     # 6 868, then at 3e-4 with the seed-4 render of all six pianos added, the weights' moving average
@@ -110,6 +111,8 @@ stream | stream-fast)
     # key's partials where a piano's stiff strings put them (train/harmonics.py), 1 000 steps at 3e-4 with
     # the seed-6 render (wider dynamics) in place of the seed-2, -4 and soft ones, then on to 3 000 in a
     # second session (stopped at 2 117, then at 3 934); stream-fast is its step-3 000 export at lookahead 1.
+    # stream-keys-h16-soft-ih-f144: soft-ih at 2 117 on the 9 ms-fall features; stream-fastest is its
+    # step-2 750 export at lookahead 1.
     # stream-keys-h16-la3: the soft run at 1 500 with heads for lookahead 3 too (started between the
     # lookahead-2 and -4 heads: train.py --init-from), 774 steps at 1e-4 with the seed-6 render (wider
     # dynamics) added. stream-keys-h16-la3-f176: that run at 774, 858 steps at 1e-4 on the same pieces
@@ -121,8 +124,9 @@ stream | stream-fast)
     # 352d6ea -- train/runs/stream-keys-h16-soft (1 500); git checkout c6dbc51 --
     # train/runs/stream-keys-h16-la3-f176 (858, where the ih run starts); git checkout 63ac8a8 --
     # train/runs/stream-keys-h16-ih (1 000); git checkout 20c7454 -- train/runs/stream-keys-h16-soft-ih
-    # (3 000); a new machine then only exports (a phase whose MAX_STEPS a kept run has passed does
-    # nothing). From scratch: remove the seven runs from train/runs first.
+    # (3 000); git checkout 499348b -- train/runs/stream-keys-h16-soft-ih-f144 (2 750); a new machine
+    # then only exports (a phase whose MAX_STEPS a kept run has passed does nothing). From scratch: remove
+    # the eight runs from train/runs first.
     D=work/data-lowlat,work/data-render-s2,work/data-maps-synth,work/data-noise
     for steps in 3561 4087 6868; do
         PYTHON=$PY RUN=stream-keys LR=1e-3 MAX_STEPS=$steps SESSION_DATA=$D RTPITCH_SESSION=reproduce \
@@ -145,11 +149,25 @@ stream | stream-fast)
         MAX_STEPS=1500 SESSION_DATA=$D RTPITCH_SESSION=reproduce \
         TRAIN_ARGS="--ema 0.999 --eval-every 250" train/session.sh run 100000
     D2=work/data-lowlat,work/data-render-s6-dyn,work/data-maps-synth,work/data-noise
-    for steps in 2117 3000; do
-        PYTHON=$PY RUN=stream-keys-h16-soft-ih ARCH=stream-keys-h16-ih INIT=work/runs/stream-keys-h16-soft LR=3e-4 \
-            MAX_STEPS=$steps SESSION_DATA=$D2 RTPITCH_SESSION=reproduce TRAIN_ARGS="--ema 0.999 --eval-every 250" \
-            train/session.sh run 100000
+    PYTHON=$PY RUN=stream-keys-h16-soft-ih ARCH=stream-keys-h16-ih INIT=work/runs/stream-keys-h16-soft LR=3e-4 \
+        MAX_STEPS=2117 SESSION_DATA=$D2 RTPITCH_SESSION=reproduce TRAIN_ARGS="--ema 0.999 --eval-every 250" \
+        train/session.sh run 100000
+    # stream-fastest: soft-ih at 2 117 on the same pieces rendered into features with a 9 ms window fall
+    # (train/frontend-fall144.json: lookahead 1 at 24.3 ms), heads for lookaheads 0-2, lr 3e-4; its sessions
+    # stopped at 2 000 and (2026-12-07g) went past 2 750, the step shipped
+    F=work/fall144
+    D3=$F/data-lowlat,$F/data-render-s6-dyn,$F/data-maps-synth,$F/data-noise
+    for steps in 2000 2750; do
+        PYTHON=$PY RUN=stream-keys-h16-soft-ih-f144 ARCH=stream-keys-h16-ih INIT=work/runs/stream-keys-h16-soft-ih \
+            LR=3e-4 MAX_STEPS=$steps FRONTEND=train/frontend-fall144.json SESSION_DATA=$D3 RTPITCH_SESSION=reproduce \
+            TRAIN_ARGS="--ema 0.999 --eval-every 250 --lookaheads 0,1,2" train/session.sh run 100000
     done
+    ship work/runs/stream-keys-h16-soft-ih-f144 $D3 train/frontend-fall144.json stream-fastest 1 float32 \
+        --arch stream-keys-h16-ih --checkpoint work/runs/stream-keys-h16-soft-ih-f144/ckpt/ckpt-2750
+    [ "$NAME" != stream-fastest ] || exit 0
+    PYTHON=$PY RUN=stream-keys-h16-soft-ih ARCH=stream-keys-h16-ih INIT=work/runs/stream-keys-h16-soft LR=3e-4 \
+        MAX_STEPS=3000 SESSION_DATA=$D2 RTPITCH_SESSION=reproduce TRAIN_ARGS="--ema 0.999 --eval-every 250" \
+        train/session.sh run 100000
     ship work/runs/stream-keys-h16-soft-ih $D2 train/frontend-lowlat.json stream-fast 1 float32 \
         --arch stream-keys-h16-ih --checkpoint work/runs/stream-keys-h16-soft-ih/ckpt/ckpt-3000
     [ "$NAME" = stream ] || exit 0
