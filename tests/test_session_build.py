@@ -47,7 +47,7 @@ def test_a_folder_without_a_recipe_is_a_one_line_error(tmp_path):
 
 
 def test_a_fresh_seed_of_the_dynamics_render_is_its_recipe_with_that_seed(tmp_path):
-    res, calls = _session(tmp_path, "work/f/data-render-s6-dyn,work/f/data-render-s12-dyn")
+    res, calls = _session(tmp_path, "work/f/data-render-s6-dyn,data-render-s12-dyn")
     assert res.returncode == 0, res.stderr
     assert "--seed 6 " in calls[0] and "--seed 12 " in calls[1]
     assert all("--velocity-curve 1.0,2.0" in c and "--hours-train 6 --hours-val 0.5" in c for c in calls)

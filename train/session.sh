@@ -72,7 +72,9 @@ build_one() {  # the dataset folder $1, from its name (data-lowlat, data-noise, 
         # under loud ones as in MAPS: onsets' level in their recording, 10th percentile, -30.5 dB against MAPS's
         # -35.7 and the other renders' -27.4 to -29.3; benchmarks/results/onset_levels.json) (stream-keys-h16-dyn).
         # Another seed (data-render-s9-dyn, ...) is a fresh render of the same recipe: other pieces, other draws
-        local seed=${out##*/data-render-s}
+        local seed
+        seed=$(basename "$out")
+        seed=${seed#data-render-s}
         seed=${seed%-dyn}
         $PY -m train.build_dataset "${R[@]}" --hours-train 6 --hours-val 0.5 --seed "$seed" --timbres $SIX_PIANOS \
             --velocity-curve 1.0,2.0 --velocity-spread 0.15 ;;
