@@ -149,9 +149,12 @@ stream | stream-fast | stream-fastest)
         MAX_STEPS=1500 SESSION_DATA=$D RTPITCH_SESSION=reproduce \
         TRAIN_ARGS="--ema 0.999 --eval-every 250" train/session.sh run 100000
     D2=work/data-lowlat,work/data-render-s6-dyn,work/data-maps-synth,work/data-noise
-    PYTHON=$PY RUN=stream-keys-h16-soft-ih ARCH=stream-keys-h16-ih INIT=work/runs/stream-keys-h16-soft LR=3e-4 \
-        MAX_STEPS=2117 SESSION_DATA=$D2 RTPITCH_SESSION=reproduce TRAIN_ARGS="--ema 0.999 --eval-every 250" \
-        train/session.sh run 100000
+    soft_ih_to() {  # steps: the soft-ih run (stream-fast's) up to that step
+        PYTHON=$PY RUN=stream-keys-h16-soft-ih ARCH=stream-keys-h16-ih INIT=work/runs/stream-keys-h16-soft LR=3e-4 \
+            MAX_STEPS=$1 SESSION_DATA=$D2 RTPITCH_SESSION=reproduce TRAIN_ARGS="--ema 0.999 --eval-every 250" \
+            train/session.sh run 100000
+    }
+    soft_ih_to 2117
     # stream-fastest: soft-ih at 2 117 on the same pieces rendered into features with a 9 ms window fall
     # (train/frontend-fall144.json: lookahead 1 at 24.3 ms), heads for lookaheads 0-2, lr 3e-4; its sessions
     # stopped at 2 000 and (2026-12-07g) went past 2 750, the step shipped
@@ -165,9 +168,7 @@ stream | stream-fast | stream-fastest)
     ship work/runs/stream-keys-h16-soft-ih-f144 $D3 train/frontend-fall144.json stream-fastest 1 float32 \
         --arch stream-keys-h16-ih --checkpoint work/runs/stream-keys-h16-soft-ih-f144/ckpt/ckpt-2750
     [ "$NAME" != stream-fastest ] || exit 0
-    PYTHON=$PY RUN=stream-keys-h16-soft-ih ARCH=stream-keys-h16-ih INIT=work/runs/stream-keys-h16-soft LR=3e-4 \
-        MAX_STEPS=3000 SESSION_DATA=$D2 RTPITCH_SESSION=reproduce TRAIN_ARGS="--ema 0.999 --eval-every 250" \
-        train/session.sh run 100000
+    soft_ih_to 3000
     ship work/runs/stream-keys-h16-soft-ih $D2 train/frontend-lowlat.json stream-fast 1 float32 \
         --arch stream-keys-h16-ih --checkpoint work/runs/stream-keys-h16-soft-ih/ckpt/ckpt-3000
     [ "$NAME" = stream ] || exit 0
