@@ -428,10 +428,13 @@ def main(argv=None):
         sys.exit(f"export mismatch: {exc}")
     print(f"stored {n_half} large weight tensors as float16; ONNX vs Keras max abs diff: {err:.2e}")
 
-    import onnxruntime as ort
+    import onnx
 
-    sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
-    names = {o.name: o.name for o in sess.get_outputs()}
+    graph = onnx.load(onnx_path).graph
+    outputs = {o.name for o in graph.output}
+    if missing := [h for h in heads if h not in outputs]:
+        sys.exit(f"export: {onnx_path} lacks the outputs {', '.join(missing)}")
+    weights = {t.name for t in graph.initializer}
 
     json_path = os.path.join(args.models, f"{args.name}.json")
     old = json.load(open(json_path)) if os.path.exists(json_path) else {}
@@ -441,8 +444,8 @@ def main(argv=None):
         "format_version": 1,
         "onnx": os.path.basename(onnx_path),
         "onnx_sha256": hashlib.sha256(open(onnx_path, "rb").read()).hexdigest(),
-        "input": sess.get_inputs()[0].name,
-        "outputs": {h: names[h] for h in heads},
+        "input": next(i.name for i in graph.input if i.name not in weights),
+        "outputs": {h: h for h in heads},
         "frontend": frontend,
         "window": {"frames": window, "lookahead_frames": lookahead},
         **({"recurrent": True} if recurrent else {}),

@@ -101,6 +101,9 @@ and temporal convolutions (48 and 64; 64 and 96 channels), grown the same way.
 stiff strings put it, h f0 sqrt(1 + B h^2) (train/harmonics.py), not at h f0:
 the same weights' shapes, so it starts from a stream-keys-h16 run's weights and
 relearns what the shifted readings mean.
+``stream-keys-h16-ih-rec``: stream-keys-h16-ih with a minimal GRU per key (16
+units) whose state the note heads see: whether a key is still held once its
+note has decayed past what 20 frames show.
 ``stream-keys-h16-ih-pedal-rec``: stream-keys-h16-ih with stream-keys-h16-pedal-rec's
 pedal head, trained alone on a stream-keys-h16-ih run (--train-only pedal), so
 the notes stay that run's.
@@ -217,8 +220,8 @@ class KeyArch:
         s += (f", per-key temporal conv k4 then k5 dilation 2 ({self.hidden} ch), 1x1 conv heads "
               f"frame/onset/offset/velocity")
         if self.recurrent:
-            return s + (f", pedal as stream-keys-pedal; a minimal GRU per key ({self.recurrent} units, gates "
-                        f"from the input) whose state the heads see too")
+            return s + (", pedal as stream-keys-pedal" * self.pedal + f"; a minimal GRU per key ({self.recurrent} "
+                        f"units, gates from the input) whose state the heads see too")
         if not self.pedal:
             return s
         if self.pedal_branch:
@@ -246,7 +249,8 @@ KEY_ARCHS = {"stream-keys": KeyArch(),
              "stream-keys-h16-wider": KeyArch(harmonics=HARMONICS_16, context=64, hidden=96),
              "stream-keys-h16-ih": KeyArch(harmonics=HARMONICS_16, stretched=True),
              "stream-keys-h16-ih-pedal-rec": KeyArch(harmonics=HARMONICS_16, stretched=True, pedal=True,
-                                                     pedal_branch=16, pedal_recurrent=16)}
+                                                     pedal_branch=16, pedal_recurrent=16),
+             "stream-keys-h16-ih-rec": KeyArch(harmonics=HARMONICS_16, stretched=True, recurrent=16)}
 HEADS.update({arch: spec.heads for arch, spec in KEY_ARCHS.items()})
 ARCHITECTURES.update({arch: spec.describe() for arch, spec in KEY_ARCHS.items()})
 HARMONIC_INPUT = {"stream-hs"} | set(KEY_ARCHS)  # harmonic stack instead of the mel image
