@@ -63,7 +63,7 @@ def test_stream_architectures_have_the_declared_widths_and_a_20_frame_view():
     h16_pedal, h16_pedal_rec = got.pop("stream-keys-h16-pedal"), got.pop("stream-keys-h16-pedal-rec")
     kx, h16_wide, h16_wider = got.pop("stream-keys-h16-kx"), got.pop("stream-keys-h16-wide"), got.pop("stream-keys-h16-wider")
     h16_ih, h16_ih_pedal_rec = got.pop("stream-keys-h16-ih"), got.pop("stream-keys-h16-ih-pedal-rec")
-    h16_ih_rec = got.pop("stream-keys-h16-ih-rec")
+    h16_ih_rec, h16_ih_recg = got.pop("stream-keys-h16-ih-rec"), got.pop("stream-keys-h16-ih-recg")
     assert keys["params"] < 0.1 * got["stream"]["params"] and wide["params"] > 2.5 * keys["params"]
     # the pedal head: 1x1 conv (2 x 48 -> 32) on the pooled features, one 1x1 conv (32 -> 1) per lookahead
     assert pedal["params"] == keys["params"] + (2 * 48 + 1) * 32 + 33
@@ -97,6 +97,11 @@ def test_stream_architectures_have_the_declared_widths_and_a_20_frame_view():
     # a MinGRU per key (48 -> 16) on that stack, no pedal: each per-key head sees its state too
     assert h16_ih_rec["params"] == h16_ih["params"] + 2 * (48 * 16 + 16) + 4 * 16
     assert h16_ih_rec["outputs"] == notes and h16_ih_rec["stretched"]
+    # and the whole keyboard's features beside each key's: mean and max of the 48 over the keys,
+    # 1x1 conv to 16, which the MinGRU (64 -> 16) and every head see: a change reaches every key
+    assert h16_ih_recg["params"] == h16_ih["params"] + (2 * 48 * 16 + 16) + 2 * (64 * 16 + 16) + 4 * 32
+    assert h16_ih_recg["outputs"] == notes and h16_ih_recg["stretched"] and h16_ih_recg["described"]
+    assert h16_ih_recg["moved_keys"] == [0, 87]
     for k in (keys, wide, pedal, rec, h16, h18, h16_pedal, h16_pedal_rec, kx, h16_wide, h16_wider):
         assert not k["stretched"], k
     for k in (keys, wide, pedal, rec, h16, h18, h16_pedal, h16_pedal_rec, kx, h16_wide, h16_wider, h16_ih,

@@ -104,6 +104,9 @@ relearns what the shifted readings mean.
 ``stream-keys-h16-ih-rec``: stream-keys-h16-ih with a minimal GRU per key (16
 units) whose state the note heads see: whether a key is still held once its
 note has decayed past what 20 frames show.
+``stream-keys-h16-ih-recg``: stream-keys-h16-ih-rec whose GRU and heads also see the
+features of the whole keyboard (mean and max over the keys, 16 channels, the same for
+every key): whether the pedal is down, which a key's own 20 frames do not show.
 ``stream-keys-h16-ih-pedal-rec``: stream-keys-h16-ih with stream-keys-h16-pedal-rec's
 pedal head, trained alone on a stream-keys-h16-ih run (--train-only pedal), so
 the notes stay that run's.
@@ -150,6 +153,13 @@ class HarmonicStack(layers.Layer):
         return tf.linalg.matmul(x, tf.constant(self.matrix, x.dtype))
 
 
+class TileKeys(layers.Layer):
+    """(B, T, 1, C) -> (B, T, 88, C): one value of the whole piano beside every key's own."""
+
+    def call(self, x):
+        return tf.tile(x, [1, 1, N_KEYS, 1])
+
+
 def _conv_block(x, channels: int, name: str):
     for i in range(2):
         x = layers.ZeroPadding2D(((0, 0), (1, 1)), name=f"{name}_pad{i}")(x)
@@ -190,7 +200,9 @@ class KeyArch:
     ``harmonics`` read per key; ``key_offsets``: keys (+-) whose 3x3 convolution features a
     key also sees (() none); ``recurrent``: a MinGRU per key (units, 0 none); a ``pedal``
     head, with ``pedal_branch`` channels of its own temporal convolutions (0 none) and
-    ``pedal_recurrent`` units of a MinGRU over the pooled features (0 none); ``stretched``:
+    ``pedal_recurrent`` units of a MinGRU over the pooled features (0 none); ``pooled``:
+    channels of the features pooled over all keys that each key's GRU and heads see
+    beside its own (0 none); ``stretched``:
     partials read where a piano's stiff strings put them (train/harmonics.py)."""
 
     channels: tuple = (16, 16, 24, 32)
@@ -199,6 +211,7 @@ class KeyArch:
     harmonics: tuple = HARMONICS
     key_offsets: tuple = ()
     recurrent: int = 0
+    pooled: int = 0
     pedal: bool = False
     pedal_branch: int = 0
     pedal_recurrent: int = 0
@@ -219,6 +232,9 @@ class KeyArch:
             s += f" plus the 3x3 conv features of the keys {', '.join(f'+-{d}' for d in self.key_offsets)} away"
         s += (f", per-key temporal conv k4 then k5 dilation 2 ({self.hidden} ch), 1x1 conv heads "
               f"frame/onset/offset/velocity")
+        if self.pooled:
+            s += (f", with each key's temporal features its mean and max over the keys, 1x1 conv ({self.pooled} ch), "
+                  f"the same for every key")
         if self.recurrent:
             return s + (", pedal as stream-keys-pedal" * self.pedal + f"; a minimal GRU per key ({self.recurrent} "
                         f"units, gates from the input) whose state the heads see too")
@@ -250,7 +266,8 @@ KEY_ARCHS = {"stream-keys": KeyArch(),
              "stream-keys-h16-ih": KeyArch(harmonics=HARMONICS_16, stretched=True),
              "stream-keys-h16-ih-pedal-rec": KeyArch(harmonics=HARMONICS_16, stretched=True, pedal=True,
                                                      pedal_branch=16, pedal_recurrent=16),
-             "stream-keys-h16-ih-rec": KeyArch(harmonics=HARMONICS_16, stretched=True, recurrent=16)}
+             "stream-keys-h16-ih-rec": KeyArch(harmonics=HARMONICS_16, stretched=True, recurrent=16),
+             "stream-keys-h16-ih-recg": KeyArch(harmonics=HARMONICS_16, stretched=True, recurrent=16, pooled=16)}
 HEADS.update({arch: spec.heads for arch, spec in KEY_ARCHS.items()})
 ARCHITECTURES.update({arch: spec.describe() for arch, spec in KEY_ARCHS.items()})
 HARMONIC_INPUT = {"stream-hs"} | set(KEY_ARCHS)  # harmonic stack instead of the mel image
@@ -396,6 +413,12 @@ def build_key_cnn(n_mels: int, window: int, harmonic, spec: KeyArch, dropout: fl
     x = layers.ReLU(name="tconv1_relu")(x)
     x = layers.Conv2D(spec.hidden, (5, 1), dilation_rate=(2, 1), padding="valid", name="tconv2")(x)  # T-19
     x = layers.ReLU(name="tconv2_relu")(x)                                           # (B, T-19, 88, hidden)
+    if spec.pooled:  # the whole piano's features beside each key's (a pedal let up damps many keys at once)
+        whole = [layers.AveragePooling2D((1, N_KEYS), name="all_keys_mean")(x),
+                 layers.MaxPooling2D((1, N_KEYS), name="all_keys_max")(x)]
+        whole = layers.Conv2D(spec.pooled, 1, name="all_keys")(layers.Concatenate(name="all_keys_pooled")(whole))
+        whole = TileKeys(name="all_keys_tiled")(layers.ReLU(name="all_keys_relu")(whole))
+        x = layers.Concatenate(name="key_and_all_keys")([x, whole])                  # (B, T-19, 88, hidden + pooled)
     parts = [x]
     if spec.recurrent:  # causal: frame k's state has seen frames <= k; zero at the first output
         parts.append(MinGRU(spec.recurrent, name="key_gru")(x))                          # (B, T-19, 88, recurrent)
