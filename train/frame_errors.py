@@ -1,0 +1,149 @@
+"""Where a model's frame errors are: missed frames by time since the note's onset, extra frames by kind,
+the frame head on held notes, each with the pedal down and up where the labels carry it.
+
+    python -m train.frame_errors --model stream --real ../shared/data/real/maps-enstdkcl \\
+        --rendered work/fall176/data-lowlat/val --out benchmarks/results/frame_errors-stream.json
+
+Transcribes each recording as ``transcribe`` does, then compares the notes'
+rolls on frame F1's 10 ms grid (train.evaluate: frames a labelled key is down,
+frames a transcribed note sounds).  A labelled frame is *missed* where no
+transcribed note of its key sounds; missed shares are given per band of time
+since the labelled note's onset (``SINCE_ONSET_S``).  A transcribed frame
+outside the labels is *extra*: ``after release`` when its key was released
+under ``AFTER_RELEASE_S`` before, else ``other``.  ``held``: the frame head
+itself (the model's lookahead, before the decoder) on labelled frames from
+``HELD_AFTER_S`` after the onset: its mean, and the shares over 0.2 and 0.5.
+A rendered recording whose labels carry the pedal splits each figure by the
+pedal at the frame (``pedal down`` / ``pedal up``); MAPS has no pedal labels
+(``all``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import numpy as np
+
+from rtpitch.backends import make_backend
+from rtpitch.events import LOWEST_MIDI
+from rtpitch.model import load_model_spec
+from train.evaluate import FRAME_HOP_S, _roll, read_tsv, real_pairs, rendered_labels, rendered_pairs
+from train.tune_decoder import activations, decode
+
+SINCE_ONSET_S = (0.0, 0.3, 0.6, 1.2, np.inf)
+AFTER_RELEASE_S = 1.0
+HELD_AFTER_S = 0.6
+
+
+def _since_onset(ref: np.ndarray, n: int) -> np.ndarray:
+    """(n, 128) seconds since the onset of the labelled note that holds each frame; -1 where none."""
+    since = np.full((n, 128), -1.0)
+    for on, off, key, _ in ref:
+        a, b = int(round(on / FRAME_HOP_S)), int(round(off / FRAME_HOP_S))
+        b = min(max(b, a + 1), n)
+        since[a:b, int(key)] = (np.arange(a, b) - a) * FRAME_HOP_S
+    return since
+
+
+def _after_release(ref: np.ndarray, n: int) -> np.ndarray:
+    """(n, 128) bool: frames within AFTER_RELEASE_S after a labelled release of that key."""
+    after = np.zeros((n, 128), bool)
+    for _, off, key, _ in ref:
+        b = int(round(off / FRAME_HOP_S))
+        after[b : b + int(round(AFTER_RELEASE_S / FRAME_HOP_S)), int(key)] = True
+    return after
+
+
+def _pedal_rows(labels: dict, n: int) -> dict:
+    """{"pedal down": (n, 1) bool, "pedal up": ...} from a rendered recording's pedal labels,
+    or {"all": (n, 1) True} without them."""
+    if "pedal" not in labels:
+        return {"all": np.ones((n, 1), bool)}
+    down, hop_s = labels["pedal"]
+    at = np.minimum((np.arange(n) * FRAME_HOP_S / hop_s).astype(int), len(down) - 1)
+    d = (down[at] > 0)[:, None]
+    return {"pedal down": d, "pedal up": ~d}
+
+
+def piece_counts(ref: np.ndarray, est: np.ndarray, frame: np.ndarray, hop_s: float, labels: dict) -> dict:
+    """Frame counts of one recording: {split: {"labelled", "missed" (per SINCE_ONSET_S band),
+    "extra", "extra after release", "held" (frame head values)}}. ``frame``: the frame head
+    (T, 88) at ``hop_s``."""
+    n = int(max(ref[:, 1].max(), est[:, 1].max() if len(est) else 0) / FRAME_HOP_S) + 2
+    labelled, sounding = _roll(ref, n), _roll(est, n)
+    since, after = _since_onset(ref, n), _after_release(ref, n)
+    at = np.round(np.arange(n) * FRAME_HOP_S / hop_s).astype(int)  # the model's frame at each grid frame
+    inside = at < len(frame)
+    out = {}
+    for split, rows in _pedal_rows(labels, n).items():
+        mask = labelled & rows
+        bands = [mask & (since >= lo) & (since < hi) for lo, hi in zip(SINCE_ONSET_S[:-1], SINCE_ONSET_S[1:])]
+        extra = sounding & ~labelled & rows
+        t, k = np.nonzero(mask & (since >= HELD_AFTER_S) & inside[:, None])
+        keys = k - LOWEST_MIDI
+        ok = (keys >= 0) & (keys < frame.shape[1])
+        out[split] = {"labelled": [int(b.sum()) for b in bands],
+                      "missed": [int((b & ~sounding).sum()) for b in bands],
+                      "extra": int(extra.sum()), "extra after release": int((extra & after).sum()),
+                      "held": frame[at[t[ok]], keys[ok]]}
+    return out
+
+
+def summary(pieces: list[dict]) -> dict:
+    """The counts of every recording (piece_counts) summed per split: shares, 3 decimals."""
+    out = {}
+    for split in dict.fromkeys(s for p in pieces for s in p):
+        parts = [p[split] for p in pieces if split in p]
+        labelled = np.sum([p["labelled"] for p in parts], axis=0)
+        missed = np.sum([p["missed"] for p in parts], axis=0)
+        held = np.concatenate([p["held"] for p in parts])
+        extra = sum(p["extra"] for p in parts)
+        out[split] = {
+            "labelled_frames": int(labelled.sum()),
+            "missed_by_time_since_onset": {f"{lo}-{hi} s": round(float(m / max(1, n)), 3) for lo, hi, m, n
+                                           in zip(SINCE_ONSET_S[:-1], SINCE_ONSET_S[1:], missed, labelled)},
+            "labelled_by_time_since_onset": [int(n) for n in labelled],
+            "extra_frames": int(extra),
+            "extra_after_release": round(sum(p["extra after release"] for p in parts) / max(1, extra), 3),
+            "held_frame_head": {"frames": len(held), "mean": round(float(held.mean()), 3) if len(held) else None,
+                                "over_0.2": round(float((held > 0.2).mean()), 3) if len(held) else None,
+                                "over_0.5": round(float((held > 0.5).mean()), 3) if len(held) else None}}
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="stream")
+    ap.add_argument("--real", default=None, help="folder with flac/ and tsv/ (MAPS ENSTDkCl)")
+    ap.add_argument("--rendered", default=None, help="rendered validation folder")
+    ap.add_argument("--limit", type=int, default=30, help="rendered recordings to use")
+    ap.add_argument("--out", default=None, help="JSON to write")
+    args = ap.parse_args(argv)
+
+    spec = load_model_spec(args.model)
+    backend = make_backend("onnxruntime", spec, threads=1)
+    hop_s = spec.frontend.hop_s
+    sets = {"real": real_pairs(args.real) if args.real else [],
+            "rendered": rendered_pairs(args.rendered, args.limit) if args.rendered else []}
+    out = {"model": args.model, "lookahead_frames": spec.lookahead_frames}
+    for name, pairs in sets.items():
+        pieces = []
+        for audio, tsv in pairs:
+            acts = activations(spec, backend, audio)
+            est = decode(spec.decoder, hop_s, acts)
+            pieces.append(piece_counts(read_tsv(tsv), est, acts.frame, hop_s, rendered_labels(audio)))
+        if pieces:
+            out[name] = {"recordings": len(pairs), **summary(pieces)}
+            print(name, json.dumps(out[name]), flush=True)
+    if len(out) == 2:
+        raise SystemExit("nothing to score: give --real and/or --rendered")
+    if args.out:
+        os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+        with open(args.out, "w") as f:
+            json.dump(out, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
