@@ -1,12 +1,10 @@
 """Where a model's frame errors are: missed frames by time since the note's onset, extra frames by kind,
-the frame head on held notes, each with the pedal down and up where the labels carry it.
+the frame head on held notes, each with the pedal down and up where the labels carry it
+(train/note_errors.py reports them beside the note errors, as ``frames``).
 
-    python -m train.frame_errors --model stream --real ../shared/data/real/maps-enstdkcl \\
-        --rendered work/fall176/data-lowlat/val --out benchmarks/results/frame_errors-stream.json
-
-Transcribes each recording as ``transcribe`` does, then compares the notes'
-rolls on frame F1's 10 ms grid (train.evaluate: frames a labelled key is down,
-frames a transcribed note sounds).  A labelled frame is *missed* where no
+Compares a transcription's notes and the labels as rolls on frame F1's 10 ms grid
+(train.evaluate: frames a labelled key is down, frames a transcribed note
+sounds).  A labelled frame is *missed* where no
 transcribed note of its key sounds; missed shares are given per band of time
 since the labelled note's onset (``SINCE_ONSET_S``).  A transcribed frame
 outside the labels is *extra*: ``after release`` when its key was released
@@ -20,17 +18,10 @@ pedal at the frame (``pedal down`` / ``pedal up``); MAPS has no pedal labels
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-
 import numpy as np
 
-from rtpitch.backends import make_backend
 from rtpitch.events import LOWEST_MIDI
-from rtpitch.model import load_model_spec
-from train.evaluate import FRAME_HOP_S, _roll, read_tsv, real_pairs, rendered_labels, rendered_pairs
-from train.tune_decoder import activations, decode
+from train.evaluate import FRAME_HOP_S, _roll
 
 SINCE_ONSET_S = (0.0, 0.3, 0.6, 1.2, np.inf)
 AFTER_RELEASE_S = 1.0
@@ -111,39 +102,3 @@ def summary(pieces: list[dict]) -> dict:
                                 "over_0.2": round(float((held > 0.2).mean()), 3) if len(held) else None,
                                 "over_0.5": round(float((held > 0.5).mean()), 3) if len(held) else None}}
     return out
-
-
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="stream")
-    ap.add_argument("--real", default=None, help="folder with flac/ and tsv/ (MAPS ENSTDkCl)")
-    ap.add_argument("--rendered", default=None, help="rendered validation folder")
-    ap.add_argument("--limit", type=int, default=30, help="rendered recordings to use")
-    ap.add_argument("--out", default=None, help="JSON to write")
-    args = ap.parse_args(argv)
-
-    spec = load_model_spec(args.model)
-    backend = make_backend("onnxruntime", spec, threads=1)
-    hop_s = spec.frontend.hop_s
-    sets = {"real": real_pairs(args.real) if args.real else [],
-            "rendered": rendered_pairs(args.rendered, args.limit) if args.rendered else []}
-    out = {"model": args.model, "lookahead_frames": spec.lookahead_frames}
-    for name, pairs in sets.items():
-        pieces = []
-        for audio, tsv in pairs:
-            acts = activations(spec, backend, audio)
-            est = decode(spec.decoder, hop_s, acts)
-            pieces.append(piece_counts(read_tsv(tsv), est, acts.frame, hop_s, rendered_labels(audio)))
-        if pieces:
-            out[name] = {"recordings": len(pairs), **summary(pieces)}
-            print(name, json.dumps(out[name]), flush=True)
-    if len(out) == 2:
-        raise SystemExit("nothing to score: give --real and/or --rendered")
-    if args.out:
-        os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-        with open(args.out, "w") as f:
-            json.dump(out, f, indent=1)
-
-
-if __name__ == "__main__":
-    main()

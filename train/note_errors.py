@@ -1,4 +1,5 @@
-"""Where a model's note errors are: missed and false notes sorted by kind, recall per octave and per loudness.
+"""Where a model's note errors are: missed and false notes sorted by kind, recall per octave and per loudness;
+and its frame errors (train/frame_errors.py: ``frames``).
 
     python -m train.note_errors --model stream --real ../shared/data/real/maps-enstdkcl \\
         --rendered work/data-lowlat/val --out benchmarks/results/note_errors-stream.json
@@ -15,6 +16,9 @@ notes: a labelled onset of the key within 150 ms (``timing``), the key sounding
 24) of a sounding note, a neighbour (1 or 2 semitones), the key released under
 1 s before, else ``other``.  Recall is also given per band of the labels' MIDI
 velocity (``VELOCITY_BANDS``): MAPS is played softer than the MIDI collections.
+``frames``: missed labelled frames by time since the onset, extra frames after
+a release, the frame head on held notes, split by the pedal where the rendered
+labels carry it (train/frame_errors.py).
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ import numpy as np
 from rtpitch.backends import make_backend
 from rtpitch.errors import ConfigError
 from rtpitch.model import load_model_spec
-from train.evaluate import onset_matches, read_tsv, real_pairs, rendered_pairs
+from train.evaluate import onset_matches, read_tsv, real_pairs, rendered_labels, rendered_pairs
+from train.frame_errors import piece_counts, summary
 from train.tune_decoder import activations, decode
 
 NEAR_S = 0.15  # a note this close to one of the same key is a timing error
@@ -142,8 +147,12 @@ def main(argv=None):
     for name, pairs in sets.items():
         if not pairs:
             continue
-        pieces = [(read_tsv(t), decode(decoder, spec.frontend.hop_s, activations(spec, backend, a))) for a, t in pairs]
-        out[name] = {"recordings": len(pairs), **breakdown(pieces)}
+        pieces, frames = [], []
+        for audio, tsv in pairs:
+            ref, acts = read_tsv(tsv), activations(spec, backend, audio)
+            pieces.append((ref, decode(decoder, spec.frontend.hop_s, acts)))
+            frames.append(piece_counts(ref, pieces[-1][1], acts.frame, spec.frontend.hop_s, rendered_labels(audio)))
+        out[name] = {"recordings": len(pairs), **breakdown(pieces), "frames": summary(frames)}
         print(name, json.dumps(out[name]), flush=True)
     if len(out) == 2:
         raise SystemExit("nothing to score: give --real and/or --rendered")
