@@ -344,7 +344,8 @@ def test_tensorrt_code_carries_the_gru_state_on_the_device(gru_models, monkeypat
         got = stream_predictions(predictor, chunks)
         assert max(np.abs(got[h] - want[h]).max() for h in want) <= 1e-5
         predictor.reset()
-    assert all(got[h].shape == (len(ref["mel"]), 1) for h in spec.outputs if h == "pedal")
+    if "pedal" in got:
+        assert got["pedal"].shape == (len(ref["mel"]), 1)
     # a long window-graph call is one sequence (through the step engine past MAX_FRAMES)
     mel = np.random.default_rng(1).normal(-4, 2, (1, 300, spec.frontend.n_mels)).astype(np.float32)
     a, b = trt_be.infer(mel), ort_be.infer(mel)

@@ -150,8 +150,9 @@ def main(argv=None):
         pieces, frames = [], []
         for audio, tsv in pairs:
             ref, acts = read_tsv(tsv), activations(spec, backend, audio)
-            pieces.append((ref, decode(decoder, spec.frontend.hop_s, acts)))
-            frames.append(piece_counts(ref, pieces[-1][1], acts.frame, spec.frontend.hop_s, rendered_labels(audio)))
+            est = decode(decoder, spec.frontend.hop_s, acts)
+            pieces.append((ref, est))
+            frames.append(piece_counts(ref, est, acts.frame, spec.frontend.hop_s, rendered_labels(audio)))
         out[name] = {"recordings": len(pairs), **breakdown(pieces), "frames": summary(frames)}
         print(name, json.dumps(out[name]), flush=True)
     if len(out) == 2:
