@@ -414,11 +414,8 @@ def build_key_cnn(n_mels: int, window: int, harmonic, spec: KeyArch, dropout: fl
     x = layers.Conv2D(spec.hidden, (5, 1), dilation_rate=(2, 1), padding="valid", name="tconv2")(x)  # T-19
     x = layers.ReLU(name="tconv2_relu")(x)                                           # (B, T-19, 88, hidden)
     if spec.pooled:  # the whole piano's features beside each key's (a pedal let up damps many keys at once)
-        whole = [layers.AveragePooling2D((1, N_KEYS), name="all_keys_mean")(x),
-                 layers.MaxPooling2D((1, N_KEYS), name="all_keys_max")(x)]
-        whole = layers.Conv2D(spec.pooled, 1, name="all_keys")(layers.Concatenate(name="all_keys_pooled")(whole))
-        whole = TileKeys(name="all_keys_tiled")(layers.ReLU(name="all_keys_relu")(whole))
-        x = layers.Concatenate(name="key_and_all_keys")([x, whole])                  # (B, T-19, 88, hidden + pooled)
+        whole = _pool_keys([x], spec.pooled, prefix="all_keys", conv="all_keys")        # (B, T-19, 1, pooled)
+        x = layers.Concatenate(name="key_and_all_keys")([x, TileKeys(name="all_keys_tiled")(whole)])
     parts = [x]
     if spec.recurrent:  # causal: frame k's state has seen frames <= k; zero at the first output
         parts.append(MinGRU(spec.recurrent, name="key_gru")(x))                          # (B, T-19, 88, recurrent)
@@ -463,19 +460,20 @@ def _pedal_branch(x, channels: int):
     return layers.ReLU(name="pedal_tconv2_relu")(y)
 
 
-def _pool_keys(parts):
-    """[(B, T, 88, C_i)] per-key features -> (B, T, 1, PEDAL_POOLED): each one's mean
+def _pool_keys(parts, channels: int = PEDAL_POOLED, prefix: str = "keys", conv: str = "pedal_hidden"):
+    """[(B, T, 88, C_i)] per-key features -> (B, T, 1, channels): each one's mean
     and max over the keys (pooling over keys alone, so the step graph keeps it per
-    frame), concatenated in that order, then a 1x1 convolution. The pedal is one
-    state of the whole piano."""
+    frame), concatenated in that order, then a 1x1 convolution and ReLU (layers
+    ``{prefix}_mean``, ``{prefix}_max``, ``{prefix}_pooled``, ``conv``, ``{conv}_relu``).
+    The pedal is one state of the whole piano (the defaults: the pedal head's)."""
     pooled = []
     for i, x in enumerate(parts):
         suffix = f"_{i}" if i else ""
-        pooled += [layers.AveragePooling2D((1, N_KEYS), name=f"keys_mean{suffix}")(x),
-                   layers.MaxPooling2D((1, N_KEYS), name=f"keys_max{suffix}")(x)]
-    y = layers.Concatenate(name="keys_pooled")(pooled)
-    y = layers.Conv2D(PEDAL_POOLED, 1, name="pedal_hidden")(y)
-    return layers.ReLU(name="pedal_hidden_relu")(y)
+        pooled += [layers.AveragePooling2D((1, N_KEYS), name=f"{prefix}_mean{suffix}")(x),
+                   layers.MaxPooling2D((1, N_KEYS), name=f"{prefix}_max{suffix}")(x)]
+    y = layers.Concatenate(name=f"{prefix}_pooled")(pooled)
+    y = layers.Conv2D(channels, 1, name=conv)(y)
+    return layers.ReLU(name=f"{conv}_relu")(y)
 
 
 def build_seed_cnn(n_mels: int, window: int = 20, channels=(16, 32), hidden: int = 256,
