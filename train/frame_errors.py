@@ -29,7 +29,8 @@ HELD_AFTER_S = 0.6
 
 
 def _since_onset(ref: np.ndarray, n: int) -> np.ndarray:
-    """(n, 128) seconds since the onset of the labelled note that holds each frame; -1 where none."""
+    """(n, 128) seconds since the onset of the labelled note that holds each frame; -1 where none
+    (the frames train.evaluate's ``_roll`` marks: >= 0 is the labelled roll)."""
     since = np.full((n, 128), -1.0)
     for on, off, key, _ in ref:
         a, b = int(round(on / FRAME_HOP_S)), int(round(off / FRAME_HOP_S))
@@ -63,8 +64,8 @@ def piece_counts(ref: np.ndarray, est: np.ndarray, frame: np.ndarray, hop_s: flo
     "extra", "extra after release", "held" (frame head values)}}. ``frame``: the frame head
     (T, 88) at ``hop_s``."""
     n = int(max(ref[:, 1].max(), est[:, 1].max() if len(est) else 0) / FRAME_HOP_S) + 2
-    labelled, sounding = _roll(ref, n), _roll(est, n)
-    since, after = _since_onset(ref, n), _after_release(ref, n)
+    since, after, sounding = _since_onset(ref, n), _after_release(ref, n), _roll(est, n)
+    labelled = since >= 0
     at = np.round(np.arange(n) * FRAME_HOP_S / hop_s).astype(int)  # the model's frame at each grid frame
     inside = at < len(frame)
     out = {}
