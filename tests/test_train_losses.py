@@ -69,3 +69,27 @@ def test_quiet_onset_weight_changes_the_onset_loss_of_quiet_onsets_only():
     assert float(weighted["frame"]) == float(plain["frame"])
     with pytest.raises(ValueError, match="onset_width"):
         losses(outputs, labels, quiet_onset_weight=3.0, onset_width=1, **kw)
+
+
+def test_held_weight_starts_held_after_frames_past_the_onset():
+    from train.train import held_weight
+    o = _onsets(8, 2, [(2, 0)])  # key 1 has no onset in the crop: held from before it
+    got = held_weight(o, 2.0, 3).numpy()[0]
+    np.testing.assert_allclose(got[:, 0], [3, 3, 1, 1, 1, 3, 3, 3])
+    np.testing.assert_allclose(got[:, 1], [3] * 8)
+
+
+def test_held_frame_weight_changes_the_frame_loss_of_held_positives_only():
+    shape = (1, 6, 1)
+    frame = np.zeros(shape, np.float32)
+    frame[0, 1:5, 0] = 1.0  # a note from frame 1 to 4: frames 3 and 4 are 2+ frames past its onset
+    onset = np.zeros(shape, np.float32)
+    onset[0, 1, 0] = 1.0
+    labels = {"frame": tf.constant(frame), "onset": tf.constant(onset), "velocity": tf.constant(onset)}
+    outputs = {h: tf.constant(np.full(shape, 0.3, np.float32)) for h in ("frame", "onset", "velocity")}
+    kw = dict(frame_pos_weight=2.0, onset_pos_weight=20.0)
+    plain = losses(outputs, labels, **kw)
+    held = losses(outputs, labels, held_frame_weight=1.5, held_after=2, **kw)
+    per_positive = -2.0 * np.log(0.3) / 6
+    np.testing.assert_allclose(float(held["frame"]) - float(plain["frame"]), 2 * 1.5 * per_positive, rtol=1e-5)
+    assert float(held["onset"]) == float(plain["onset"])

@@ -133,20 +133,35 @@ def quiet_weight(velocity, quiet_onset_weight: float, quiet_velocity: float):
     return 1.0 + quiet_onset_weight * quiet
 
 
+def held_weight(onset, held_frame_weight: float, held_after: int):
+    """Per-frame weight (batch, T, 88): ``1 + held_frame_weight`` where the same key had no
+    onset in the last ``held_after`` frames (the frame itself included), 1 elsewhere; it
+    multiplies the frame positives, so it weighs a note held past its attack (or begun
+    before the crop)."""
+    recent = tf.nn.max_pool1d(tf.pad(onset, [[0, 0], [held_after - 1, 0], [0, 0]]), ksize=held_after,
+                              strides=1, padding="VALID")
+    return 1.0 + held_frame_weight * (1.0 - recent)
+
+
 def losses(outputs: dict, labels: dict, *, frame_pos_weight: float, onset_pos_weight: float,
-           onset_width: int = 0, quiet_onset_weight: float = 0.0, quiet_velocity: float = 64.0) -> dict:
+           onset_width: int = 0, quiet_onset_weight: float = 0.0, quiet_velocity: float = 64.0,
+           held_frame_weight: float = 0.0, held_after: int = 30) -> dict:
     """Frame, onset and (when the model has it) offset BCE (positives up-weighted:
     onsets are ~0.15 % of key-frames; offsets weighted like onsets), velocity MSE
     on onset frames only. ``onset_width``: the onset target as soft_onsets.
     ``quiet_onset_weight``: quiet onsets' positives weigh more (quiet_weight; needs
-    the velocity labels and one-frame onsets)."""
+    the velocity labels and one-frame onsets). ``held_frame_weight``: frame positives
+    ``held_after`` frames or more after their onset weigh more (held_weight)."""
     onset_target = soft_onsets(labels["onset"], onset_width)
     onset_weight = onset_pos_weight
     if quiet_onset_weight:
         if onset_width:
             raise ValueError("quiet_onset_weight weighs one-frame onsets: onset_width must be 0")
         onset_weight = onset_pos_weight * quiet_weight(labels["velocity"], quiet_onset_weight, quiet_velocity)
-    out = {"frame": weighted_bce(labels["frame"], outputs["frame"], frame_pos_weight),
+    frame_weight = frame_pos_weight
+    if held_frame_weight:
+        frame_weight = frame_pos_weight * held_weight(labels["onset"], held_frame_weight, held_after)
+    out = {"frame": weighted_bce(labels["frame"], outputs["frame"], frame_weight),
            "onset": weighted_bce(onset_target, outputs["onset"], onset_weight)}
     if "offset" in outputs:
         out["offset"] = weighted_bce(labels["offset"], outputs["offset"], onset_pos_weight)
@@ -224,6 +239,11 @@ def main(argv=None):
                     help="onsets softer than --quiet-velocity weigh up to 1 + Q times more (Q at velocity 0, "
                          "falling linearly to none at --quiet-velocity; 0: off; needs --onset-width 0)")
     ap.add_argument("--quiet-velocity", type=float, default=64.0, help="MIDI velocity --quiet-onset-weight ends at")
+    ap.add_argument("--held-frame-weight", type=float, default=0.0, metavar="H",
+                    help="frame positives --held-after frames or more after their key's onset weigh 1 + H "
+                         "times more (notes held past their attack; 0: off)")
+    ap.add_argument("--held-after", type=int, default=30, metavar="FRAMES",
+                    help="frames after an onset where --held-frame-weight begins")
     ap.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
                     help="keep an exponential moving average of the weights (e.g. 0.999) in the checkpoint; "
                          "validation, exports and --init-from use it (0: none)")
@@ -341,7 +361,8 @@ def main(argv=None):
                 part = losses({h: out[output_name(h, key)] for h in heads}, lab,
                               frame_pos_weight=args.frame_pos_weight, onset_pos_weight=args.onset_pos_weight,
                               onset_width=args.onset_width, quiet_onset_weight=args.quiet_onset_weight,
-                              quiet_velocity=args.quiet_velocity)
+                              quiet_velocity=args.quiet_velocity, held_frame_weight=args.held_frame_weight,
+                              held_after=args.held_after)
                 ls = {k: ls.get(k, 0.0) + v for k, v in part.items()}
         grads = tape.gradient(ls["total"], model.trainable_variables)
         opt.apply_gradients(zip(grads, model.trainable_variables))
