@@ -85,3 +85,39 @@ def test_a_high_onset_threshold_that_the_head_reaches_two_frames_late_shows_as_o
     assert note == 1.0 and abs(lag_ms) < 1.0
     note, _, _, lag_ms = mean_scores(dataclasses.replace(early, onset_threshold=0.9), HOP_S, data)
     assert note == 1.0 and abs(lag_ms - 20.0) < 1.0  # as right by F1 (50 ms tolerance), two hops later
+
+
+def test_pedal_only_tunes_the_pedal_and_keeps_the_note_settings(tmp_path, monkeypatch):
+    """--pedal-only on a model JSON whose note settings differ from the defaults: the
+    pedal's thresholds follow a head that sits at 0.45 when down, the note settings
+    and their tuning record stay."""
+    import json
+    import types
+
+    import train.tune_decoder as td
+
+    rng = np.random.default_rng(1)
+    down = _track(2000, [(100, 600), (800, 1500), (1700, 1900)])
+    prob = np.where(down == 1, 0.45, 0.1) + rng.uniform(-0.04, 0.04, 2000)
+    audio = tmp_path / "val_00000.flac"
+    audio.write_bytes(b"")
+    (tmp_path / "val_00000.tsv").write_text("")
+    np.savez(tmp_path / "val_00000.npz", timbre="salamander", pedal=down, meta=json.dumps({"hop_s": HOP_S}))
+    notes = DecoderSpec(onset_threshold=0.85, release_ratio=0.3)
+    model = tmp_path / "m.json"
+    model.write_text(json.dumps({"decoder": dataclasses.asdict(notes),
+                                 "evaluation": {"decoder_tuning": {"note_f1": 0.8}}}))
+    spec = types.SimpleNamespace(outputs=["frame", "onset", "pedal"], decoder=notes,
+                                 frontend=types.SimpleNamespace(hop_s=HOP_S))
+    monkeypatch.setattr(td, "load_model_spec", lambda name: spec)
+    monkeypatch.setattr(td, "make_backend", lambda *a, **k: None)
+    monkeypatch.setattr(td, "resolve_model_path", lambda name: str(model))
+    monkeypatch.setattr(td, "activations", lambda spec, backend, a: _acts(prob))
+    td.main(["--model", "m", "--rendered", str(tmp_path), "--pedal-only"])
+    meta = json.loads(model.read_text())
+    got = DecoderSpec.from_dict(meta["decoder"])
+    assert got.pedal_on_threshold <= 0.4 and meta["evaluation"]["decoder_tuning"]["pedal"]["pedal_f1"] > 0.98
+    assert dataclasses.replace(got, pedal_on_threshold=notes.pedal_on_threshold,
+                               pedal_off_threshold=notes.pedal_off_threshold,
+                               pedal_min_change_ms=notes.pedal_min_change_ms) == notes
+    assert meta["evaluation"]["decoder_tuning"]["note_f1"] == 0.8

@@ -30,6 +30,10 @@ for a model with a pedal head, the pedal's hysteresis (``pedal_on_threshold``,
 of "pedal down" (the CC64 sent, as train/evaluate.py scores it) on the
 recordings whose labels carry the pedal.  The result is written to
 ``"decoder"``.  The real recordings are never used here.
+
+``--pedal-only`` tunes the pedal's hysteresis alone, from the model JSON's
+decoder, and leaves its note settings as they are: a pedal head trained on a
+shipped model's frozen notes keeps that model's decoder.
 """
 
 from __future__ import annotations
@@ -166,6 +170,9 @@ def main(argv=None):
     ap.add_argument("--limit", type=int, default=20, help="validation recordings to use")
     ap.add_argument("--max-onset-lag-ms", type=float, default=MAX_ONSET_LAG_MS,
                     help="the latest the decoder may place note-ons, median over matched notes (default %(default)s)")
+    ap.add_argument("--pedal-only", action="store_true",
+                    help="tune the pedal's hysteresis alone; the model JSON's note settings stay as they are "
+                         "(a pedal head beside a shipped model's notes)")
     args = ap.parse_args(argv)
 
     spec = load_model_spec(args.model)
@@ -173,6 +180,8 @@ def main(argv=None):
     pairs = rendered_pairs(args.rendered, args.limit)
     if not pairs:
         sys.exit(f"no rendered validation audio in {args.rendered}")
+    if args.pedal_only:
+        return _tune_pedal_only(spec, backend, pairs, args.model)
     data = [(activations(spec, backend, a), read_tsv(t)) for a, t in pairs]
     hop_s = spec.frontend.hop_s
     grid = {
@@ -241,14 +250,9 @@ def main(argv=None):
         _, cand, note, frame, offset, lag = best
     pedal = None
     if "pedal" in spec.outputs:
-        labels = [rendered_labels(a).get("pedal") for a, _ in pairs]
-        pedal = tune_pedal(cand, hop_s, [(acts, lab) for (acts, _), lab in zip(data, labels) if lab is not None])
-        if pedal is None:
-            print("no rendered validation recording has pedal labels: pedal thresholds left as they are")
-        else:
+        pedal = _pedal_of(cand, hop_s, pairs, [acts for acts, _ in data])
+        if pedal is not None:
             cand = pedal[0]
-            print(f"pedal: on {cand.pedal_on_threshold}, off {cand.pedal_off_threshold}, "
-                  f"min change {cand.pedal_min_change_ms:g} ms: pedal F1 {pedal[1]:.3f}", flush=True)
     path = resolve_model_path(args.model)
     meta = json.load(open(path))
     meta["decoder"] = dataclasses.asdict(cand)
@@ -262,12 +266,47 @@ def main(argv=None):
                   "tried": list(NOISY_THRESHOLDS), "false_notes_per_min": round(noisy[1], 3)},
     }
     if pedal is not None:
-        meta["evaluation"]["decoder_tuning"]["pedal"] = {"grid": PEDAL_GRID, "objective": "pedal-down frame F1",
-                                                         "pedal_f1": round(pedal[1], 4)}
+        meta["evaluation"]["decoder_tuning"]["pedal"] = _pedal_tuning(pedal, len(pairs))
     with open(path, "w") as f:
         json.dump(meta, f, indent=2)
     print(f"chose {dataclasses.asdict(cand)}: note F1 {note:.3f}, frame F1 {frame:.3f}, "
           f"note+offset F1 {offset:.3f}, onset lag {lag:.1f} ms -> {path}")
+
+
+def _pedal_of(base, hop_s: float, pairs: list, acts: list) -> tuple | None:
+    """tune_pedal over the recordings of ``pairs`` whose labels carry the pedal (``acts``:
+    their activations, in the same order), said on stdout."""
+    labels = [rendered_labels(a).get("pedal") for a, _ in pairs]
+    pedal = tune_pedal(base, hop_s, [(a, lab) for a, lab in zip(acts, labels) if lab is not None])
+    if pedal is None:
+        print("no rendered validation recording has pedal labels: pedal thresholds left as they are")
+    else:
+        d = pedal[0]
+        print(f"pedal: on {d.pedal_on_threshold}, off {d.pedal_off_threshold}, "
+              f"min change {d.pedal_min_change_ms:g} ms: pedal F1 {pedal[1]:.3f}", flush=True)
+    return pedal
+
+
+def _pedal_tuning(pedal: tuple, n: int) -> dict:
+    return {"data": f"{n} rendered validation segments", "grid": PEDAL_GRID, "objective": "pedal-down frame F1",
+            "pedal_f1": round(pedal[1], 4)}
+
+
+def _tune_pedal_only(spec, backend, pairs: list, model: str) -> None:
+    """--pedal-only: the pedal's hysteresis from the model JSON's decoder; its note settings
+    and their tuning record stay as they are."""
+    if "pedal" not in spec.outputs:
+        sys.exit(f"--pedal-only: {model} has no pedal head")
+    pedal = _pedal_of(spec.decoder, spec.frontend.hop_s, pairs, [activations(spec, backend, a) for a, _ in pairs])
+    if pedal is None:
+        sys.exit("--pedal-only: no recording in the rendered folder has pedal labels")
+    path = resolve_model_path(model)
+    meta = json.load(open(path))
+    meta["decoder"] = dataclasses.asdict(pedal[0])
+    meta.setdefault("evaluation", {}).setdefault("decoder_tuning", {})["pedal"] = _pedal_tuning(pedal, len(pairs))
+    with open(path, "w") as f:
+        json.dump(meta, f, indent=2)
+    print(f"chose the pedal's {dataclasses.asdict(pedal[0])} -> {path}")
 
 
 if __name__ == "__main__":
