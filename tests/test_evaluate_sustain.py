@@ -45,3 +45,15 @@ def test_pedal_frame_f1_scores_the_sent_pedal_where_the_labels_know_it():
     assert pedal_frame_f1(down, 0.1, np.array([[0.2, 1.0]])) == 2 * 4 / (2 * 4 + 2 + 1)
     assert pedal_frame_f1(down, 0.1, np.zeros((0, 2))) == 0.0
     assert pedal_frame_f1(np.zeros(5, np.uint8), 0.1, np.zeros((0, 2))) is None
+
+
+def test_pedal_frame_counts_pool_over_pieces_unlike_the_mean_of_their_f1():
+    from train.evaluate import counts_f1, pedal_frame_counts
+    long_piece = np.ones(90, np.uint8)  # pedal down throughout, sent throughout
+    short_piece = np.zeros(10, np.uint8)  # no pedal, sent throughout: F1 0
+    a = pedal_frame_counts(long_piece, 0.1, np.array([[0.0, 9.0]]))
+    b = pedal_frame_counts(short_piece, 0.1, np.array([[0.0, 1.0]]))
+    assert a.tolist() == [90, 0, 0] and b.tolist() == [0, 10, 0]
+    assert (counts_f1(a) + counts_f1(b)) / 2 == 0.5
+    assert counts_f1(a + b) == 2 * 90 / (2 * 90 + 10)
+    assert counts_f1(np.zeros(3)) is None

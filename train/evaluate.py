@@ -17,7 +17,10 @@ the reference by its pedal track, the transcription by its own pedal events (a
 model without a pedal head: none); and for a model with a pedal head,
 ``pedal_f1``: frame-level F1 of "pedal down" between the labels and the pedal
 events rtpitch sends (CC64), beside ``pedal_f1_always_down``, that of a pedal
-held down throughout (the pedal is down most of the time: the bar to pass).
+held down throughout (the pedal is down most of the time: the bar to pass),
+each a mean over the pieces, and both again over every piece's frames together
+(``pedal_pooled``: a piece weighs by its length, so pieces with little pedal,
+where any pedal sent scores near 0, weigh less).
 ``--write-json`` stores them in the model's JSON under "evaluation".
 ``--fixture WAV`` also scores one annotated recording (a ``.notes`` file beside it: onset s,
 key, duration s, velocity per line; the 4-second real piano in ../shared/data/fixtures) and
@@ -81,18 +84,29 @@ def pedal_event_intervals(events, end_s: float) -> np.ndarray:
     return np.array(out, np.float64).reshape(-1, 2)
 
 
-def pedal_frame_f1(down: np.ndarray, hop_s: float, intervals: np.ndarray) -> float | None:
-    """Frame-level F1 of "pedal down": the label track (T,) (1 down, 0 up, other values
-    unknown: not scored) against the transcription's down ``intervals`` (k, 2) s, at
-    the track's hop. None where neither has the pedal down in a scored frame."""
+def pedal_frame_counts(down: np.ndarray, hop_s: float, intervals: np.ndarray) -> np.ndarray:
+    """Frames of "pedal down" (true positives, false positives, false negatives), (3,) int:
+    the label track (T,) (1 down, 0 up, other values unknown: not scored) against the
+    transcription's down ``intervals`` (k, 2) s, at the track's hop."""
     down = np.asarray(down)
     est = np.zeros(len(down), bool)
     for a, b in intervals:
         est[int(round(a / hop_s)) : int(round(b / hop_s))] = True
     known = (down == 0) | (down == 1)
     ref, est = (down == 1) & known, est & known
-    tp, fp, fn = int(np.sum(ref & est)), int(np.sum(est & ~ref)), int(np.sum(ref & ~est))
+    return np.array([np.sum(ref & est), np.sum(est & ~ref), np.sum(ref & ~est)], np.int64)
+
+
+def counts_f1(counts) -> float | None:
+    """F1 from (tp, fp, fn); None where all three are 0."""
+    tp, fp, fn = (int(c) for c in counts)
     return None if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
+
+
+def pedal_frame_f1(down: np.ndarray, hop_s: float, intervals: np.ndarray) -> float | None:
+    """Frame-level F1 of "pedal down" (pedal_frame_counts); None where neither has the
+    pedal down in a scored frame."""
+    return counts_f1(pedal_frame_counts(down, hop_s, intervals))
 
 
 def sustain(notes: np.ndarray, intervals: np.ndarray) -> np.ndarray:
@@ -165,6 +179,7 @@ def score(ref: np.ndarray, est: np.ndarray) -> dict:
 def evaluate_folder(spec, backend, pairs: list[tuple[str, str]], label: str) -> dict:
     rows = []
     audio_s = wall_s = 0.0
+    pedal_frames = np.zeros((2, 3), np.int64)  # (sent, held down throughout) x (tp, fp, fn), all pieces' frames
     for audio, tsv in pairs:
         t0 = time.perf_counter()
         summary = transcribe_file(audio, spec, backend)
@@ -177,10 +192,13 @@ def evaluate_folder(spec, backend, pairs: list[tuple[str, str]], label: str) -> 
             said = pedal_event_intervals(summary.pedal_events, summary.audio_s)
             heard = score(sustain(ref, pedal_intervals(*rendered["pedal"])), sustain(est, said))
             s["note_offset_f1_sustained"] = heard["note_offset_f1"]
-            if "pedal" in spec.outputs and (f := pedal_frame_f1(*rendered["pedal"], said)) is not None:
-                s["pedal_f1"] = f  # the CC64 rtpitch sends, frame by frame
-                # the bar to pass: a pedal held down throughout (it is down most of the time)
-                s["pedal_f1_always_down"] = pedal_frame_f1(*rendered["pedal"], np.array([[0.0, summary.audio_s]]))
+            if "pedal" in spec.outputs:
+                counts = [pedal_frame_counts(*rendered["pedal"], said),  # the CC64 rtpitch sends, frame by frame
+                          # the bar to pass: a pedal held down throughout (it is down most of the time)
+                          pedal_frame_counts(*rendered["pedal"], np.array([[0.0, summary.audio_s]]))]
+                pedal_frames += counts
+                if (f := counts_f1(counts[0])) is not None:
+                    s["pedal_f1"], s["pedal_f1_always_down"] = f, counts_f1(counts[1])
         rows.append({"file": os.path.basename(audio), **({"timbre": rendered["timbre"]} if rendered else {}), **s})
         print(f"{label} {os.path.basename(audio)[:40]:40s} note F1 {s['note_f1']:.3f}  frame F1 {s['frame_f1']:.3f}  "
               f"offset F1 {s['note_offset_f1']:.3f}", flush=True)
@@ -189,6 +207,11 @@ def evaluate_folder(spec, backend, pairs: list[tuple[str, str]], label: str) -> 
     print(f"{label} MEAN over {len(rows)}: " + "  ".join(f"{k} {v:.3f}" for k, v in mean.items()))
     out = {"files": len(rows), "audio_s": round(audio_s, 1), "real_time_factor": round(wall_s / max(audio_s, 1e-9), 4),
            "mean": mean}
+    if pedal_frames.any():  # every piece's frames together: pieces weigh by their length, not one each
+        out["pedal_pooled"] = {"pedal_f1": round(counts_f1(pedal_frames[0]) or 0.0, 4),
+                               "pedal_f1_always_down": round(counts_f1(pedal_frames[1]) or 0.0, 4)}
+        print(f"{label} pedal F1 over all frames: {out['pedal_pooled']['pedal_f1']:.3f} "
+              f"(held down throughout: {out['pedal_pooled']['pedal_f1_always_down']:.3f})")
     timbres = sorted({r["timbre"] for r in rows if "timbre" in r})
     if timbres:  # rendered validation: the figures per piano timbre too
         out["per_timbre"] = {t: {"files": sum(r.get("timbre") == t for r in rows),
