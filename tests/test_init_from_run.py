@@ -80,24 +80,31 @@ print(json.dumps({"note_diff": max(float(np.abs(ya[k] - yb[k]).max()) for k in y
 """
 
 
+def _pedal_run(tmp_path, init_from=None, out="pedal", lr="1e-2"):
+    """train.py --train-only pedal for 3 steps from ``init_from`` (default: a new tiny
+    stream-keys-h16 run, tmp_path/run, and a labelled segment, tmp_path/data); its stdout."""
+    if init_from is None:
+        run_python("-m", "tests.tiny_run", tmp_path, "--arch", "stream-keys-h16", "--lookaheads", "0,2")
+        rng = np.random.default_rng(0)
+        t = 300
+        for split in ("train", "val"):  # one labelled segment: random features, the pedal down in its second half
+            (tmp_path / "data" / split).mkdir()
+            labels = {k: (rng.random((t, 88)) < 0.05).astype(np.uint8) for k in ("frame", "onset", "offset")}
+            np.savez(tmp_path / "data" / split / "a.npz", mel=rng.normal(-5, 2, (t, 229)).astype(np.float16),
+                     velocity=labels["onset"] * 64, pedal=(np.arange(t) >= t // 2).astype(np.uint8), **labels)
+    return run_python("-m", "train.train", "--data", tmp_path / "data", "--run", tmp_path / out,
+                      "--arch", "stream-keys-h16-pedal", "--lookaheads", "0,2",
+                      "--init-from", init_from or tmp_path / "run", "--train-only", "pedal", "--max-steps", "3",
+                      "--batch", "2", "--seq", "40", "--lr", lr, "--ckpt-every", "1", "--eval-every", "100").stdout
+
+
 def test_a_head_trained_alone_leaves_the_notes_as_they_were(tmp_path):
     """train.py --init-from a stream-keys-h16 run with --train-only pedal: the pedal head
     learns, every other weight (BatchNormalization's statistics too) stays the source
     run's, so the notes of the exported model are exactly the source's."""
     pytest.importorskip("tensorflow")
 
-    run_python("-m", "tests.tiny_run", tmp_path, "--arch", "stream-keys-h16", "--lookaheads", "0,2")
-    rng = np.random.default_rng(0)
-    t = 300
-    for split in ("train", "val"):  # one labelled segment: random features, the pedal down in its second half
-        (tmp_path / "data" / split).mkdir()
-        labels = {k: (rng.random((t, 88)) < 0.05).astype(np.uint8) for k in ("frame", "onset", "offset")}
-        np.savez(tmp_path / "data" / split / "a.npz", mel=rng.normal(-5, 2, (t, 229)).astype(np.float16),
-                 velocity=labels["onset"] * 64, pedal=(np.arange(t) >= t // 2).astype(np.uint8), **labels)
-    out = run_python("-m", "train.train", "--data", tmp_path / "data", "--run", tmp_path / "pedal",
-              "--arch", "stream-keys-h16-pedal", "--lookaheads", "0,2", "--init-from", tmp_path / "run",
-              "--train-only", "pedal", "--max-steps", "3", "--batch", "2", "--seq", "40", "--lr", "1e-2",
-              "--ckpt-every", "1", "--eval-every", "100").stdout
+    out = _pedal_run(tmp_path)
     assert "training only pedal_tconv1, pedal_tconv2, pedal_hidden, pedal_la0_pooled, pedal_la2_pooled" in out
     val = json.loads(next(line for line in out.splitlines() if line.startswith("val "))[4:])
     assert set(val["la2"]) == {"frame_f1", "onset_frame_f1", "pedal_f1"}
@@ -143,3 +150,37 @@ def test_a_new_lookahead_starts_between_its_neighbours(tmp_path):
     assert "onset_la1_per_key (between lookaheads 0 and 3)" in got["copied"]
     assert "frame_la1_per_key (between lookaheads 0 and 3)" in got["copied"]
     assert got["apart"] > 1e-4 and got["diff"] < 1e-6
+
+
+_SAME_PROBE = """
+import json, sys
+import numpy as np
+from train.train import latest_weights, model_of_run, restore_weights
+def load(run):
+    m = model_of_run(run, 229)
+    restore_weights(m, latest_weights(run))
+    return {l.name: l.get_weights() for l in m.layers if l.weights}
+got, pedal, notes = (load(r) for r in sys.argv[1:4])
+same = lambda a, b: all(np.array_equal(u, v) for u, v in zip(a, b))
+print(json.dumps({"from_pedal": sorted(n for n in got if n in pedal and same(got[n], pedal[n])),
+                  "from_notes": sorted(n for n in got if n in notes and same(got[n], notes[n]))}))
+"""
+
+
+def test_init_from_several_runs_takes_each_layer_from_the_last_that_has_it(tmp_path):
+    """--init-from PEDAL,NOTES: a pedal head trained on one run's notes, put on another
+    run's notes (same input statistics): the pedal layers are PEDAL's, every other layer
+    NOTES's (the run after it in the list wins where both have a layer)."""
+    pytest.importorskip("tensorflow")
+
+    _pedal_run(tmp_path)
+    run_python("-m", "tests.tiny_run", tmp_path / "other", "--arch", "stream-keys-h16", "--lookaheads", "0,2")
+    notes = tmp_path / "other" / "run"
+    (notes / "mel_stats.npz").write_bytes((tmp_path / "run" / "mel_stats.npz").read_bytes())
+    out = _pedal_run(tmp_path, init_from=f"{tmp_path / 'pedal'},{notes}", out="both", lr="0")
+    assert f"from {tmp_path / 'pedal'}" in out and f"from {notes}" in out
+    got = json.loads(run_python("-c", _SAME_PROBE, tmp_path / "both", tmp_path / "pedal", notes).stdout.splitlines()[-1])
+    pedal_layers = {"pedal_tconv1", "pedal_tconv2", "pedal_hidden", "pedal_la0_pooled", "pedal_la2_pooled"}
+    assert pedal_layers <= set(got["from_pedal"])
+    assert {"conv1", "tconv1", "onset_la2_per_key", "frame_la0_per_key"} <= set(got["from_notes"])
+    assert not pedal_layers & set(got["from_notes"]) and "conv1" not in got["from_pedal"]

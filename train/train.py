@@ -254,10 +254,12 @@ def main(argv=None):
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--max-files", type=int, default=None, help="smoke runs: use only this many files")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--init-from", default=None, metavar="RUN",
+    ap.add_argument("--init-from", default=None, metavar="RUN[,RUN...]",
                     help="a new run starts from another run's checkpoint: every layer of the same name, grown "
                          "where this model's is wider (stream-gru from a stream run, stream-keys-wide from "
-                         "stream-keys: it starts out computing the same), and its input statistics")
+                         "stream-keys: it starts out computing the same), and its input statistics; several "
+                         "runs (comma-separated, the same input statistics): each in turn, a later one's layers "
+                         "over an earlier one's (a pedal head from one run on another's notes)")
     ap.add_argument("--freeze-bn", action="store_true",
                     help="BatchNormalization in inference mode, not trained (a run restored by train/from_onnx.py)")
     ap.add_argument("--train-only", default=None, metavar="PREFIXES",
@@ -289,8 +291,10 @@ def main(argv=None):
         sys.exit(f"no training segments in {args.data} (<folder>/train): run python -m train.build_dataset first")
     n_mels = train[0]["mel"].shape[1]
     stats_path = os.path.join(args.run, "mel_stats.npz")
-    if args.init_from and not os.path.exists(stats_path):  # the weights expect the inputs they were trained on
-        shutil.copy(os.path.join(args.init_from, "mel_stats.npz"), stats_path)
+    init_runs = args.init_from.split(",") if args.init_from else []
+    if init_runs and not os.path.exists(stats_path):  # the weights expect the inputs they were trained on
+        same_stats(init_runs)
+        shutil.copy(os.path.join(init_runs[-1], "mel_stats.npz"), stats_path)
     if os.path.exists(stats_path):
         with np.load(stats_path) as z:
             mean, std = z["mean"], z["std"]
@@ -317,9 +321,9 @@ def main(argv=None):
     kept_parts = {"model": model, "step": step, **({"ema": ema} if ema else {})}  # what a weights-only checkpoint holds
     ckpt = tf.train.Checkpoint(optimizer=opt, **kept_parts)
     manager = tf.train.CheckpointManager(ckpt, os.path.join(args.run, "ckpt"), max_to_keep=3)
-    if args.init_from and not manager.latest_checkpoint:
-        copied = init_from_run(model, args.init_from, n_mels, args.window)
-        print(f"initialised {len(copied)} layers from {args.init_from}: {', '.join(copied)}", flush=True)
+    for run in init_runs if not manager.latest_checkpoint else []:
+        copied = init_from_run(model, run, n_mels, args.window)
+        print(f"initialised {len(copied)} layers from {run}: {', '.join(copied)}", flush=True)
     if manager.latest_checkpoint:
         ckpt.restore(manager.latest_checkpoint)
         opt.learning_rate.assign(args.lr)  # the checkpoint holds the previous phase's rate
@@ -425,6 +429,17 @@ def freeze_except(model, prefixes: list[str]) -> None:
     for layer in model.layers:
         layer.trainable = layer.name in kept or not layer.weights
     print(f"training only {', '.join(kept)}", flush=True)
+
+
+def same_stats(runs: list[str]) -> None:
+    """Exit unless every run in ``runs`` has the same input statistics (mel_stats.npz)."""
+    stats = []
+    for run in runs:
+        with np.load(os.path.join(run, "mel_stats.npz")) as z:
+            stats.append((z["mean"], z["std"]))
+    for run, (mean, std) in zip(runs[1:], stats[1:]):
+        if not (np.array_equal(mean, stats[0][0]) and np.array_equal(std, stats[0][1])):
+            raise SystemExit(f"--init-from: {run}'s input statistics differ from {runs[0]}'s")
 
 
 def init_from_run(model, run: str, n_mels: int, window: int) -> list[str]:
