@@ -12,7 +12,7 @@
 #                                     # (weights alone, train/slim_checkpoint.py, if over 20 MB)
 #
 # Environment: RUN (default stream), ARCH (default: RUN's name), INIT (a kept run a new
-# RUN starts from: train.py --init-from), LR (default 1e-4), DATA (../shared/data),
+# RUN starts from: train.py --init-from; several, comma-separated, each over the one before), LR (default 1e-4), DATA (../shared/data),
 # PYTHON (default .venv/bin/python), RTPITCH_SESSION (label of the session line),
 # SESSION_DATA (the dataset folders, comma-separated: an earlier session's list, to rerun its phases;
 # start builds those missing, by their names), FRONTEND (default train/frontend-lowlat.json: the one
