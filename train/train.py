@@ -321,9 +321,10 @@ def main(argv=None):
     kept_parts = {"model": model, "step": step, **({"ema": ema} if ema else {})}  # what a weights-only checkpoint holds
     ckpt = tf.train.Checkpoint(optimizer=opt, **kept_parts)
     manager = tf.train.CheckpointManager(ckpt, os.path.join(args.run, "ckpt"), max_to_keep=3)
-    for run in init_runs if not manager.latest_checkpoint else []:
-        copied = init_from_run(model, run, n_mels, args.window)
-        print(f"initialised {len(copied)} layers from {run}: {', '.join(copied)}", flush=True)
+    if not manager.latest_checkpoint:
+        for run in init_runs:
+            copied = init_from_run(model, run, n_mels, args.window)
+            print(f"initialised {len(copied)} layers from {run}: {', '.join(copied)}", flush=True)
     if manager.latest_checkpoint:
         ckpt.restore(manager.latest_checkpoint)
         opt.learning_rate.assign(args.lr)  # the checkpoint holds the previous phase's rate

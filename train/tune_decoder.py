@@ -288,8 +288,9 @@ def _pedal_of(base, hop_s: float, pairs: list, acts: list) -> tuple | None:
 
 
 def _pedal_tuning(pedal: tuple, n: int) -> dict:
-    return {"data": f"{n} rendered validation segments", "grid": PEDAL_GRID, "objective": "pedal-down frame F1",
-            "pedal_f1": round(pedal[1], 4)}
+    """The record of a pedal tuning (tune_pedal's result) over ``n`` recordings for the model JSON."""
+    return {"data": f"{n} rendered validation segments, those whose labels carry the pedal", "grid": PEDAL_GRID,
+            "objective": "pedal-down frame F1", "pedal_f1": round(pedal[1], 4)}
 
 
 def _tune_pedal_only(spec, backend, pairs: list, model: str) -> None:
