@@ -250,13 +250,11 @@ def main(argv=None):
         _, cand, note, frame, offset, lag = best
     pedal = None
     if "pedal" in spec.outputs:
-        pedal = _pedal_of(cand, hop_s, pairs, [acts for acts, _ in data])
+        labelled = _pedal_labelled(pairs)
+        pedal = _pedal_of(cand, hop_s, [(acts, labelled[a]) for (acts, _), (a, _) in zip(data, pairs) if a in labelled])
         if pedal is not None:
             cand = pedal[0]
-    path = resolve_model_path(args.model)
-    meta = json.load(open(path))
-    meta["decoder"] = dataclasses.asdict(cand)
-    meta.setdefault("evaluation", {})["decoder_tuning"] = {
+    tuning = {
         "data": f"{len(pairs)} rendered validation segments (held-out pieces)",
         "grid": grid, "objective": "note F1 + frame F1"
                                    + ("; offset_threshold: + note-with-offset F1" if "offset" in spec.outputs else ""),
@@ -266,18 +264,20 @@ def main(argv=None):
                   "tried": list(NOISY_THRESHOLDS), "false_notes_per_min": round(noisy[1], 3)},
     }
     if pedal is not None:
-        meta["evaluation"]["decoder_tuning"]["pedal"] = _pedal_tuning(pedal, len(pairs))
-    with open(path, "w") as f:
-        json.dump(meta, f, indent=2)
+        tuning["pedal"] = _pedal_tuning(pedal, len(labelled))
+    path = _write_decoder(args.model, cand, tuning)
     print(f"chose {dataclasses.asdict(cand)}: note F1 {note:.3f}, frame F1 {frame:.3f}, "
           f"note+offset F1 {offset:.3f}, onset lag {lag:.1f} ms -> {path}")
 
 
-def _pedal_of(base, hop_s: float, pairs: list, acts: list) -> tuple | None:
-    """tune_pedal over the recordings of ``pairs`` whose labels carry the pedal (``acts``:
-    their activations, in the same order), said on stdout."""
-    labels = [rendered_labels(a).get("pedal") for a, _ in pairs]
-    pedal = tune_pedal(base, hop_s, [(a, lab) for a, lab in zip(acts, labels) if lab is not None])
+def _pedal_labelled(pairs: list) -> dict:
+    """{audio: its pedal labels ((T,) track, hop s)} for the recordings of ``pairs`` that carry them."""
+    return {a: lab for a, _ in pairs if (lab := rendered_labels(a).get("pedal")) is not None}
+
+
+def _pedal_of(base, hop_s: float, data: list) -> tuple | None:
+    """tune_pedal over ``data`` [(Activations, pedal labels)], said on stdout."""
+    pedal = tune_pedal(base, hop_s, data)
     if pedal is None:
         print("no rendered validation recording has pedal labels: pedal thresholds left as they are")
     else:
@@ -288,25 +288,38 @@ def _pedal_of(base, hop_s: float, pairs: list, acts: list) -> tuple | None:
 
 
 def _pedal_tuning(pedal: tuple, n: int) -> dict:
-    """The record of a pedal tuning (tune_pedal's result) over ``n`` recordings for the model JSON."""
-    return {"data": f"{n} rendered validation segments, those whose labels carry the pedal", "grid": PEDAL_GRID,
+    """The record of a pedal tuning (tune_pedal's result) over ``n`` labelled recordings for the model JSON."""
+    return {"data": f"{n} rendered validation segments with pedal labels", "grid": PEDAL_GRID,
             "objective": "pedal-down frame F1", "pedal_f1": round(pedal[1], 4)}
 
 
-def _tune_pedal_only(spec, backend, pairs: list, model: str) -> None:
-    """--pedal-only: the pedal's hysteresis from the model JSON's decoder; its note settings
-    and their tuning record stay as they are."""
-    if "pedal" not in spec.outputs:
-        sys.exit(f"--pedal-only: {model} has no pedal head")
-    pedal = _pedal_of(spec.decoder, spec.frontend.hop_s, pairs, [activations(spec, backend, a) for a, _ in pairs])
-    if pedal is None:
-        sys.exit("--pedal-only: no recording in the rendered folder has pedal labels")
+def _write_decoder(model: str, decoder, tuning: dict, *, keep_tuning: bool = False) -> str:
+    """Store ``decoder`` as the model JSON's "decoder" and ``tuning`` as its evaluation's
+    "decoder_tuning" (``keep_tuning``: ``tuning``'s keys over the record already there);
+    returns the JSON's path."""
     path = resolve_model_path(model)
     meta = json.load(open(path))
-    meta["decoder"] = dataclasses.asdict(pedal[0])
-    meta.setdefault("evaluation", {}).setdefault("decoder_tuning", {})["pedal"] = _pedal_tuning(pedal, len(pairs))
+    meta["decoder"] = dataclasses.asdict(decoder)
+    evaluation = meta.setdefault("evaluation", {})
+    evaluation["decoder_tuning"] = {**evaluation.get("decoder_tuning", {}), **tuning} if keep_tuning else tuning
     with open(path, "w") as f:
         json.dump(meta, f, indent=2)
+    return path
+
+
+def _tune_pedal_only(spec, backend, pairs: list, model: str) -> None:
+    """--pedal-only: the pedal's hysteresis from the model JSON's decoder, on the recordings
+    with pedal labels alone; its note settings and their tuning record stay as they are."""
+    if "pedal" not in spec.outputs:
+        sys.exit(f"--pedal-only: {model} has no pedal head")
+    labelled = _pedal_labelled(pairs)
+    if not labelled:
+        sys.exit("--pedal-only: no recording in the rendered folder has pedal labels")
+    pedal = _pedal_of(spec.decoder, spec.frontend.hop_s,
+                      [(activations(spec, backend, a), lab) for a, lab in labelled.items()])
+    if pedal is None:
+        sys.exit("--pedal-only: the pedal is up throughout, in the labels and the head, on every labelled recording")
+    path = _write_decoder(model, pedal[0], {"pedal": _pedal_tuning(pedal, len(labelled))}, keep_tuning=True)
     print(f"chose the pedal's {dataclasses.asdict(pedal[0])} -> {path}")
 
 
